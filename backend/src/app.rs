@@ -1,0 +1,176 @@
+//! Builds the shared state and the router; nothing else starts the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::audit::AuditLog;
+use crate::auth::ratelimit::LoginLimiter;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::reference::Reference;
+
+/// What every handler can reach. Cheap to clone; nothing in it breaks with two instances
+/// (the login throttle is per instance, see `auth::ratelimit`).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub reference: Arc<Reference>,
+    pub audit: AuditLog,
+    pub login_limiter: Arc<LoginLimiter>,
+    /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Opens the database (creating the data folder and SQLite file on first start), applies
+    /// migrations and loads the reference data.
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+        if config.database_url.is_none() {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating the data folder {}", config.data_dir.display())
+            })?;
+        }
+        let url = config.effective_database_url();
+        let db = Db::connect(&url, config.db_pool).await?;
+        db.migrate().await?;
+        crate::reference::load::load_fixtures(&db)
+            .await
+            .context("loading reference data")?;
+        let reference = crate::reference::load::read(&db)
+            .await
+            .context("reading reference data")?;
+        let limiter = Arc::new(LoginLimiter::new(
+            config.login_per_account_per_minute,
+            config.login_per_address_per_minute,
+        ));
+        let weak = Arc::downgrade(&limiter);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(l) => l.shrink(),
+                    None => break,
+                }
+            }
+        });
+        Ok(AppState {
+            audit: AuditLog::start(db.clone()),
+            db,
+            config: Arc::new(config),
+            reference: Arc::new(reference),
+            login_limiter: limiter,
+            ready: Arc::new(AtomicBool::new(true)),
+        })
+    }
+}
+
+/// The API routes with their OpenAPI documentation, registered together so neither can drift.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .merge(crate::auth::routes::router())
+        .merge(crate::reference::routes::router())
+        .merge(crate::violations::routes::router())
+}
+
+/// The OpenAPI document the code generates.
+pub fn openapi() -> OpenApi {
+    api().split_for_parts().1
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api().split_for_parts();
+    let doc = Arc::new(doc);
+    let request_id = HeaderName::from_static("x-request-id");
+    let timeout = state.config.request_timeout();
+    let body_limit = state.config.max_body_bytes;
+    api.merge(crate::ops::router(doc))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(axum::middleware::from_fn(crate::ops::track_metrics))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(crate::ops::request_span))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests, and
+/// closes the database (which checkpoints SQLite's WAL).
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ready = state.ready.clone();
+    let db = state.db.clone();
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        ready.store(false, Ordering::SeqCst);
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+    .await
+    .context("serving HTTP")?;
+    db.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

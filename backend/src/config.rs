@@ -1,0 +1,128 @@
+//! One typed configuration, read once from flags and `THOR_*` environment variables, with
+//! defaults that run on a laptop: SQLite under `./data/`, listening on 127.0.0.1:8080.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "THOR_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Folder for the SQLite database and the photo store; created on first start.
+    #[arg(long, env = "THOR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL. Unset: SQLite at `<data-dir>/thor.db`. `postgres://…` switches to PostgreSQL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Lifetime of a device token, in hours. Phones work offline for hours, so the default is
+    /// 30 days; a lost phone is revoked, not waited out.
+    #[arg(long, env = "THOR_TOKEN_TTL_HOURS", default_value_t = 720)]
+    pub token_ttl_hours: u32,
+
+    /// Login attempts allowed per account per minute.
+    #[arg(long, env = "THOR_LOGIN_PER_ACCOUNT_PER_MINUTE", default_value_t = 10)]
+    pub login_per_account_per_minute: u32,
+
+    /// Login attempts allowed per client address per minute (an office behind one NAT address
+    /// logs in a whole shift at once, so this is higher than the per-account limit).
+    #[arg(long, env = "THOR_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = 60)]
+    pub login_per_address_per_minute: u32,
+
+    /// Largest JSON body accepted, in bytes (photos have their own upload route and limit).
+    #[arg(long, env = "THOR_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Time limit for one request, in seconds.
+    #[arg(long, env = "THOR_REQUEST_TIMEOUT_S", default_value_t = 30)]
+    pub request_timeout_s: u64,
+
+    /// Connections in the read pool (SQLite) or the whole pool (PostgreSQL).
+    #[arg(long, env = "THOR_DB_POOL", default_value_t = 8)]
+    pub db_pool: u32,
+
+    /// Log as JSON lines (for a log shipper) instead of human-readable text.
+    #[arg(long, env = "THOR_LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: everything default, the given data folder.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        Config {
+            addr: "127.0.0.1:0".parse().expect("literal address"),
+            data_dir,
+            database_url: None,
+            token_ttl_hours: 720,
+            login_per_account_per_minute: 10,
+            login_per_address_per_minute: 60,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_s: 30,
+            db_pool: 8,
+            log_json: false,
+        }
+    }
+
+    /// The database URL in force: the explicit one, or the SQLite file in the data folder.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("thor.db").display()
+            ),
+        }
+    }
+
+    pub fn token_ttl(&self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(self.token_ttl_hours))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_s)
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact_url("postgres://thor:geheim@db:5432/thor"),
+            "postgres://thor:***@db:5432/thor"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+    }
+
+    #[test]
+    fn sqlite_lives_in_the_data_dir() {
+        let c = Config::for_data_dir(PathBuf::from("/tmp/x"));
+        assert_eq!(
+            c.effective_database_url(),
+            "sqlite:///tmp/x/thor.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Schema migrations, one per file; the file name is the migration's name in `seaql_migrations`.
+//! The same migrations run on SQLite and PostgreSQL.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,17 @@
+//! THOR: the backend of the field app of Velsen's municipal enforcement team (Toezicht en
+//! Handhaving Openbare Ruimte). See `../shared/DESIGN.md` for the architecture.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod geo;
+pub mod openapi;
+pub mod ops;
+pub mod reference;
+pub mod sync;
+pub mod violations;

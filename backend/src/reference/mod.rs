@@ -1,0 +1,63 @@
+//! Reference data: Velsen's wijken and buurten, the violation categories and the feitcodes.
+//!
+//! A **feitcode** is the national code of an offence (e.g. `R397a` parking, `H004` waste put
+//! out too early, `F145a` dog off the lead); which legal track (Wahv, bestuurlijke
+//! strafbeschikking, …) the municipality handles it on is reference data, versioned by date.
+//!
+//! The data ships in `fixtures/` (embedded in the binary, so a fresh machine needs nothing else)
+//! and is upserted on every migrate; the server keeps an in-memory copy for validation and the
+//! area lookup.
+
+pub mod entities;
+pub mod load;
+pub mod routes;
+
+use chrono::NaiveDate;
+
+use crate::geo::AreaIndex;
+use entities::{category, feitcode};
+
+/// Attribution the CBS terms require wherever the boundaries are shown or served.
+pub const AREA_ATTRIBUTION: &str = "Kadaster / Centraal Bureau voor de Statistiek, 2024";
+
+/// The legal tracks a feitcode can be handled on.
+pub const TRACKS: &[&str] = &[
+    "wahv",
+    "bsb",
+    "bboor",
+    "naheffing",
+    "bestuursdwang",
+    "warning_only",
+];
+
+/// Tracks on which a BOA can write a fine on the spot.
+pub fn track_allows_fine(track: &str) -> bool {
+    matches!(track, "wahv" | "bsb" | "bboor" | "naheffing")
+}
+
+pub struct Reference {
+    pub areas: AreaIndex,
+    pub categories: Vec<category::Model>,
+    pub feitcodes: Vec<feitcode::Model>,
+    /// The areas as a GeoJSON FeatureCollection, serialised once.
+    pub areas_geojson: axum::body::Bytes,
+}
+
+impl Reference {
+    pub fn category(&self, code: &str) -> Option<&category::Model> {
+        self.categories.iter().find(|c| c.code == code)
+    }
+
+    /// The version of a feitcode in force on a date.
+    pub fn feitcode_on(&self, code: &str, date: NaiveDate) -> Option<&feitcode::Model> {
+        self.feitcodes
+            .iter()
+            .filter(|f| f.code == code && f.valid_from <= date)
+            .filter(|f| f.valid_until.is_none_or(|u| date < u))
+            .max_by_key(|f| f.valid_from)
+    }
+
+    pub fn feitcode_known(&self, code: &str) -> bool {
+        self.feitcodes.iter().any(|f| f.code == code)
+    }
+}

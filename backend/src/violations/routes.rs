@@ -1,0 +1,218 @@
+//! HTTP routes of the violations feature; thin: parse, call the store, log Wpg reads, render.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::store::{self, Created, Filter};
+use super::{Category, NewViolation, Status, ViolationPage, ViolationPatch, ViolationView};
+use crate::app::AppState;
+use crate::audit::Entry;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_violations, create_violation))
+        .routes(routes!(get_violation, patch_violation))
+}
+
+/// Logs the read when Wpg data leaves the server unredacted.
+async fn log_wpg_read(
+    state: &AppState,
+    p: &Principal,
+    views: &[ViolationView],
+    action: &'static str,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    let ids: Vec<Uuid> = views
+        .iter()
+        .filter(|v| v.privacy_regime == "wpg" && !v.redacted)
+        .map(|v| v.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut entry = Entry {
+        action,
+        record_type: store::TABLE,
+        record_id: None,
+        reason: None,
+        detail: Some(detail),
+    };
+    if let [one] = ids.as_slice() {
+        entry.record_id = Some(one.to_string());
+    }
+    if let Some(d) = entry.detail.as_mut().and_then(|d| d.as_object_mut()) {
+        d.insert("ids".into(), json!(ids));
+    }
+    state.audit.read(&p.actor(), entry).await
+}
+
+/// Log a violation report. The id is generated on the phone: posting the same id and content
+/// again returns the existing report (200), never a duplicate; the same id with other content is
+/// a 409 naming the existing report.
+#[utoipa::path(
+    post, path = "/api/v1/violations", tag = "violations",
+    request_body = NewViolation,
+    responses(
+        (status = 201, description = "Created", body = ViolationView),
+        (status = 200, description = "A retry: this report exists with this content", body = ViolationView),
+        (status = 403, description = "This role does not log reports", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id exists with other content", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or invalid; `errors` names it", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_violation(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<NewViolation>,
+) -> ApiResult<(StatusCode, Json<ViolationView>)> {
+    let (status, m) = match store::create(&state.db, &state.reference, &p, body, Utc::now()).await?
+    {
+        Created::New(m) => (StatusCode::CREATED, m),
+        Created::Existing(m) => (StatusCode::OK, m),
+    };
+    Ok((
+        status,
+        Json(store::view(&m, &state.reference, !p.reads_wpg())),
+    ))
+}
+
+/// One report.
+#[utoipa::path(
+    get, path = "/api/v1/violations/{id}", tag = "violations",
+    params(("id" = Uuid, Path, description = "The report's id")),
+    responses(
+        (status = 200, description = "The report", body = ViolationView),
+        (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_violation(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ViolationView>> {
+    let m = store::get(&state.db, &p, id).await?;
+    let v = store::view(&m, &state.reference, !p.reads_wpg());
+    log_wpg_read(&state, &p, std::slice::from_ref(&v), "read", json!({})).await?;
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// A day (YYYY-MM-DD) in Europe/Amsterdam.
+    pub date: Option<NaiveDate>,
+    pub category: Option<Category>,
+    /// A wijk code, e.g. WK045301.
+    pub wijk: Option<String>,
+    /// A user id: reports this officer is on.
+    pub officer: Option<Uuid>,
+    pub status: Option<Status>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Reports in your team's scope, newest first, paged.
+#[utoipa::path(
+    get, path = "/api/v1/violations", tag = "violations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of reports", body = ViolationPage),
+        (status = 422, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_violations(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ViolationPage>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", "1 to 500"));
+    }
+    if let Some(w) = &q.wijk
+        && state
+            .reference
+            .areas
+            .get(w)
+            .is_none_or(|a| a.kind != crate::geo::AreaKind::Wijk)
+    {
+        return Err(ApiError::field("wijk", format!("unknown wijk code {w:?}")));
+    }
+    let cursor = match &q.cursor {
+        Some(c) => Some(
+            store::decode_cursor(c)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server gave out"))?,
+        ),
+        None => None,
+    };
+    let filter = Filter {
+        date: q.date,
+        category: q.category,
+        wijk: q.wijk.clone(),
+        officer: q.officer,
+        status: q.status,
+        limit: u64::from(limit),
+        cursor,
+    };
+    let (rows, more) = store::list(&state.db, &p, &filter).await?;
+    let redact = !p.reads_wpg();
+    let items: Vec<ViolationView> = rows
+        .iter()
+        .map(|m| store::view(m, &state.reference, redact))
+        .collect();
+    let next_cursor = if more {
+        rows.last().map(store::encode_cursor)
+    } else {
+        None
+    };
+    log_wpg_read(
+        &state,
+        &p,
+        &items,
+        "list",
+        json!({ "query": {
+            "date": q.date, "category": q.category, "wijk": q.wijk, "officer": q.officer, "status": q.status,
+        }}),
+    )
+    .await?;
+    Ok(Json(ViolationPage { items, next_cursor }))
+}
+
+/// Change a report: its fields (officers on it, or the teamleider), its status (concept →
+/// submitted by the officer; submitted → approved | rejected by the teamleider only, with a
+/// `review_note` when rejecting). Time and place are immutable.
+#[utoipa::path(
+    patch, path = "/api/v1/violations/{id}", tag = "violations",
+    params(("id" = Uuid, Path, description = "The report's id")),
+    request_body = ViolationPatch,
+    responses(
+        (status = 200, description = "The report as it is now", body = ViolationView),
+        (status = 403, description = "Not allowed for this role or user (e.g. a handhaver approving)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The report was reviewed and is final", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid or immutable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn patch_violation(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(patch): ApiJson<ViolationPatch>,
+) -> ApiResult<Json<ViolationView>> {
+    let m = store::update(&state.db, &state.reference, &p, id, patch, Utc::now()).await?;
+    Ok(Json(store::view(&m, &state.reference, !p.reads_wpg())))
+}

@@ -1,0 +1,708 @@
+//! The one write path for violation reports, and the queries that read them.
+//!
+//! Every create and update validates the whole resulting report, writes the report, its officer
+//! index and its audit line, and stamps the sync cursor, all in one transaction: nothing is
+//! half-written, and no caller (REST, demo loader, sync push) can skip a step.
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Europe::Amsterdam;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::entity::{violation, violation_officer};
+use super::rules::{self, Draft, TransitionError};
+use super::{
+    Category, Location, LocationSource, NewViolation, Outcome, Status, ViolationPatch,
+    ViolationView,
+};
+use crate::audit::{self, Entry};
+use crate::auth::entities::app_user;
+use crate::auth::{Action, Principal, Scope};
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::reference::Reference;
+use crate::reference::routes::AreaRef;
+use crate::sync::{self, Change, Op};
+
+/// The table name the sync engine and the audit log know reports by.
+pub const TABLE: &str = "violations";
+
+/// The synced columns, each with its own revision in `field_revs`.
+pub const FIELDS: &[&str] = &[
+    "category",
+    "feitcode",
+    "observed_at",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "location_source",
+    "fix_time",
+    "description",
+    "outcome",
+    "plate",
+    "driver_present",
+    "officer_ids",
+    "status",
+    "review_note",
+    "reviewed_by",
+    "reviewed_at",
+];
+
+pub enum Created {
+    /// A new report.
+    New(violation::Model),
+    /// The same id and content were posted before: a retry, answered with the report as it is now.
+    Existing(violation::Model),
+}
+
+fn trunc_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    t.duration_trunc(chrono::Duration::milliseconds(1))
+        .unwrap_or(t)
+}
+
+fn normalise(mut v: NewViolation, author: Uuid) -> NewViolation {
+    v.observed_at = trunc_ms(v.observed_at);
+    v.location.fix_time = v.location.fix_time.map(trunc_ms);
+    v.feitcode = v
+        .feitcode
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty());
+    v.plate = v
+        .plate
+        .map(|p| rules::normalise_plate(&p))
+        .filter(|p| !p.is_empty());
+    v.description = v.description.trim().to_string();
+    let mut officers = vec![author];
+    for o in v.officer_ids {
+        if !officers.contains(&o) {
+            officers.push(o);
+        }
+    }
+    v.officer_ids = officers;
+    v
+}
+
+fn create_hash(v: &NewViolation) -> String {
+    let canonical = serde_json::to_vec(v).unwrap_or_default();
+    crate::auth::token::hex(&Sha256::digest(&canonical))
+}
+
+async fn check_officers<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> ApiResult<()> {
+    let found = app_user::Entity::find()
+        .filter(app_user::Column::Id.is_in(ids.to_vec()))
+        .filter(app_user::Column::Active.eq(true))
+        .count(conn)
+        .await?;
+    if found as usize != ids.len() {
+        return Err(ApiError::field(
+            "officer_ids",
+            "contains an unknown or inactive user",
+        ));
+    }
+    Ok(())
+}
+
+async fn write_officers(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    officers: &[Uuid],
+    replace: bool,
+) -> ApiResult<()> {
+    if replace {
+        violation_officer::Entity::delete_many()
+            .filter(violation_officer::Column::ViolationId.eq(id))
+            .exec(txn)
+            .await?;
+    }
+    violation_officer::Entity::insert_many(officers.iter().map(|u| {
+        violation_officer::ActiveModel {
+            violation_id: Set(id),
+            user_id: Set(*u),
+        }
+    }))
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+fn existing_outcome(existing: violation::Model, hash: &str) -> ApiResult<Created> {
+    if existing.create_hash == hash {
+        Ok(Created::Existing(existing))
+    } else {
+        Err(ApiError::Conflict {
+            detail: format!(
+                "report {} already exists with other content; change it with PATCH",
+                existing.id
+            ),
+            existing: Some(format!("/api/v1/violations/{}", existing.id)),
+        })
+    }
+}
+
+/// Creates a report, or recognises a retry of one.
+pub async fn create(
+    db: &Db,
+    reference: &Reference,
+    p: &Principal,
+    input: NewViolation,
+    now: DateTime<Utc>,
+) -> ApiResult<Created> {
+    p.authorize(Action::CreateViolation)?;
+    let v = normalise(input, p.user_id);
+    let status = v.status.unwrap_or(Status::Concept);
+    rules::check_initial_status(status).map_err(|f| ApiError::Validation(vec![f]))?;
+    let draft = Draft {
+        category: v.category,
+        feitcode: v.feitcode.clone(),
+        observed_at: v.observed_at,
+        location: v.location.clone(),
+        description: v.description.clone(),
+        outcome: v.outcome,
+        plate: v.plate.clone(),
+        driver_present: v.driver_present,
+        officer_ids: v.officer_ids.clone(),
+    };
+    rules::check(&draft, reference, now).map_err(ApiError::Validation)?;
+    let hash = create_hash(&v);
+
+    let txn = db.write.begin().await?;
+    if let Some(existing) = violation::Entity::find_by_id(v.id).one(&txn).await? {
+        return existing_outcome(existing, &hash);
+    }
+    check_officers(&txn, &v.officer_ids).await?;
+    let located = reference.areas.locate(v.location.lat, v.location.lon);
+    write_officers(&txn, v.id, &v.officer_ids, false).await?;
+    let regime = rules::privacy_regime(v.outcome, v.plate.as_deref());
+    audit::record(
+        &txn,
+        &p.actor(),
+        Entry::new("create", TABLE, v.id)
+            .detail(json!({ "status": status.as_str(), "privacy_regime": regime })),
+        now,
+    )
+    .await?;
+    let seq = stamp_one(&txn, v.id, FIELDS.to_vec(), p, now).await?;
+    let field_revs: serde_json::Map<String, Value> =
+        FIELDS.iter().map(|f| (f.to_string(), json!(seq))).collect();
+    let model = violation::ActiveModel {
+        id: Set(v.id),
+        category: Set(v.category.as_str().into()),
+        feitcode: Set(v.feitcode.clone()),
+        observed_at: Set(v.observed_at),
+        lat: Set(v.location.lat),
+        lon: Set(v.location.lon),
+        accuracy_m: Set(v.location.accuracy_m),
+        location_source: Set(v.location.source.as_str().into()),
+        fix_time: Set(v.location.fix_time),
+        wijk_code: Set(located.wijk.map(|a| a.code.clone())),
+        buurt_code: Set(located.buurt.map(|a| a.code.clone())),
+        description: Set(v.description.clone()),
+        outcome: Set(v.outcome.as_str().into()),
+        plate: Set(v.plate.clone()),
+        driver_present: Set(v.driver_present),
+        officer_ids: Set(json!(v.officer_ids)),
+        status: Set(status.as_str().into()),
+        review_note: Set(None),
+        reviewed_by: Set(None),
+        reviewed_at: Set(None),
+        team_id: Set(p.team_id),
+        privacy_regime: Set(regime.into()),
+        created_by: Set(p.user_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        create_hash: Set(hash.clone()),
+        server_rev: Set(seq),
+        field_revs: Set(Value::Object(field_revs)),
+        deleted_seq: Set(None),
+        last_device_id: Set(Some(p.device_id.clone())),
+    };
+    match model.insert(&txn).await {
+        Ok(m) => {
+            txn.commit().await?;
+            Ok(Created::New(m))
+        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            // Two posts of the same id raced (PostgreSQL); the other one won.
+            txn.rollback().await?;
+            let existing = violation::Entity::find_by_id(v.id)
+                .one(&db.write)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("report vanished after a unique violation"))
+                })?;
+            existing_outcome(existing, &hash)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn stamp_one(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    fields: Vec<&'static str>,
+    p: &Principal,
+    now: DateTime<Utc>,
+) -> ApiResult<i64> {
+    let seqs = sync::stamp(
+        txn,
+        &[Change {
+            table: TABLE,
+            record_id: id.to_string(),
+            op: Op::Upsert,
+            changed_fields: fields,
+        }],
+        Some(&p.device_id),
+        now,
+    )
+    .await?;
+    seqs.first()
+        .copied()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no sequence number allocated")))
+}
+
+fn officers_of(m: &violation::Model) -> Vec<Uuid> {
+    serde_json::from_value(m.officer_ids.clone()).unwrap_or_default()
+}
+
+fn location_of(m: &violation::Model) -> Location {
+    Location {
+        lat: m.lat,
+        lon: m.lon,
+        accuracy_m: m.accuracy_m,
+        source: LocationSource::parse(&m.location_source).unwrap_or(LocationSource::Manual),
+        fix_time: m.fix_time,
+    }
+}
+
+fn parse_stored<T>(v: Option<T>, what: &str, raw: &str) -> ApiResult<T> {
+    v.ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored {what} {raw:?} is not valid")))
+}
+
+/// Changes a report: field edits by its officers or the team lead, and the lead's review.
+pub async fn update(
+    db: &Db,
+    reference: &Reference,
+    p: &Principal,
+    id: Uuid,
+    patch: ViolationPatch,
+    now: DateTime<Utc>,
+) -> ApiResult<violation::Model> {
+    p.authorize(Action::EditViolation)?;
+    let txn = db.write.begin().await?;
+    let cur = violation::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
+        .ok_or_else(|| ApiError::NotFound(format!("violation {id}")))?;
+    let cur_officers = officers_of(&cur);
+    let may_review = p.may(Action::ReviewViolation);
+    if !may_review && cur.created_by != p.user_id && !cur_officers.contains(&p.user_id) {
+        return Err(ApiError::Forbidden(
+            "only the officers on a report and their teamleider change it".into(),
+        ));
+    }
+    let cur_status = parse_stored(Status::parse(&cur.status), "status", &cur.status)?;
+    let cur_category = parse_stored(Category::parse(&cur.category), "category", &cur.category)?;
+    let cur_outcome = parse_stored(Outcome::parse(&cur.outcome), "outcome", &cur.outcome)?;
+    let cur_location = location_of(&cur);
+
+    let mut errs = Vec::new();
+    if let Some(t) = patch.observed_at
+        && trunc_ms(t) != cur.observed_at
+    {
+        errs.push(FieldError::new(
+            "observed_at",
+            "is immutable after create: time and place are evidence",
+        ));
+    }
+    if let Some(mut l) = patch.location.clone() {
+        l.fix_time = l.fix_time.map(trunc_ms);
+        if l != cur_location {
+            errs.push(FieldError::new(
+                "location",
+                "is immutable after create: time and place are evidence",
+            ));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::Validation(errs));
+    }
+
+    let mut officers = cur_officers.clone();
+    if let Some(o) = &patch.officer_ids {
+        officers = vec![];
+        for u in o {
+            if !officers.contains(u) {
+                officers.push(*u);
+            }
+        }
+    }
+    let draft = Draft {
+        category: patch.category.unwrap_or(cur_category),
+        feitcode: match &patch.feitcode {
+            Some(f) => f
+                .as_ref()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            None => cur.feitcode.clone(),
+        },
+        observed_at: cur.observed_at,
+        location: cur_location,
+        description: patch
+            .description
+            .as_ref()
+            .map(|d| d.trim().to_string())
+            .unwrap_or_else(|| cur.description.clone()),
+        outcome: patch.outcome.unwrap_or(cur_outcome),
+        plate: match &patch.plate {
+            Some(pl) => pl
+                .as_ref()
+                .map(|s| rules::normalise_plate(s))
+                .filter(|s| !s.is_empty()),
+            None => cur.plate.clone(),
+        },
+        driver_present: patch.driver_present.unwrap_or(cur.driver_present),
+        officer_ids: officers,
+    };
+    let new_status = patch.status.unwrap_or(cur_status);
+    let review_note = patch
+        .review_note
+        .as_ref()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+
+    let mut changed: Vec<&'static str> = Vec::new();
+    if draft.category != cur_category {
+        changed.push("category");
+    }
+    if draft.feitcode != cur.feitcode {
+        changed.push("feitcode");
+    }
+    if draft.description != cur.description {
+        changed.push("description");
+    }
+    if draft.outcome != cur_outcome {
+        changed.push("outcome");
+    }
+    if draft.plate != cur.plate {
+        changed.push("plate");
+    }
+    if draft.driver_present != cur.driver_present {
+        changed.push("driver_present");
+    }
+    if draft.officer_ids != cur_officers {
+        changed.push("officer_ids");
+    }
+    if new_status != cur_status {
+        changed.push("status");
+    }
+    if review_note.is_some() && review_note != cur.review_note {
+        changed.push("review_note");
+    }
+    if changed.is_empty() {
+        return Ok(cur);
+    }
+    if matches!(cur_status, Status::Approved | Status::Rejected) {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "report {id} was {} by the teamleider and is final",
+                cur.status
+            ),
+            existing: None,
+        });
+    }
+    if review_note.is_some() && !may_review {
+        return Err(ApiError::Forbidden(
+            "only a teamleider writes a review note".into(),
+        ));
+    }
+    match rules::check_transition(cur_status, new_status, may_review) {
+        Ok(()) => {}
+        Err(TransitionError::Forbidden(m)) => return Err(ApiError::Forbidden(m)),
+        Err(TransitionError::Invalid(m)) => return Err(ApiError::field("status", m)),
+    }
+    if new_status == Status::Rejected && review_note.is_none() {
+        return Err(ApiError::field(
+            "review_note",
+            "say why the report is rejected",
+        ));
+    }
+    rules::check(&draft, reference, now).map_err(ApiError::Validation)?;
+    if changed.contains(&"officer_ids") {
+        check_officers(&txn, &draft.officer_ids).await?;
+        write_officers(&txn, id, &draft.officer_ids, true).await?;
+    }
+    let reviewed =
+        matches!(new_status, Status::Approved | Status::Rejected) && new_status != cur_status;
+    if reviewed {
+        changed.extend(["reviewed_by", "reviewed_at"]);
+    }
+    audit::record(
+        &txn,
+        &p.actor(),
+        Entry::new(if reviewed { "review" } else { "update" }, TABLE, id)
+            .reason(if reviewed { review_note.clone() } else { None })
+            .detail(json!({ "fields": changed, "status": new_status.as_str() })),
+        now,
+    )
+    .await?;
+    let seq = stamp_one(&txn, id, changed.clone(), p, now).await?;
+    let mut field_revs = match cur.field_revs.clone() {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    for f in &changed {
+        field_revs.insert(f.to_string(), json!(seq));
+    }
+    let mut am: violation::ActiveModel = cur.clone().into();
+    am.category = Set(draft.category.as_str().into());
+    am.feitcode = Set(draft.feitcode.clone());
+    am.description = Set(draft.description.clone());
+    am.outcome = Set(draft.outcome.as_str().into());
+    am.plate = Set(draft.plate.clone());
+    am.driver_present = Set(draft.driver_present);
+    am.officer_ids = Set(json!(draft.officer_ids));
+    am.status = Set(new_status.as_str().into());
+    if review_note.is_some() {
+        am.review_note = Set(review_note);
+    }
+    if reviewed {
+        am.reviewed_by = Set(Some(p.user_id));
+        am.reviewed_at = Set(Some(now));
+    }
+    am.privacy_regime = Set(rules::privacy_regime(draft.outcome, draft.plate.as_deref()).into());
+    am.updated_at = Set(now);
+    am.server_rev = Set(seq);
+    am.field_revs = Set(Value::Object(field_revs));
+    am.last_device_id = Set(Some(p.device_id.clone()));
+    let m = am.update(&txn).await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+/// A report the principal may see.
+pub async fn get(db: &Db, p: &Principal, id: Uuid) -> ApiResult<violation::Model> {
+    violation::Entity::find_by_id(id)
+        .one(&db.read)
+        .await?
+        .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
+        .ok_or_else(|| ApiError::NotFound(format!("violation {id}")))
+}
+
+/// Filters of the list endpoint.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// A day in Europe/Amsterdam.
+    pub date: Option<NaiveDate>,
+    pub category: Option<Category>,
+    pub wijk: Option<String>,
+    pub officer: Option<Uuid>,
+    pub status: Option<Status>,
+    pub limit: u64,
+    pub cursor: Option<(DateTime<Utc>, Uuid)>,
+}
+
+/// The UTC bounds of a day in Europe/Amsterdam.
+pub fn amsterdam_day(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = |d: NaiveDate| {
+        Amsterdam
+            .from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)))
+    };
+    (start(date), start(date.succ_opt().unwrap_or(date)))
+}
+
+pub fn encode_cursor(m: &violation::Model) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}:{}",
+        m.observed_at.timestamp_millis(),
+        m.id
+    ))
+}
+
+pub fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (ms, id) = raw.split_once(':')?;
+    Some((
+        DateTime::from_timestamp_millis(ms.parse().ok()?)?,
+        id.parse().ok()?,
+    ))
+}
+
+/// A page of reports in the principal's scope, newest first; fetches one extra row to know
+/// whether another page follows.
+pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violation::Model>, bool)> {
+    let mut q = violation::Entity::find().filter(violation::Column::DeletedSeq.is_null());
+    match p.scope() {
+        Scope::All => {}
+        Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
+        Scope::Nothing => return Ok((vec![], false)),
+    }
+    if let Some(d) = f.date {
+        let (from, to) = amsterdam_day(d);
+        q = q
+            .filter(violation::Column::ObservedAt.gte(from))
+            .filter(violation::Column::ObservedAt.lt(to));
+    }
+    if let Some(c) = f.category {
+        q = q.filter(violation::Column::Category.eq(c.as_str()));
+    }
+    if let Some(w) = &f.wijk {
+        q = q.filter(violation::Column::WijkCode.eq(w.as_str()));
+    }
+    if let Some(s) = f.status {
+        q = q.filter(violation::Column::Status.eq(s.as_str()));
+    }
+    if let Some(o) = f.officer {
+        q = q.filter(
+            violation::Column::Id.in_subquery(
+                Query::select()
+                    .column("violation_id")
+                    .from("violation_officer")
+                    .and_where(Expr::col("user_id").eq(o))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some((at, id)) = f.cursor {
+        q = q.filter(
+            Condition::any()
+                .add(violation::Column::ObservedAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(violation::Column::ObservedAt.eq(at))
+                        .add(violation::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let mut rows = q
+        .order_by_desc(violation::Column::ObservedAt)
+        .order_by_desc(violation::Column::Id)
+        .limit(f.limit + 1)
+        .all(&db.read)
+        .await?;
+    let more = rows.len() as u64 > f.limit;
+    rows.truncate(f.limit as usize);
+    Ok((rows, more))
+}
+
+/// The API view of a report; Wpg fields are withheld when `redact` is set.
+pub fn view(m: &violation::Model, reference: &Reference, redact: bool) -> ViolationView {
+    let area = |code: &Option<String>| {
+        code.as_deref()
+            .and_then(|c| reference.areas.get(c))
+            .map(|a| AreaRef {
+                code: a.code.clone(),
+                name: a.name.clone(),
+            })
+    };
+    let day = m.observed_at.with_timezone(&Amsterdam).date_naive();
+    let redact = redact && m.privacy_regime == "wpg";
+    ViolationView {
+        id: m.id,
+        category: Category::parse(&m.category).unwrap_or(Category::Overig),
+        track: m
+            .feitcode
+            .as_deref()
+            .and_then(|c| reference.feitcode_on(c, day))
+            .map(|f| f.track.clone()),
+        feitcode: m.feitcode.clone(),
+        observed_at: m.observed_at,
+        location: location_of(m),
+        wijk: area(&m.wijk_code),
+        buurt: area(&m.buurt_code),
+        description: if redact {
+            None
+        } else {
+            Some(m.description.clone())
+        },
+        outcome: Outcome::parse(&m.outcome).unwrap_or(Outcome::None),
+        plate: if redact { None } else { m.plate.clone() },
+        driver_present: m.driver_present,
+        officer_ids: officers_of(m),
+        status: Status::parse(&m.status).unwrap_or(Status::Concept),
+        review_note: m.review_note.clone(),
+        reviewed_by: m.reviewed_by,
+        reviewed_at: m.reviewed_at,
+        team_id: m.team_id,
+        privacy_regime: m.privacy_regime.clone(),
+        redacted: redact,
+        created_by: m.created_by,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        server_rev: m.server_rev,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let at = DateTime::from_timestamp_millis(1_764_150_000_123).unwrap();
+        let id = Uuid::new_v4();
+        let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}",
+            at.timestamp_millis(),
+            id
+        ));
+        assert_eq!(decode_cursor(&enc), Some((at, id)));
+        assert_eq!(decode_cursor("not a cursor"), None);
+    }
+
+    #[test]
+    fn an_amsterdam_day_in_utc() {
+        let (from, to) = amsterdam_day(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
+        assert_eq!(from.to_rfc3339(), "2026-11-25T23:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-11-26T23:00:00+00:00");
+        // Summer time: UTC+2.
+        let (from, _) = amsterdam_day(NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
+        assert_eq!(from.to_rfc3339(), "2026-06-30T22:00:00+00:00");
+    }
+
+    #[test]
+    fn the_author_is_always_an_officer_and_hashes_are_stable() {
+        let me = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let v = NewViolation {
+            id: Uuid::nil(),
+            category: Category::Afval,
+            feitcode: Some(" H004 ".into()),
+            observed_at: Utc::now(),
+            location: Location {
+                lat: 52.46,
+                lon: 4.6,
+                accuracy_m: 5.0,
+                source: LocationSource::Gps,
+                fix_time: None,
+            },
+            description: " zak bij container ".into(),
+            outcome: Outcome::Warning,
+            plate: Some("".into()),
+            driver_present: None,
+            officer_ids: vec![other, me, other],
+            status: None,
+        };
+        let n = normalise(v.clone(), me);
+        assert_eq!(n.officer_ids, vec![me, other]);
+        assert_eq!(n.feitcode.as_deref(), Some("H004"));
+        assert_eq!(n.plate, None);
+        assert_eq!(n.description, "zak bij container");
+        assert_eq!(create_hash(&n), create_hash(&normalise(v, me)));
+    }
+}
