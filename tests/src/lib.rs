@@ -1,1 +1,280 @@
+//! Test harness: start the real thor server on a random port against a fresh database (a
+//! SQLite file in a temporary folder, or a fresh PostgreSQL database when `THOR_TEST_POSTGRES`
+//! names a server) and drive it over HTTP with reqwest, as a phone would.
 
+use std::net::SocketAddr;
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use thor::app::{self, AppState};
+use thor::config::Config;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// The server URL from `THOR_TEST_POSTGRES`; each test gets its own database on it.
+    Postgres(String),
+}
+
+/// The PostgreSQL backend when `THOR_TEST_POSTGRES` is set. When it is not, says so loudly on
+/// stderr; under CI (`CI=true`) a missing PostgreSQL is a failure, not a skip.
+pub fn postgres() -> Option<Backend> {
+    match std::env::var("THOR_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but THOR_TEST_POSTGRES is not set: the PostgreSQL half of the suite would not run");
+            }
+            eprintln!("\n*** SKIPPED on PostgreSQL: THOR_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres) ***\n");
+            None
+        }
+    }
+}
+
+/// Runs an async test body once on SQLite and once on PostgreSQL (when configured):
+/// `both!(name);` next to `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(b) = $crate::postgres() {
+                        super::$name(b).await
+                    }
+                }
+            }
+        )+
+    };
+}
+
+/// A fresh PostgreSQL database, dropped when the guard goes.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside async context; use a private runtime on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let db = Database::connect(&admin).await.ok()?;
+                db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .ok()?;
+                db.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..host_end], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The server's state: its database, for checking what was (not) written.
+    pub state: AppState,
+    pub backend: Backend,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server; `tweak` adjusts the configuration first.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut config = Config::for_data_dir(dir.path().join("data"));
+        let pg = match &backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(admin) => {
+                let name = format!("thor_test_{}", uuid::Uuid::new_v4().simple());
+                let db = Database::connect(admin).await.expect("connect to THOR_TEST_POSTGRES");
+                db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                db.close().await.ok();
+                config.database_url = Some(with_database(admin, &name));
+                Some(PgDatabase { admin_url: admin.clone(), name })
+            }
+        };
+        tweak(&mut config);
+        let state = AppState::open(config).await.expect("open the server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app::serve(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder().build().expect("client"),
+            state,
+            backend,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Loads the demo day (today, 150 violations, the demo seed) through the write paths.
+    pub async fn load_demo(&self) -> thor::demo::Scenario {
+        let scenario = thor::demo::generate(&self.state.reference, thor::demo::today(), 150, 0x7400);
+        thor::demo::load(&self.state, &scenario).await.expect("load demo");
+        scenario
+    }
+
+    /// Creates the demo accounts only (password `demo`).
+    pub async fn demo_accounts(&self) {
+        thor::demo::ensure_accounts(&self.state).await.expect("demo accounts");
+    }
+
+    pub async fn login_response(&self, username: &str, password: &str, device: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({ "username": username, "password": password, "device_id": device }))
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// Logs in and returns the bearer token; panics when login fails.
+    pub async fn login(&self, username: &str, device: &str) -> String {
+        let res = self.login_response(username, "demo", device).await;
+        assert_eq!(res.status(), 200, "login of {username}");
+        let body: Value = res.json().await.expect("login json");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    pub fn get(&self, token: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(token).json(body)
+    }
+
+    pub fn patch(&self, token: &str, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client.patch(self.url(path)).bearer_auth(token).json(body)
+    }
+
+    /// Counts rows of a table, to check that nothing was written.
+    pub async fn count(&self, table: &str) -> i64 {
+        let row = self
+            .state
+            .db
+            .read
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.state.db.backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count query")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("count")
+    }
+
+    pub async fn last_seq(&self) -> i64 {
+        thor::sync::last_seq(&self.state.db.read).await.expect("last_seq")
+    }
+
+    /// Signals shutdown and waits for the server to finish in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.expect("server task").expect("server result");
+        }
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn wait_stopped(mut self) {
+        if let Some(h) = self.server.take() {
+            h.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+/// A valid new report at a point well inside IJmuiden (Stadhuisbuurt), observed a minute ago.
+pub fn report(id: uuid::Uuid) -> Value {
+    let now = chrono::Utc::now() - chrono::Duration::minutes(1);
+    json!({
+        "id": id,
+        "category": "parkeren",
+        "feitcode": "R397a",
+        "observed_at": now.to_rfc3339(),
+        "location": { "lat": 52.4599, "lon": 4.6218, "accuracy_m": 6.5, "source": "gps", "fix_time": now.to_rfc3339() },
+        "description": "Geparkeerd op de stoep",
+        "outcome": "fine",
+        "plate": "12-abc-3",
+        "driver_present": false
+    })
+}
+
+/// Asserts a problem+json answer with this status whose `errors` (or detail) names `field`.
+pub async fn assert_problem(res: reqwest::Response, status: u16, field: Option<&str>) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(ct, "application/problem+json", "content type");
+    let body: Value = res.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:thor:problem:")));
+    if let Some(f) = field {
+        let named = body["errors"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["field"] == f));
+        assert!(named, "problem names field {f}: {body}");
+    }
+    body
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
-use sea_orm_migration::MigratorTrait;
+pub use sea_orm_migration::MigratorTrait;
 
 pub use migrations::Migrator;
 

@@ -184,7 +184,8 @@ mod tests {
 
     #[test]
     fn a_point_in_a_wijk_without_buurt_falls_back_to_the_wijk() {
-        let l = index().locate(1.5, 1.5);
+        let idx = index();
+        let l = idx.locate(1.5, 1.5);
         assert!(l.buurt.is_none());
         assert_eq!(l.wijk.unwrap().code, "W1");
         assert!(l.inside());
@@ -192,7 +193,8 @@ mod tests {
 
     #[test]
     fn a_point_outside_everything_is_outside() {
-        let l = index().locate(10.0, 10.0);
+        let idx = index();
+        let l = idx.locate(10.0, 10.0);
         assert!(!l.inside());
         assert!(l.buurt.is_none());
     }

@@ -1,0 +1,8 @@
+//! Black-box tests of the thor API, each on SQLite and (with THOR_TEST_POSTGRES) PostgreSQL.
+
+mod auth;
+mod demo;
+mod openapi;
+mod ops;
+mod reference;
+mod violations;
