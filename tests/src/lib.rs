@@ -26,9 +26,13 @@ pub fn postgres() -> Option<Backend> {
         Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
         _ => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but THOR_TEST_POSTGRES is not set: the PostgreSQL half of the suite would not run");
+                panic!(
+                    "CI=true but THOR_TEST_POSTGRES is not set: the PostgreSQL half of the suite would not run"
+                );
             }
-            eprintln!("\n*** SKIPPED on PostgreSQL: THOR_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres) ***\n");
+            eprintln!(
+                "\n*** SKIPPED on PostgreSQL: THOR_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres) ***\n"
+            );
             None
         }
     }
@@ -68,7 +72,10 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop runs outside async context; use a private runtime on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let db = Database::connect(&admin).await.ok()?;
                 db.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -87,7 +94,10 @@ fn with_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(base.len());
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map(|i| i + after_scheme)
+        .unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..host_end], name);
     if let Some(q) = query {
         out.push('?');
@@ -122,18 +132,25 @@ impl TestApp {
             Backend::Sqlite => None,
             Backend::Postgres(admin) => {
                 let name = format!("thor_test_{}", uuid::Uuid::new_v4().simple());
-                let db = Database::connect(admin).await.expect("connect to THOR_TEST_POSTGRES");
+                let db = Database::connect(admin)
+                    .await
+                    .expect("connect to THOR_TEST_POSTGRES");
                 db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await
                     .expect("create test database");
                 db.close().await.ok();
                 config.database_url = Some(with_database(admin, &name));
-                Some(PgDatabase { admin_url: admin.clone(), name })
+                Some(PgDatabase {
+                    admin_url: admin.clone(),
+                    name,
+                })
             }
         };
         tweak(&mut config);
         let state = AppState::open(config).await.expect("open the server state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(state.clone(), listener, async move {
@@ -158,17 +175,27 @@ impl TestApp {
 
     /// Loads the demo day (today, 150 violations, the demo seed) through the write paths.
     pub async fn load_demo(&self) -> thor::demo::Scenario {
-        let scenario = thor::demo::generate(&self.state.reference, thor::demo::today(), 150, 0x7400);
-        thor::demo::load(&self.state, &scenario).await.expect("load demo");
+        let scenario =
+            thor::demo::generate(&self.state.reference, thor::demo::today(), 150, 0x7400);
+        thor::demo::load(&self.state, &scenario)
+            .await
+            .expect("load demo");
         scenario
     }
 
     /// Creates the demo accounts only (password `demo`).
     pub async fn demo_accounts(&self) {
-        thor::demo::ensure_accounts(&self.state).await.expect("demo accounts");
+        thor::demo::ensure_accounts(&self.state)
+            .await
+            .expect("demo accounts");
     }
 
-    pub async fn login_response(&self, username: &str, password: &str, device: &str) -> reqwest::Response {
+    pub async fn login_response(
+        &self,
+        username: &str,
+        password: &str,
+        device: &str,
+    ) -> reqwest::Response {
         self.client
             .post(self.url("/api/v1/auth/login"))
             .json(&json!({ "username": username, "password": password, "device_id": device }))
@@ -190,11 +217,17 @@ impl TestApp {
     }
 
     pub fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        self.client.post(self.url(path)).bearer_auth(token).json(body)
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
     }
 
     pub fn patch(&self, token: &str, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        self.client.patch(self.url(path)).bearer_auth(token).json(body)
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
     }
 
     /// Counts rows of a table, to check that nothing was written.
@@ -214,7 +247,9 @@ impl TestApp {
     }
 
     pub async fn last_seq(&self) -> i64 {
-        thor::sync::last_seq(&self.state.db.read).await.expect("last_seq")
+        thor::sync::last_seq(&self.state.db.read)
+            .await
+            .expect("last_seq")
     }
 
     /// Signals shutdown and waits for the server to finish in-flight requests.
@@ -269,7 +304,11 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, field: Option<&
     assert_eq!(ct, "application/problem+json", "content type");
     let body: Value = res.json().await.expect("problem json");
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:thor:problem:")));
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:thor:problem:"))
+    );
     if let Some(f) = field {
         let named = body["errors"]
             .as_array()

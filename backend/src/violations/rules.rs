@@ -305,7 +305,8 @@ mod tests {
     #[test]
     fn each_broken_rule_names_its_field() {
         let r = reference();
-        let cases: Vec<(Box<dyn Fn(&mut Draft)>, &str)> = vec![
+        type Breaker = Box<dyn Fn(&mut Draft)>;
+        let cases: Vec<(Breaker, &str)> = vec![
             (Box::new(|d| d.location.lat = 200.0), "location.lat"),
             (Box::new(|d| d.location.lon = f64::NAN), "location.lon"),
             (

@@ -15,10 +15,23 @@ async fn every_api_route_but_login_needs_a_token(b: Backend) {
                 .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{device_id}", "phone");
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let res = app.client.request(m.clone(), app.url(&concrete)).json(&json!({})).send().await.unwrap();
+            let res = app
+                .client
+                .request(m.clone(), app.url(&concrete))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), 401, "{method} {path} without a token");
             assert!(res.headers().contains_key("www-authenticate"));
-            let res = app.client.request(m, app.url(&concrete)).bearer_auth("thor_not-a-real-token").json(&json!({})).send().await.unwrap();
+            let res = app
+                .client
+                .request(m, app.url(&concrete))
+                .bearer_auth("thor_not-a-real-token")
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
             assert_problem(res, 401, None).await;
             checked += 1;
         }
@@ -59,7 +72,14 @@ async fn a_revoked_device_is_locked_out_at_once(b: Backend) {
     let phone = app.login("handhaver", "lost-phone").await;
     let other = app.login("handhaver", "other-phone").await;
     let lead = app.login("teamleider", "lead-laptop").await;
-    let me: Value = app.get(&phone, "/api/v1/auth/me").send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .get(&phone, "/api/v1/auth/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["username"], "handhaver");
     assert_eq!(me["role"], "handhaver");
     let user_id = me["id"].as_str().unwrap().to_string();
@@ -67,7 +87,9 @@ async fn a_revoked_device_is_locked_out_at_once(b: Backend) {
     // The lead revokes the lost phone.
     let res = app
         .client
-        .post(app.url(&format!("/api/v1/users/{user_id}/devices/lost-phone/revoke?reason=telefoon%20verloren")))
+        .post(app.url(&format!(
+            "/api/v1/users/{user_id}/devices/lost-phone/revoke?reason=telefoon%20verloren"
+        )))
         .bearer_auth(&lead)
         .send()
         .await
@@ -75,29 +97,108 @@ async fn a_revoked_device_is_locked_out_at_once(b: Backend) {
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["revoked"], 1);
-    assert_problem(app.get(&phone, "/api/v1/auth/me").send().await.unwrap(), 401, None).await;
+    assert_problem(
+        app.get(&phone, "/api/v1/auth/me").send().await.unwrap(),
+        401,
+        None,
+    )
+    .await;
     // The other device still works.
-    assert_eq!(app.get(&other, "/api/v1/auth/me").send().await.unwrap().status(), 200);
-    let devices: Vec<Value> = app.get(&lead, &format!("/api/v1/users/{user_id}/devices")).send().await.unwrap().json().await.unwrap();
-    assert!(devices.iter().any(|d| d["device_id"] == "lost-phone" && d["revoked_reason"] == "telefoon verloren"));
+    assert_eq!(
+        app.get(&other, "/api/v1/auth/me")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let devices: Vec<Value> = app
+        .get(&lead, &format!("/api/v1/users/{user_id}/devices"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        devices
+            .iter()
+            .any(|d| d["device_id"] == "lost-phone" && d["revoked_reason"] == "telefoon verloren")
+    );
 
     // A handhaver cannot revoke someone else.
-    let lead_me: Value = app.get(&lead, "/api/v1/auth/me").send().await.unwrap().json().await.unwrap();
-    let res = app.client.post(app.url(&format!("/api/v1/users/{}/revoke", lead_me["id"].as_str().unwrap()))).bearer_auth(&other).send().await.unwrap();
+    let lead_me: Value = app
+        .get(&lead, "/api/v1/auth/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/users/{}/revoke",
+            lead_me["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403, None).await;
 
     // Revoke all: every device of the user is out.
-    let res = app.client.post(app.url(&format!("/api/v1/users/{user_id}/revoke"))).bearer_auth(&lead).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/users/{user_id}/revoke")))
+        .bearer_auth(&lead)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(app.get(&other, "/api/v1/auth/me").send().await.unwrap().status(), 401);
+    assert_eq!(
+        app.get(&other, "/api/v1/auth/me")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
     // Logging in again on a device gives a fresh token; logout ends it.
     let again = app.login("handhaver", "lost-phone").await;
-    assert_eq!(app.get(&again, "/api/v1/auth/me").send().await.unwrap().status(), 200);
-    assert_eq!(app.client.post(app.url("/api/v1/auth/logout")).bearer_auth(&again).send().await.unwrap().status(), 204);
-    assert_eq!(app.get(&again, "/api/v1/auth/me").send().await.unwrap().status(), 401);
+    assert_eq!(
+        app.get(&again, "/api/v1/auth/me")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .post(app.url("/api/v1/auth/logout"))
+            .bearer_auth(&again)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.get(&again, "/api/v1/auth/me")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     // Tokens are stored hashed, never in the clear.
-    assert_eq!(app.count(&format!("device_token WHERE token_hash = '{again}'")).await, 0);
+    assert_eq!(
+        app.count(&format!("device_token WHERE token_hash = '{again}'"))
+            .await,
+        0
+    );
     app.stop().await;
 }
 
@@ -106,9 +207,23 @@ async fn demo_accounts_exist_only_with_demo(b: Backend) {
     app.demo_accounts().await;
     let t = app.login("teamleider", "phone").await;
     // A start without --demo switches them off and revokes their tokens.
-    thor::auth::accounts::set_demo_accounts_active(&app.state.db, false).await.unwrap();
-    assert_eq!(app.get(&t, "/api/v1/auth/me").send().await.unwrap().status(), 401);
-    assert_eq!(app.login_response("teamleider", "demo", "phone").await.status(), 401);
+    thor::auth::accounts::set_demo_accounts_active(&app.state.db, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get(&t, "/api/v1/auth/me")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.login_response("teamleider", "demo", "phone")
+            .await
+            .status(),
+        401
+    );
     app.stop().await;
 }
 
@@ -118,20 +233,63 @@ async fn only_the_beheerder_creates_accounts(b: Backend) {
     let admin = app.login("beheerder", "desk").await;
     let boa = app.login("handhaver", "phone").await;
     let new = json!({ "username": "boa.nieuw", "role": "handhaver", "team": "THOR Velsen", "password": "lange wachtzin voor test" });
-    assert_problem(app.post(&boa, "/api/v1/users", &new).send().await.unwrap(), 403, None).await;
-    let res = app.post(&admin, "/api/v1/users", &new).send().await.unwrap();
+    assert_problem(
+        app.post(&boa, "/api/v1/users", &new).send().await.unwrap(),
+        403,
+        None,
+    )
+    .await;
+    let res = app
+        .post(&admin, "/api/v1/users", &new)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
     assert_eq!(created["role"], "handhaver");
-    assert_problem(app.post(&admin, "/api/v1/users", &new).send().await.unwrap(), 409, None).await;
+    assert_problem(
+        app.post(&admin, "/api/v1/users", &new)
+            .send()
+            .await
+            .unwrap(),
+        409,
+        None,
+    )
+    .await;
     let weak = json!({ "username": "boa.zwak", "role": "handhaver", "password": "kort" });
-    assert_problem(app.post(&admin, "/api/v1/users", &weak).send().await.unwrap(), 422, Some("password")).await;
-    let bad_role = json!({ "username": "boa.x", "role": "admin", "password": "lange wachtzin voor test" });
-    assert_problem(app.post(&admin, "/api/v1/users", &bad_role).send().await.unwrap(), 422, Some("role")).await;
-    let res = app.login_response("boa.nieuw", "lange wachtzin voor test", "phone").await;
+    assert_problem(
+        app.post(&admin, "/api/v1/users", &weak)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        Some("password"),
+    )
+    .await;
+    let bad_role =
+        json!({ "username": "boa.x", "role": "admin", "password": "lange wachtzin voor test" });
+    assert_problem(
+        app.post(&admin, "/api/v1/users", &bad_role)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        Some("role"),
+    )
+    .await;
+    let res = app
+        .login_response("boa.nieuw", "lange wachtzin voor test", "phone")
+        .await;
     assert_eq!(res.status(), 200);
     // The handhaver's team list now holds the new colleague; the beheerder sees everyone.
-    let team: Vec<Value> = app.get(&boa, "/api/v1/users").send().await.unwrap().json().await.unwrap();
+    let team: Vec<Value> = app
+        .get(&boa, "/api/v1/users")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(team.iter().any(|u| u["username"] == "boa.nieuw"));
     assert!(!team.iter().any(|u| u["username"] == "beheerder"));
     app.stop().await;

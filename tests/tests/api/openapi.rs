@@ -1,6 +1,9 @@
 use serde_json::Value;
 
-const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../mobile-api-spec/openapi.json");
+const SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../mobile-api-spec/openapi.json"
+);
 
 /// The checked-in spec is what the code generates. Regenerate with
 /// `UPDATE_OPENAPI=1 cargo test -p thor-tests openapi` (or `thor openapi > mobile-api-spec/openapi.json`).
@@ -25,13 +28,25 @@ fn every_operation_is_fully_described() {
     assert_eq!(doc["openapi"], "3.1.0");
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            assert!(op["operationId"].is_string(), "{method} {path}: operationId");
-            assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{method} {path}: tags");
+            assert!(
+                op["operationId"].is_string(),
+                "{method} {path}: operationId"
+            );
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{method} {path}: tags"
+            );
             for (status, res) in op["responses"].as_object().unwrap() {
-                assert!(res["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path} {status}: description");
+                assert!(
+                    res["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status}: description"
+                );
             }
             if path != "/api/v1/auth/login" {
-                assert!(op.get("security").is_none(), "{method} {path} inherits the bearer requirement");
+                assert!(
+                    op.get("security").is_none(),
+                    "{method} {path} inherits the bearer requirement"
+                );
             }
         }
     }

@@ -30,15 +30,31 @@ async fn lookup_finds_every_wijk_and_refuses_amsterdam(b: Backend) {
             .unwrap();
         assert_eq!(body["inside_velsen"], true, "{code}");
         assert_eq!(body["wijk"]["code"], *code, "{code}: {body}");
-        assert!(body["buurt"]["code"].as_str().is_some_and(|c| c.starts_with(&format!("BU{}", &code[2..]))), "{code}: {body}");
+        assert!(
+            body["buurt"]["code"]
+                .as_str()
+                .is_some_and(|c| c.starts_with(&format!("BU{}", &code[2..]))),
+            "{code}: {body}"
+        );
     }
     // De Dam, Amsterdam.
-    let body: Value = app.get(&t, "/api/v1/areas/lookup?lat=52.3731&lon=4.8926").send().await.unwrap().json().await.unwrap();
+    let body: Value = app
+        .get(&t, "/api/v1/areas/lookup?lat=52.3731&lon=4.8926")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["inside_velsen"], false);
     assert!(body["wijk"].is_null() && body["buurt"].is_null());
     assert!(body["message"].as_str().unwrap().contains("Buiten Velsen"));
     // Out of range.
-    let res = app.get(&t, "/api/v1/areas/lookup?lat=200&lon=4.6").send().await.unwrap();
+    let res = app
+        .get(&t, "/api/v1/areas/lookup?lat=200&lon=4.6")
+        .send()
+        .await
+        .unwrap();
     thor_tests::assert_problem(res, 422, Some("lat")).await;
     app.stop().await;
 }
@@ -51,13 +67,29 @@ async fn reference_data_is_complete_and_attributed(b: Backend) {
     assert_eq!(res.headers()["content-type"], "application/geo+json");
     let areas: Value = res.json().await.unwrap();
     assert_eq!(areas["type"], "FeatureCollection");
-    assert_eq!(areas["attribution"], "Kadaster / Centraal Bureau voor de Statistiek, 2024");
+    assert_eq!(
+        areas["attribution"],
+        "Kadaster / Centraal Bureau voor de Statistiek, 2024"
+    );
     let features = areas["features"].as_array().unwrap();
-    let wijken = features.iter().filter(|f| f["properties"]["kind"] == "wijk").count();
-    let buurten = features.iter().filter(|f| f["properties"]["kind"] == "buurt").count();
+    let wijken = features
+        .iter()
+        .filter(|f| f["properties"]["kind"] == "wijk")
+        .count();
+    let buurten = features
+        .iter()
+        .filter(|f| f["properties"]["kind"] == "buurt")
+        .count();
     assert_eq!((wijken, buurten), (10, 63));
 
-    let fc: Vec<Value> = app.get(&t, "/api/v1/reference/feitcodes").send().await.unwrap().json().await.unwrap();
+    let fc: Vec<Value> = app
+        .get(&t, "/api/v1/reference/feitcodes")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fc.len(), 82);
     let r397a = fc.iter().find(|f| f["code"] == "R397a").expect("R397a");
     assert_eq!(r397a["track"], "wahv");
@@ -65,21 +97,47 @@ async fn reference_data_is_complete_and_attributed(b: Backend) {
     assert_eq!(r397a["valid_from"], "2015-05-15");
     let h004 = fc.iter().find(|f| f["code"] == "H004").expect("H004");
     assert_eq!(h004["track"], "bsb");
-    let honden: Vec<Value> = app.get(&t, "/api/v1/reference/feitcodes?category=honden").send().await.unwrap().json().await.unwrap();
+    let honden: Vec<Value> = app
+        .get(&t, "/api/v1/reference/feitcodes?category=honden")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(honden.len(), 11);
-    let none: Vec<Value> = app.get(&t, "/api/v1/reference/feitcodes?on=2014-01-01").send().await.unwrap().json().await.unwrap();
+    let none: Vec<Value> = app
+        .get(&t, "/api/v1/reference/feitcodes?on=2014-01-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(none.is_empty(), "no feitcode was in force before 2015");
 
-    let cats: Vec<Value> = app.get(&t, "/api/v1/reference/categories").send().await.unwrap().json().await.unwrap();
+    let cats: Vec<Value> = app
+        .get(&t, "/api/v1/reference/categories")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let codes: Vec<&str> = cats.iter().map(|c| c["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["afval", "parkeren", "honden", "overig"]);
 
     // Loading the fixtures again (every start does) changes nothing.
-    thor::reference::load::load_fixtures(&app.state.db).await.unwrap();
+    thor::reference::load::load_fixtures(&app.state.db)
+        .await
+        .unwrap();
     assert_eq!(app.count("area").await, 73);
     assert_eq!(app.count("feitcode").await, 82);
     assert_eq!(app.count("category").await, 4);
     app.stop().await;
 }
 
-both!(lookup_finds_every_wijk_and_refuses_amsterdam, reference_data_is_complete_and_attributed);
+both!(
+    lookup_finds_every_wijk_and_refuses_amsterdam,
+    reference_data_is_complete_and_attributed
+);
