@@ -115,6 +115,9 @@ pub fn router(state: AppState) -> Router {
     api.merge(crate::ops::router(doc))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            refuse_declared_oversize(body_limit, req, next)
+        }))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -126,6 +129,27 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(crate::ops::request_span))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Answers 413 from the declared `Content-Length` alone, before a byte of an oversized body is
+/// read; bodies without a declared length are cut off at the same limit while they are read.
+async fn refuse_declared_oversize(
+    limit: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => ApiError::PayloadTooLarge(format!(
+            "the body is {n} bytes; this endpoint accepts at most {limit}"
+        ))
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests, and
