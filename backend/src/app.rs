@@ -36,6 +36,8 @@ pub struct AppState {
     pub reference: Arc<Reference>,
     pub audit: AuditLog,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Rendered pages of the violation list, keyed by sync sequence.
+    pub violation_pages: Arc<crate::violations::cache::PageCache>,
     /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
     pub ready: Arc<AtomicBool>,
 }
@@ -79,6 +81,7 @@ impl AppState {
             config: Arc::new(config),
             reference: Arc::new(reference),
             login_limiter: limiter,
+            violation_pages: Default::default(),
             ready: Arc::new(AtomicBool::new(true)),
         })
     }

@@ -73,6 +73,9 @@ pub struct Principal {
     pub wpg_authorised: bool,
     pub device_id: String,
     pub token_id: Uuid,
+    /// The sync sequence when the request was authenticated (read in the same query): a
+    /// snapshot marker for caches of derived data.
+    pub seen_seq: i64,
 }
 
 /// Something a principal may want to do; `Principal::authorize` is the only place that answers.
@@ -171,6 +174,7 @@ struct PrincipalRow {
     team_id: Option<Uuid>,
     wpg_authorised: bool,
     active: bool,
+    seen_seq: i64,
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -209,6 +213,10 @@ impl FromRequestParts<AppState> for Principal {
             .expr_as(Expr::col(("u", "team_id")), "team_id")
             .expr_as(Expr::col(("u", "wpg_authorised")), "wpg_authorised")
             .expr_as(Expr::col(("u", "active")), "active")
+            .expr_as(
+                Expr::cust("(SELECT last_seq FROM sync_space WHERE id = 1)"),
+                "seen_seq",
+            )
             .from_as("device_token", "t")
             .join_as(
                 JoinType::InnerJoin,
@@ -243,6 +251,7 @@ impl FromRequestParts<AppState> for Principal {
             wpg_authorised: row.wpg_authorised,
             device_id: row.device_id,
             token_id: row.token_id,
+            seen_seq: row.seen_seq,
         })
     }
 }
@@ -260,6 +269,7 @@ mod tests {
             wpg_authorised: wpg,
             device_id: "d".into(),
             token_id: Uuid::nil(),
+            seen_seq: 0,
         }
     }
 

@@ -434,6 +434,7 @@ fn principal_of(u: &app_user::Model, role: Role) -> Principal {
         wpg_authorised: u.wpg_authorised,
         device_id: "demo-loader".into(),
         token_id: Uuid::nil(),
+        seen_seq: 0,
     }
 }
 

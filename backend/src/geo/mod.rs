@@ -60,6 +60,7 @@ type Entry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 /// Point-in-polygon behind an R-tree of bounding boxes.
 pub struct AreaIndex {
     areas: Vec<Area>,
+    by_code: std::collections::HashMap<String, usize>,
     wijken: RTree<Entry>,
     buurten: RTree<Entry>,
 }
@@ -80,6 +81,11 @@ impl AreaIndex {
             }
         }
         AreaIndex {
+            by_code: areas
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.code.clone(), i))
+                .collect(),
             areas,
             wijken: RTree::bulk_load(wijken),
             buurten: RTree::bulk_load(buurten),
@@ -91,7 +97,7 @@ impl AreaIndex {
     }
 
     pub fn get(&self, code: &str) -> Option<&Area> {
-        self.areas.iter().find(|a| a.code == code)
+        self.by_code.get(code).map(|i| &self.areas[*i])
     }
 
     fn hit(&self, tree: &RTree<Entry>, p: Point<f64>) -> Option<&Area> {

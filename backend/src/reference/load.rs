@@ -230,10 +230,10 @@ pub async fn read(db: &Db) -> anyhow::Result<Reference> {
         .order_by_asc(feitcode::Column::ValidFrom)
         .all(&db.read)
         .await?;
-    Ok(Reference {
-        areas: AreaIndex::new(areas),
+    Ok(Reference::new(
+        AreaIndex::new(areas),
         categories,
         feitcodes,
-        areas_geojson: serde_json::to_vec(&collection)?.into(),
-    })
+        serde_json::to_vec(&collection)?.into(),
+    ))
 }

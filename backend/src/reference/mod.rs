@@ -12,6 +12,8 @@ pub mod entities;
 pub mod load;
 pub mod routes;
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 
 use crate::geo::AreaIndex;
@@ -38,26 +40,49 @@ pub fn track_allows_fine(track: &str) -> bool {
 pub struct Reference {
     pub areas: AreaIndex,
     pub categories: Vec<category::Model>,
+    /// All versions of all feitcodes, ordered by code and valid-from date.
     pub feitcodes: Vec<feitcode::Model>,
+    /// Index into `feitcodes`: code → the positions of its versions.
+    feitcode_versions: HashMap<String, Vec<usize>>,
     /// The areas as a GeoJSON FeatureCollection, serialised once.
     pub areas_geojson: axum::body::Bytes,
 }
 
 impl Reference {
+    pub fn new(
+        areas: AreaIndex,
+        categories: Vec<category::Model>,
+        feitcodes: Vec<feitcode::Model>,
+        areas_geojson: axum::body::Bytes,
+    ) -> Reference {
+        let mut feitcode_versions: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, f) in feitcodes.iter().enumerate() {
+            feitcode_versions.entry(f.code.clone()).or_default().push(i);
+        }
+        Reference {
+            areas,
+            categories,
+            feitcodes,
+            feitcode_versions,
+            areas_geojson,
+        }
+    }
+
     pub fn category(&self, code: &str) -> Option<&category::Model> {
         self.categories.iter().find(|c| c.code == code)
     }
 
     /// The version of a feitcode in force on a date.
     pub fn feitcode_on(&self, code: &str, date: NaiveDate) -> Option<&feitcode::Model> {
-        self.feitcodes
+        self.feitcode_versions
+            .get(code)?
             .iter()
-            .filter(|f| f.code == code && f.valid_from <= date)
-            .filter(|f| f.valid_until.is_none_or(|u| date < u))
+            .map(|i| &self.feitcodes[*i])
+            .filter(|f| f.valid_from <= date && f.valid_until.is_none_or(|u| date < u))
             .max_by_key(|f| f.valid_from)
     }
 
     pub fn feitcode_known(&self, code: &str) -> bool {
-        self.feitcodes.iter().any(|f| f.code == code)
+        self.feitcode_versions.contains_key(code)
     }
 }

@@ -1,8 +1,11 @@
 //! HTTP routes of the violations feature; thin: parse, call the store, log Wpg reads, render.
 
+use std::sync::Arc;
+
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -11,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::cache::CachedPage;
 use super::store::{self, Created, Filter};
 use super::{Category, NewViolation, Status, ViolationPage, ViolationPatch, ViolationView};
 use crate::app::AppState;
@@ -25,35 +29,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_violation, patch_violation))
 }
 
+/// The Wpg records that leave the server unredacted in these views.
+fn wpg_ids(views: &[ViolationView]) -> Vec<Uuid> {
+    views
+        .iter()
+        .filter(|v| v.privacy_regime == "wpg" && !v.redacted)
+        .map(|v| v.id)
+        .collect()
+}
+
 /// Logs the read when Wpg data leaves the server unredacted.
 async fn log_wpg_read(
     state: &AppState,
     p: &Principal,
-    views: &[ViolationView],
+    ids: &[Uuid],
     action: &'static str,
-    detail: serde_json::Value,
+    mut detail: serde_json::Value,
 ) -> ApiResult<()> {
-    let ids: Vec<Uuid> = views
-        .iter()
-        .filter(|v| v.privacy_regime == "wpg" && !v.redacted)
-        .map(|v| v.id)
-        .collect();
     if ids.is_empty() {
         return Ok(());
     }
-    let mut entry = Entry {
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("ids".into(), json!(ids));
+    }
+    let entry = Entry {
         action,
         record_type: store::TABLE,
-        record_id: None,
+        record_id: match ids {
+            [one] => Some(one.to_string()),
+            _ => None,
+        },
         reason: None,
         detail: Some(detail),
     };
-    if let [one] = ids.as_slice() {
-        entry.record_id = Some(one.to_string());
-    }
-    if let Some(d) = entry.detail.as_mut().and_then(|d| d.as_object_mut()) {
-        d.insert("ids".into(), json!(ids));
-    }
     state.audit.read(&p.actor(), entry).await
 }
 
@@ -104,7 +112,14 @@ pub async fn get_violation(
 ) -> ApiResult<Json<ViolationView>> {
     let m = store::get(&state.db, &p, id).await?;
     let v = store::view(&m, &state.reference, !p.reads_wpg());
-    log_wpg_read(&state, &p, std::slice::from_ref(&v), "read", json!({})).await?;
+    log_wpg_read(
+        &state,
+        &p,
+        &wpg_ids(std::slice::from_ref(&v)),
+        "read",
+        json!({}),
+    )
+    .await?;
     Ok(Json(v))
 }
 
@@ -138,7 +153,8 @@ pub async fn list_violations(
     State(state): State<AppState>,
     p: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<ViolationPage>> {
+    RawQuery(raw_query): RawQuery,
+) -> ApiResult<Response> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "1 to 500"));
@@ -159,37 +175,59 @@ pub async fn list_violations(
         ),
         None => None,
     };
-    let filter = Filter {
-        date: q.date,
-        category: q.category,
-        wijk: q.wijk.clone(),
-        officer: q.officer,
-        status: q.status,
-        limit: u64::from(limit),
-        cursor,
-    };
-    let (rows, more) = store::list(&state.db, &p, &filter).await?;
     let redact = !p.reads_wpg();
-    let items: Vec<ViolationView> = rows
-        .iter()
-        .map(|m| store::view(m, &state.reference, redact))
-        .collect();
-    let next_cursor = if more {
-        rows.last().map(store::encode_cursor)
-    } else {
-        None
+    let key = format!(
+        "{:?}|{redact}|{}",
+        p.scope(),
+        raw_query.as_deref().unwrap_or("")
+    );
+    let page = match state.violation_pages.get(p.seen_seq, &key) {
+        Some(hit) => hit,
+        None => {
+            let filter = Filter {
+                date: q.date,
+                category: q.category,
+                wijk: q.wijk.clone(),
+                officer: q.officer,
+                status: q.status,
+                limit: u64::from(limit),
+                cursor,
+            };
+            let (rows, more) = store::list(&state.db, &p, &filter).await?;
+            let items: Vec<ViolationView> = rows
+                .iter()
+                .map(|m| store::view(m, &state.reference, redact))
+                .collect();
+            let next_cursor = if more {
+                rows.last().map(store::encode_cursor)
+            } else {
+                None
+            };
+            let page = Arc::new(CachedPage {
+                wpg_ids: wpg_ids(&items),
+                body: serde_json::to_vec(&ViolationPage { items, next_cursor })
+                    .map_err(ApiError::internal)?
+                    .into(),
+            });
+            state.violation_pages.put(p.seen_seq, key, page.clone());
+            page
+        }
     };
     log_wpg_read(
         &state,
         &p,
-        &items,
+        &page.wpg_ids,
         "list",
         json!({ "query": {
             "date": q.date, "category": q.category, "wijk": q.wijk, "officer": q.officer, "status": q.status,
         }}),
     )
     .await?;
-    Ok(Json(ViolationPage { items, next_cursor }))
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        page.body.clone(),
+    )
+        .into_response())
 }
 
 /// Change a report: its fields (officers on it, or the teamleider), its status (concept →

@@ -244,22 +244,22 @@ mod tests {
                 }
             };
         let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
-        Reference {
-            areas: AreaIndex::new(vec![]),
-            categories: vec![
+        Reference::new(
+            AreaIndex::new(vec![]),
+            vec![
                 cat("afval", "afval"),
                 cat("parkeren", "parkeren;stilstaan"),
                 cat("honden", "honden"),
                 cat("overig", ""),
             ],
-            feitcodes: vec![
+            vec![
                 fc("R397a", "parkeren", "wahv", d(2015, 5, 15), None),
                 fc("H004", "afval", "bsb", d(2015, 1, 15), None),
                 fc("X001", "afval", "warning_only", d(2015, 1, 15), None),
                 fc("OLD1", "afval", "bsb", d(2010, 1, 1), Some(d(2012, 1, 1))),
             ],
-            areas_geojson: Default::default(),
-        }
+            Default::default(),
+        )
     }
 
     fn now() -> DateTime<Utc> {
