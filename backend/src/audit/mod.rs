@@ -154,9 +154,27 @@ impl AuditLog {
 }
 
 async fn write_batch(db: &Db, rows: Vec<entity::ActiveModel>) -> Result<(), DbErr> {
+    let started = std::time::Instant::now();
+    let n = rows.len();
     let txn = db.write.begin().await?;
-    entity::Entity::insert_many(rows)
-        .exec_without_returning(&txn)
-        .await?;
-    txn.commit().await
+    if db.backend() == sea_orm::DbBackend::Postgres {
+        // One statement per line: sqlx 0.9.0 leaves Nagle's algorithm on (sqlx#4335), and a
+        // statement larger than its 8 KiB write buffer then waits ~40 ms for a delayed ACK.
+        for row in rows {
+            entity::Entity::insert(row)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+    } else {
+        entity::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    tracing::debug!(
+        rows = n,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "audit batch committed"
+    );
+    Ok(())
 }
