@@ -93,6 +93,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::auth::routes::router())
         .merge(crate::reference::routes::router())
         .merge(crate::violations::routes::router())
+        .merge(crate::sync::routes::router())
 }
 
 /// The OpenAPI document the code generates.

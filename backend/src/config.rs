@@ -45,6 +45,15 @@ pub struct Config {
     #[arg(long, env = "THOR_DB_POOL", default_value_t = 8)]
     pub db_pool: u32,
 
+    /// Days of a team's records a device keeps (older ones leave its scope as deletions).
+    #[arg(long, env = "THOR_SYNC_WINDOW_DAYS", default_value_t = 14)]
+    pub sync_window_days: u32,
+
+    /// Days deletions (tombstones) are kept for devices that were offline; an older cursor gets
+    /// 410 and the device resyncs in full.
+    #[arg(long, env = "THOR_TOMBSTONE_DAYS", default_value_t = 180)]
+    pub tombstone_days: u32,
+
     /// Log as JSON lines (for a log shipper) instead of human-readable text.
     #[arg(long, env = "THOR_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -63,6 +72,8 @@ impl Config {
             max_body_bytes: 1024 * 1024,
             request_timeout_s: 30,
             db_pool: 8,
+            sync_window_days: 14,
+            tombstone_days: 180,
             log_json: false,
         }
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A field that failed validation, with a human-readable reason.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq)]
 pub struct FieldError {
     /// Dotted path of the offending field in the request, e.g. `location.lat` or `feitcode`.
     pub field: String,

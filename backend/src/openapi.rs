@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Login, devices and accounts"),
         (name = "reference", description = "Wijken, buurten, categories and feitcodes"),
         (name = "violations", description = "Violation reports: afval, parkeren, honden, overig"),
+        (name = "sync", description = "Offline sync (WatermelonDB protocol) and sync conflicts; see SYNC.md"),
     )
 )]
 struct ApiDoc;

@@ -458,6 +458,7 @@ pub async fn load(state: &AppState, scenario: &Scenario) -> Result<Loaded, ApiEr
             &state.reference,
             &officer,
             v.report.clone(),
+            store::WriteMeta::default(),
             v.received_at,
         )
         .await?

@@ -148,7 +148,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const STATES: &[(&str, u8)] = &[("concept", 0), ("submitted", 1), ("approved", 2), ("rejected", 2)];
+    const STATES: &[(&str, u8)] = &[
+        ("concept", 0),
+        ("submitted", 1),
+        ("approved", 2),
+        ("rejected", 2),
+    ];
 
     /// (policy, base, server, client, server_changed) → (applied, conflict)
     #[test]
@@ -161,36 +166,174 @@ mod tests {
         let uni = Policy::Union;
         let s = |v: &str| json!(v);
         #[rustfmt::skip]
-        let table: Vec<(Policy, Option<Value>, Value, Value, bool, Value, Option<ConflictKind>)> = vec![
+        /// policy, base, server, client, server_changed, expected applied, expected conflict
+        type Row = (Policy, Option<Value>, Value, Value, bool, Value, Option<ConflictKind>);
+        let table: Vec<Row> = vec![
             // Client did not change the field: the server's value stays, whoever changed it.
             (lrw, Some(s("a")), s("a"), s("a"), false, s("a"), None),
-            (lrw, Some(s("a")), s("b"), s("a"), true,  s("b"), None),
-            (own, Some(s("a")), s("b"), s("a"), true,  s("b"), None),
-            (st,  Some(s("concept")), s("approved"), s("concept"), true, s("approved"), None),
+            (lrw, Some(s("a")), s("b"), s("a"), true, s("b"), None),
+            (own, Some(s("a")), s("b"), s("a"), true, s("b"), None),
+            (
+                st,
+                Some(s("concept")),
+                s("approved"),
+                s("concept"),
+                true,
+                s("approved"),
+                None,
+            ),
             (imm, Some(s("a")), s("a"), s("a"), false, s("a"), None),
-            (uni, Some(json!([1])), json!([1, 2]), json!([1]), true, json!([1, 2]), None),
+            (
+                uni,
+                Some(json!([1])),
+                json!([1, 2]),
+                json!([1]),
+                true,
+                json!([1, 2]),
+                None,
+            ),
             // Only the client changed it.
             (lrw, Some(s("a")), s("a"), s("c"), false, s("c"), None),
-            (st,  Some(s("concept")), s("concept"), s("submitted"), false, s("submitted"), None),
-            (own, Some(s("a")), s("a"), s("c"), false, s("a"), Some(NotWritable)),
-            (imm, Some(s("a")), s("a"), s("c"), false, s("a"), Some(NotWritable)),
-            (uni, Some(json!([1])), json!([1]), json!([1, 3]), false, json!([1, 3]), None),
+            (
+                st,
+                Some(s("concept")),
+                s("concept"),
+                s("submitted"),
+                false,
+                s("submitted"),
+                None,
+            ),
+            (
+                own,
+                Some(s("a")),
+                s("a"),
+                s("c"),
+                false,
+                s("a"),
+                Some(NotWritable),
+            ),
+            (
+                imm,
+                Some(s("a")),
+                s("a"),
+                s("c"),
+                false,
+                s("a"),
+                Some(NotWritable),
+            ),
+            (
+                uni,
+                Some(json!([1])),
+                json!([1]),
+                json!([1, 3]),
+                false,
+                json!([1, 3]),
+                None,
+            ),
             // Both changed it, to the same value: no conflict.
             (lrw, Some(s("a")), s("b"), s("b"), true, s("b"), None),
             (own, Some(s("a")), s("b"), s("b"), true, s("b"), None),
-            (st,  Some(s("concept")), s("submitted"), s("submitted"), true, s("submitted"), None),
+            (
+                st,
+                Some(s("concept")),
+                s("submitted"),
+                s("submitted"),
+                true,
+                s("submitted"),
+                None,
+            ),
             (imm, Some(s("a")), s("b"), s("b"), true, s("b"), None),
-            (uni, Some(json!([1])), json!([1, 2]), json!([1, 2]), true, json!([1, 2]), None),
+            (
+                uni,
+                Some(json!([1])),
+                json!([1, 2]),
+                json!([1, 2]),
+                true,
+                json!([1, 2]),
+                None,
+            ),
             // Both changed it, differently: the policy decides and a conflict is recorded.
-            (lrw, Some(s("a")), s("b"), s("c"), true, s("c"), Some(BothChanged)),
-            (own, Some(s("a")), s("b"), s("c"), true, s("b"), Some(BothChanged)),
-            (imm, Some(s("a")), s("b"), s("c"), true, s("b"), Some(BothChanged)),
-            (st,  Some(s("concept")), s("submitted"), s("approved"), true, s("approved"), Some(BothChanged)),
-            (st,  Some(s("concept")), s("approved"), s("submitted"), true, s("approved"), Some(BothChanged)),
-            (st,  Some(s("submitted")), s("approved"), s("rejected"), true, s("approved"), Some(BothChanged)),
-            (st,  Some(s("concept")), s("bogus"), s("submitted"), true, s("submitted"), Some(BothChanged)),
-            (st,  Some(s("concept")), s("submitted"), s("bogus"), true, s("submitted"), Some(BothChanged)),
-            (uni, Some(json!([1])), json!([1, 2]), json!([1, 3]), true, json!([1, 2, 3]), None),
+            (
+                lrw,
+                Some(s("a")),
+                s("b"),
+                s("c"),
+                true,
+                s("c"),
+                Some(BothChanged),
+            ),
+            (
+                own,
+                Some(s("a")),
+                s("b"),
+                s("c"),
+                true,
+                s("b"),
+                Some(BothChanged),
+            ),
+            (
+                imm,
+                Some(s("a")),
+                s("b"),
+                s("c"),
+                true,
+                s("b"),
+                Some(BothChanged),
+            ),
+            (
+                st,
+                Some(s("concept")),
+                s("submitted"),
+                s("approved"),
+                true,
+                s("approved"),
+                Some(BothChanged),
+            ),
+            (
+                st,
+                Some(s("concept")),
+                s("approved"),
+                s("submitted"),
+                true,
+                s("approved"),
+                Some(BothChanged),
+            ),
+            (
+                st,
+                Some(s("submitted")),
+                s("approved"),
+                s("rejected"),
+                true,
+                s("approved"),
+                Some(BothChanged),
+            ),
+            (
+                st,
+                Some(s("concept")),
+                s("bogus"),
+                s("submitted"),
+                true,
+                s("submitted"),
+                Some(BothChanged),
+            ),
+            (
+                st,
+                Some(s("concept")),
+                s("submitted"),
+                s("bogus"),
+                true,
+                s("submitted"),
+                Some(BothChanged),
+            ),
+            (
+                uni,
+                Some(json!([1])),
+                json!([1, 2]),
+                json!([1, 3]),
+                true,
+                json!([1, 2, 3]),
+                None,
+            ),
             // Base unknown: a differing client value counts as a change.
             (lrw, None, s("a"), s("c"), true, s("c"), Some(BothChanged)),
             (lrw, None, s("a"), s("c"), false, s("c"), None),
@@ -198,7 +341,9 @@ mod tests {
             (imm, None, s("a"), s("c"), false, s("a"), Some(NotWritable)),
             (uni, None, json!([1]), json!([2]), true, json!([1, 2]), None),
         ];
-        for (i, (policy, base, server, client, server_changed, applied, conflict)) in table.into_iter().enumerate() {
+        for (i, (policy, base, server, client, server_changed, applied, conflict)) in
+            table.into_iter().enumerate()
+        {
             let m = merge_field(policy, base.as_ref(), &server, &client, server_changed);
             assert_eq!(m.applied, applied, "row {i}: applied");
             assert_eq!(m.conflict, conflict, "row {i}: conflict");
@@ -207,7 +352,10 @@ mod tests {
 
     #[test]
     fn union_keeps_order_and_drops_duplicates() {
-        assert_eq!(union(&json!(["a", "b"]), &json!(["b", "c", "a"])), json!(["a", "b", "c"]));
+        assert_eq!(
+            union(&json!(["a", "b"]), &json!(["b", "c", "a"])),
+            json!(["a", "b", "c"])
+        );
         assert_eq!(union(&Value::Null, &json!(["x"])), json!(["x"]));
     }
 }

@@ -7,6 +7,12 @@
 //! that commits late (the bug of bigserial and timestamp cursors). The pull/push engine builds
 //! on this (see `mobile-api-spec/SYNC.md`).
 
+pub mod engine;
+pub mod entities;
+pub mod merge;
+pub mod routes;
+pub mod table;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -102,4 +108,139 @@ pub async fn last_seq<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("sync_space row 1".into()))?;
     row.try_get("", "last_seq")
+}
+
+/// Keeps a record's state at a revision, for later three-way merges against it.
+pub async fn record_history<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    record_id: &str,
+    rev: i64,
+    snapshot: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut stmt = Query::insert();
+    stmt.into_table("record_history")
+        .columns(["table_name", "record_id", "rev", "snapshot", "at"])
+        .values([
+            table.into(),
+            record_id.into(),
+            rev.into(),
+            snapshot.into(),
+            now.into(),
+        ])
+        .map_err(|e| DbErr::Custom(format!("building record_history insert: {e}")))?;
+    conn.execute(&stmt).await?;
+    Ok(())
+}
+
+/// A record's state at a revision, if kept.
+pub async fn history_at<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    record_id: &str,
+    rev: i64,
+) -> Result<Option<serde_json::Value>, DbErr> {
+    let stmt = Query::select()
+        .column("snapshot")
+        .from("record_history")
+        .and_where(Expr::col("table_name").eq(table))
+        .and_where(Expr::col("record_id").eq(record_id))
+        .and_where(Expr::col("rev").eq(rev))
+        .to_owned();
+    match conn.query_one(&stmt).await? {
+        Some(row) => Ok(Some(row.try_get::<serde_json::Value>("", "snapshot")?)),
+        None => Ok(None),
+    }
+}
+
+/// Server time minus the device's clock, from the `X-Device-Time` header (milliseconds since
+/// 1970). Device clocks are evidence, never order: this is recorded, not used to sort.
+pub fn clock_offset_ms(headers: &axum::http::HeaderMap, now: DateTime<Utc>) -> Option<i64> {
+    let device: i64 = headers
+        .get("x-device-time")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(now.timestamp_millis() - device)
+}
+
+/// Destroys what is past the tombstone horizon: deletions older than `horizon`, their records
+/// and their change log. A device whose cursor is older than what was purged gets 410 and pulls
+/// in full. Returns the new purge mark.
+pub async fn purge(
+    db: &crate::db::Db,
+    horizon: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    use sea_orm::TransactionTrait;
+    let cutoff = now - horizon;
+    let txn = db.write.begin().await?;
+    let stmt = Query::select()
+        .expr_as(Expr::col("seq").max(), "mark")
+        .from("sync_change")
+        .and_where(Expr::col("changed_at").lt(cutoff))
+        .to_owned();
+    let mark: Option<i64> = match txn.query_one(&stmt).await? {
+        Some(row) => row.try_get("", "mark")?,
+        None => None,
+    };
+    let Some(mark) = mark else {
+        txn.commit().await?;
+        return Ok(0);
+    };
+    let deleted_ids = Query::select()
+        .column("id")
+        .from("violation")
+        .and_where(Expr::col("deleted_seq").lte(mark))
+        .to_owned();
+    txn.execute(
+        &Query::delete()
+            .from_table("violation_officer")
+            .and_where(Expr::col("violation_id").in_subquery(deleted_ids))
+            .to_owned(),
+    )
+    .await?;
+    let gone = txn
+        .execute(
+            &Query::delete()
+                .from_table("violation")
+                .and_where(Expr::col("deleted_seq").lte(mark))
+                .to_owned(),
+        )
+        .await?
+        .rows_affected();
+    txn.execute(
+        &Query::delete()
+            .from_table("sync_change")
+            .and_where(Expr::col("seq").lte(mark))
+            .to_owned(),
+    )
+    .await?;
+    txn.execute(
+        &Query::update()
+            .table("sync_space")
+            .value("purged_seq", mark)
+            .and_where(Expr::col("id").eq(SPACE_ID))
+            .and_where(Expr::col("purged_seq").lt(mark))
+            .to_owned(),
+    )
+    .await?;
+    crate::audit::record(
+        &txn,
+        &crate::audit::Actor::system("purge"),
+        crate::audit::Entry {
+            action: "destroy",
+            record_type: "tombstones",
+            record_id: None,
+            reason: Some(format!("tombstone horizon of {} days", horizon.num_days())),
+            detail: Some(serde_json::json!({ "purged_seq": mark, "records": gone })),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(mark)
 }

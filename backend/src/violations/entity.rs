@@ -40,6 +40,11 @@ pub mod violation {
         pub field_revs: Json,
         pub deleted_seq: Option<i64>,
         pub last_device_id: Option<String>,
+        /// Plausibility flags for reviewers, e.g. `clock_offset` (the phone's clock was off by
+        /// more than 5 minutes when it pushed the report). Never blocking.
+        pub flags: Json,
+        /// Server time minus device time when the report arrived, if the device said.
+        pub device_clock_offset_ms: Option<i64>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -13,6 +13,7 @@ pub mod entity;
 pub mod routes;
 pub mod rules;
 pub mod store;
+pub mod sync;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -182,6 +183,9 @@ pub struct ViolationView {
     pub privacy_regime: String,
     /// True when Wpg fields were withheld because the reader is not authorised for them.
     pub redacted: bool,
+    /// Plausibility flags for the reviewer, never blocking: `clock_offset` (the phone's clock was
+    /// more than 5 minutes off when it sent the report).
+    pub flags: Vec<String>,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
@@ -83,10 +83,14 @@ async fn log_wpg_read(
 pub async fn create_violation(
     State(state): State<AppState>,
     p: Principal,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NewViolation>,
 ) -> ApiResult<(StatusCode, Json<ViolationView>)> {
-    let (status, m) = match store::create(&state.db, &state.reference, &p, body, Utc::now()).await?
-    {
+    let now = Utc::now();
+    let meta = store::WriteMeta {
+        clock_offset_ms: crate::sync::clock_offset_ms(&headers, now),
+    };
+    let (status, m) = match store::create(&state.db, &state.reference, &p, body, meta, now).await? {
         Created::New(m) => (StatusCode::CREATED, m),
         Created::Existing(m) => (StatusCode::OK, m),
     };

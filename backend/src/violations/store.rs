@@ -147,12 +147,38 @@ fn existing_outcome(existing: violation::Model, hash: &str) -> ApiResult<Created
     }
 }
 
-/// Creates a report, or recognises a retry of one.
+/// What the transport knows about a write beyond its content.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteMeta {
+    /// Server time minus the device's clock (`X-Device-Time`), in milliseconds.
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// A device clock off by more than this gets the report flagged for reviewers.
+pub const CLOCK_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+/// Creates a report, or recognises a retry of one, in its own transaction.
 pub async fn create(
     db: &Db,
     reference: &Reference,
     p: &Principal,
     input: NewViolation,
+    meta: WriteMeta,
+    now: DateTime<Utc>,
+) -> ApiResult<Created> {
+    let txn = db.write.begin().await?;
+    let created = create_in(&txn, reference, p, input, meta, now).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Creates a report inside the caller's transaction (the sync push uses this).
+pub async fn create_in(
+    txn: &DatabaseTransaction,
+    reference: &Reference,
+    p: &Principal,
+    input: NewViolation,
+    meta: WriteMeta,
     now: DateTime<Utc>,
 ) -> ApiResult<Created> {
     p.authorize(Action::CreateViolation)?;
@@ -173,23 +199,63 @@ pub async fn create(
     rules::check(&draft, reference, now).map_err(ApiError::Validation)?;
     let hash = create_hash(&v);
 
-    let txn = db.write.begin().await?;
-    if let Some(existing) = violation::Entity::find_by_id(v.id).one(&txn).await? {
+    if let Some(existing) = violation::Entity::find_by_id(v.id).one(txn).await? {
         return existing_outcome(existing, &hash);
     }
-    check_officers(&txn, &v.officer_ids).await?;
+    // A savepoint: if a concurrent post of the same id wins the race (PostgreSQL), undo ours.
+    let sp = txn.begin().await?;
+    match write_new(&sp, reference, p, &v, status, &hash, meta, now).await? {
+        Some(m) => {
+            sp.commit().await?;
+            Ok(Created::New(m))
+        }
+        None => {
+            sp.rollback().await?;
+            let existing = violation::Entity::find_by_id(v.id)
+                .one(txn)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("report vanished after a unique violation"))
+                })?;
+            existing_outcome(existing, &hash)
+        }
+    }
+}
+
+/// Writes a new report; `None` when another transaction inserted the same id first.
+#[allow(clippy::too_many_arguments)]
+async fn write_new(
+    txn: &DatabaseTransaction,
+    reference: &Reference,
+    p: &Principal,
+    v: &NewViolation,
+    status: Status,
+    hash: &str,
+    meta: WriteMeta,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<violation::Model>> {
+    if v.officer_ids != [p.user_id] {
+        check_officers(txn, &v.officer_ids).await?;
+    }
     let located = reference.areas.locate(v.location.lat, v.location.lon);
-    write_officers(&txn, v.id, &v.officer_ids, false).await?;
+    write_officers(txn, v.id, &v.officer_ids, false).await?;
     let regime = rules::privacy_regime(v.outcome, v.plate.as_deref());
+    let mut flags = Vec::new();
+    if meta
+        .clock_offset_ms
+        .is_some_and(|o| o.abs() > CLOCK_TOLERANCE_MS)
+    {
+        flags.push("clock_offset");
+    }
     audit::record(
-        &txn,
+        txn,
         &p.actor(),
         Entry::new("create", TABLE, v.id)
             .detail(json!({ "status": status.as_str(), "privacy_regime": regime })),
         now,
     )
     .await?;
-    let seq = stamp_one(&txn, v.id, FIELDS.to_vec(), p, now).await?;
+    let seq = stamp_one(txn, v.id, FIELDS.to_vec(), p, now).await?;
     let field_revs: serde_json::Map<String, Value> =
         FIELDS.iter().map(|f| (f.to_string(), json!(seq))).collect();
     let model = violation::ActiveModel {
@@ -218,30 +284,39 @@ pub async fn create(
         created_by: Set(p.user_id),
         created_at: Set(now),
         updated_at: Set(now),
-        create_hash: Set(hash.clone()),
+        create_hash: Set(hash.to_string()),
         server_rev: Set(seq),
         field_revs: Set(Value::Object(field_revs)),
         deleted_seq: Set(None),
         last_device_id: Set(Some(p.device_id.clone())),
+        flags: Set(json!(flags)),
+        device_clock_offset_ms: Set(meta.clock_offset_ms),
     };
-    match model.insert(&txn).await {
+    match model.insert(txn).await {
         Ok(m) => {
-            txn.commit().await?;
-            Ok(Created::New(m))
+            keep_history(txn, &m, now).await?;
+            Ok(Some(m))
         }
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            // Two posts of the same id raced (PostgreSQL); the other one won.
-            txn.rollback().await?;
-            let existing = violation::Entity::find_by_id(v.id)
-                .one(&db.write)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("report vanished after a unique violation"))
-                })?;
-            existing_outcome(existing, &hash)
-        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+async fn keep_history(
+    txn: &DatabaseTransaction,
+    m: &violation::Model,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    sync::record_history(
+        txn,
+        TABLE,
+        &m.id.to_string(),
+        m.server_rev,
+        Value::Object(super::sync::canonical_row(m)),
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 async fn stamp_one(
@@ -286,7 +361,8 @@ fn parse_stored<T>(v: Option<T>, what: &str, raw: &str) -> ApiResult<T> {
     v.ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored {what} {raw:?} is not valid")))
 }
 
-/// Changes a report: field edits by its officers or the team lead, and the lead's review.
+/// Changes a report in its own transaction: field edits by its officers or the team lead, and
+/// the lead's review.
 pub async fn update(
     db: &Db,
     reference: &Reference,
@@ -295,11 +371,25 @@ pub async fn update(
     patch: ViolationPatch,
     now: DateTime<Utc>,
 ) -> ApiResult<violation::Model> {
-    p.authorize(Action::EditViolation)?;
     let txn = db.write.begin().await?;
+    let m = update_in(&txn, reference, p, id, patch, now).await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+/// Changes a report inside the caller's transaction (the sync push uses this).
+pub async fn update_in(
+    txn: &DatabaseTransaction,
+    reference: &Reference,
+    p: &Principal,
+    id: Uuid,
+    patch: ViolationPatch,
+    now: DateTime<Utc>,
+) -> ApiResult<violation::Model> {
+    p.authorize(Action::EditViolation)?;
     let cur = violation::Entity::find_by_id(id)
         .lock_exclusive()
-        .one(&txn)
+        .one(txn)
         .await?
         .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
         .ok_or_else(|| ApiError::NotFound(format!("violation {id}")))?;
@@ -438,8 +528,8 @@ pub async fn update(
     }
     rules::check(&draft, reference, now).map_err(ApiError::Validation)?;
     if changed.contains(&"officer_ids") {
-        check_officers(&txn, &draft.officer_ids).await?;
-        write_officers(&txn, id, &draft.officer_ids, true).await?;
+        check_officers(txn, &draft.officer_ids).await?;
+        write_officers(txn, id, &draft.officer_ids, true).await?;
     }
     let reviewed =
         matches!(new_status, Status::Approved | Status::Rejected) && new_status != cur_status;
@@ -447,7 +537,7 @@ pub async fn update(
         changed.extend(["reviewed_by", "reviewed_at"]);
     }
     audit::record(
-        &txn,
+        txn,
         &p.actor(),
         Entry::new(if reviewed { "review" } else { "update" }, TABLE, id)
             .reason(if reviewed { review_note.clone() } else { None })
@@ -455,7 +545,7 @@ pub async fn update(
         now,
     )
     .await?;
-    let seq = stamp_one(&txn, id, changed.clone(), p, now).await?;
+    let seq = stamp_one(txn, id, changed.clone(), p, now).await?;
     let mut field_revs = match cur.field_revs.clone() {
         Value::Object(m) => m,
         _ => serde_json::Map::new(),
@@ -484,9 +574,72 @@ pub async fn update(
     am.server_rev = Set(seq);
     am.field_revs = Set(Value::Object(field_revs));
     am.last_device_id = Set(Some(p.device_id.clone()));
-    let m = am.update(&txn).await?;
-    txn.commit().await?;
+    let m = am.update(txn).await?;
+    keep_history(txn, &m, now).await?;
     Ok(m)
+}
+
+/// Deletes (tombstones) a report inside the caller's transaction. Reviewed reports are final and
+/// cannot be deleted; a missing or already deleted report is a no-op (`false`).
+pub async fn delete_in(
+    txn: &DatabaseTransaction,
+    p: &Principal,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
+    p.authorize(Action::EditViolation)?;
+    let Some(cur) = violation::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
+    else {
+        return Ok(false);
+    };
+    if !p.may(Action::ReviewViolation)
+        && cur.created_by != p.user_id
+        && !officers_of(&cur).contains(&p.user_id)
+    {
+        return Err(ApiError::Forbidden(
+            "only the officers on a report and their teamleider delete it".into(),
+        ));
+    }
+    if matches!(
+        Status::parse(&cur.status),
+        Some(Status::Approved | Status::Rejected)
+    ) {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "report {id} was {} by the teamleider and is final",
+                cur.status
+            ),
+            existing: None,
+        });
+    }
+    audit::record(txn, &p.actor(), Entry::new("delete", TABLE, id), now).await?;
+    let seqs = sync::stamp(
+        txn,
+        &[Change {
+            table: TABLE,
+            record_id: id.to_string(),
+            op: Op::Delete,
+            changed_fields: vec![],
+        }],
+        Some(&p.device_id),
+        now,
+    )
+    .await?;
+    let seq = seqs
+        .first()
+        .copied()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no sequence number")))?;
+    let mut am: violation::ActiveModel = cur.into();
+    am.deleted_seq = Set(Some(seq));
+    am.server_rev = Set(seq);
+    am.updated_at = Set(now);
+    am.last_device_id = Set(Some(p.device_id.clone()));
+    am.update(txn).await?;
+    Ok(true)
 }
 
 /// A report the principal may see.
@@ -641,6 +794,7 @@ pub fn view(m: &violation::Model, reference: &Reference, redact: bool) -> Violat
         team_id: m.team_id,
         privacy_regime: m.privacy_regime.clone(),
         redacted: redact,
+        flags: serde_json::from_value(m.flags.clone()).unwrap_or_default(),
         created_by: m.created_by,
         created_at: m.created_at,
         updated_at: m.updated_at,

@@ -5,4 +5,5 @@ mod demo;
 mod openapi;
 mod ops;
 mod reference;
+mod sync;
 mod violations;

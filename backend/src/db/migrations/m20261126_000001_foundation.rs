@@ -16,11 +16,12 @@ fn ts(col: &'static str) -> ColumnDef {
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         // The sync cursor: one row per organisation (an installation serves one municipality).
+        // It starts at 1: WatermelonDB refuses a pull timestamp of 0.
         m.create_table(
             Table::create()
                 .table("sync_space")
                 .col(integer("id").primary_key())
-                .col(big_integer("last_seq").default(0))
+                .col(big_integer("last_seq").default(1))
                 .to_owned(),
         )
         .await?;
@@ -28,7 +29,7 @@ impl MigrationTrait for Migration {
             Query::insert()
                 .into_table("sync_space")
                 .columns(["id", "last_seq"])
-                .values_panic([1.into(), 0i64.into()])
+                .values_panic([1.into(), 1i64.into()])
                 .to_owned(),
         )
         .await?;

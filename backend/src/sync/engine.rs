@@ -1,0 +1,712 @@
+//! The sync engine: WatermelonDB-compatible pull and push over any registered `SyncTable`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IsolationLevel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::entities::{sync_conflict, sync_device, sync_push};
+use super::merge::{Policy, merge_field};
+use super::table::{PushCtx, SyncTable, Writable, canonical, wire};
+use crate::auth::{Action, Principal, Role};
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::reference::Reference;
+
+/// Every record type that syncs, in one place.
+pub fn tables() -> Vec<Box<dyn SyncTable>> {
+    vec![Box::new(crate::violations::sync::ViolationsTable)]
+}
+
+/// WatermelonDB's change set of one table.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TableChanges {
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub created: Vec<Map<String, Value>>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub updated: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub deleted: Vec<String>,
+}
+
+/// The body of a push.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PushBody {
+    /// `{table: {created, updated, deleted}}`; `created` and `updated` are handled alike.
+    pub changes: BTreeMap<String, TableChanges>,
+}
+
+/// A conflict as the push answer reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConflictNote {
+    pub id: Uuid,
+    pub table: String,
+    pub record_id: String,
+    pub field: Option<String>,
+    /// both_changed, not_writable, edit_on_deleted or rejected.
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub applied: Value,
+    #[schema(value_type = Object)]
+    pub client: Value,
+}
+
+/// A record the server refused, with the reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Rejection {
+    pub table: String,
+    pub id: String,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PushResponse {
+    /// Records written.
+    pub applied: usize,
+    /// Records that changed nothing (retries, echoes, edits that lost every field to a policy).
+    pub unchanged: usize,
+    pub conflicts: Vec<ConflictNote>,
+    /// WatermelonDB: ids per table that stay unsynced on the phone.
+    #[serde(rename = "experimentalRejectedIds")]
+    pub experimental_rejected_ids: BTreeMap<String, Vec<String>>,
+    pub rejected: Vec<Rejection>,
+    /// Tables the server does not sync; their changes were ignored.
+    pub ignored_tables: Vec<String>,
+}
+
+/// What the transport adds to a push.
+#[derive(Debug, Default, Clone)]
+pub struct PushMeta {
+    pub idempotency_key: Option<String>,
+    pub clock_offset_ms: Option<i64>,
+    pub app_version: Option<String>,
+    pub schema_version: Option<i32>,
+}
+
+struct Pending {
+    conflicts: Vec<sync_conflict::ActiveModel>,
+}
+
+fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::LastReceivedWins => "last_received_wins",
+        Policy::ServerOwned => "server_owned",
+        Policy::StateOrder(_) => "state_order",
+        Policy::ImmutableAfterCreate => "immutable_after_create",
+        Policy::Union => "union",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conflict_row(
+    ctx: &PushCtx<'_>,
+    table: &str,
+    id: &str,
+    field: Option<&str>,
+    kind: &str,
+    policy: &str,
+    values: [Option<Value>; 4],
+    base_rev: Option<i64>,
+    server_rev: Option<i64>,
+    team_id: Option<Uuid>,
+    detail: Option<String>,
+) -> sync_conflict::ActiveModel {
+    let [base, server, client, applied] = values;
+    sync_conflict::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        table_name: Set(table.to_string()),
+        record_id: Set(id.to_string()),
+        field: Set(field.map(str::to_string)),
+        kind: Set(kind.to_string()),
+        policy: Set(policy.to_string()),
+        base_value: Set(base),
+        server_value: Set(server),
+        client_value: Set(client),
+        applied_value: Set(applied),
+        base_rev: Set(base_rev),
+        server_rev: Set(server_rev),
+        team_id: Set(team_id),
+        user_id: Set(Some(ctx.principal.user_id)),
+        device_id: Set(Some(ctx.principal.device_id.clone())),
+        detail: Set(detail),
+        created_at: Set(ctx.now),
+        status: Set("open".into()),
+        resolved_at: Set(None),
+        resolved_by: Set(None),
+        resolution: Set(None),
+        resolved_value: Set(None),
+    }
+}
+
+enum Outcome {
+    Applied,
+    Unchanged,
+}
+
+/// Merges one pushed record into the server's and writes the result through the table.
+async fn push_record(
+    txn: &DatabaseTransaction,
+    table: &dyn SyncTable,
+    ctx: &PushCtx<'_>,
+    id: &str,
+    raw: &Map<String, Value>,
+    pending: &mut Pending,
+) -> ApiResult<Outcome> {
+    let p = ctx.principal;
+    let hidden = table.hidden_columns(p);
+    let current = table.load(txn, p, id).await?;
+    let mut invalid = Vec::new();
+    let mut read = |col: &super::table::Column, v: &Value| match canonical(col.kind, v) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            invalid.push(FieldError::new(col.name, e));
+            None
+        }
+    };
+    let Some(cur) = current else {
+        let mut values = Map::new();
+        for col in table.columns() {
+            if col.writable == Writable::Never || hidden.contains(&col.name) {
+                continue;
+            }
+            if let Some(v) = raw.get(col.name)
+                && let Some(c) = read(col, v)
+            {
+                values.insert(col.name.to_string(), c);
+            }
+        }
+        if !invalid.is_empty() {
+            return Err(ApiError::Validation(invalid));
+        }
+        table.create(txn, ctx, id, &values).await?;
+        return Ok(Outcome::Applied);
+    };
+    if cur.deleted {
+        pending.conflicts.push(conflict_row(
+            ctx,
+            table.name(),
+            id,
+            None,
+            "edit_on_deleted",
+            "tombstone_kept",
+            [None, None, Some(Value::Object(raw.clone())), None],
+            raw.get("server_rev").and_then(Value::as_i64),
+            Some(cur.server_rev),
+            cur.team_id,
+            Some("the record was deleted on the server; the deletion stands".into()),
+        ));
+        return Ok(Outcome::Unchanged);
+    }
+    let base_rev = raw.get("server_rev").and_then(Value::as_i64);
+    let base: Option<Map<String, Value>> = match base_rev {
+        Some(r) if r == cur.server_rev => Some(cur.raw.clone()),
+        Some(r) => super::history_at(txn, table.name(), id, r)
+            .await?
+            .and_then(|v| v.as_object().cloned()),
+        None => None,
+    };
+    let mut changes = Map::new();
+    let mut conflicts = Vec::new();
+    for col in table.columns() {
+        if col.writable == Writable::Never || hidden.contains(&col.name) {
+            continue;
+        }
+        let Some(v) = raw.get(col.name) else { continue };
+        let Some(client) = read(col, v) else { continue };
+        let server = cur.raw.get(col.name).cloned().unwrap_or(Value::Null);
+        let base_v = base
+            .as_ref()
+            .map(|b| b.get(col.name).cloned().unwrap_or(Value::Null));
+        let server_changed = match base_rev {
+            Some(r) => cur.field_revs.get(col.name).copied().unwrap_or(0) > r,
+            None => true,
+        };
+        let m = merge_field(
+            col.policy,
+            base_v.as_ref(),
+            &server,
+            &client,
+            server_changed,
+        );
+        if let Some(kind) = m.conflict {
+            conflicts.push((col, kind, base_v, server.clone(), client, m.applied.clone()));
+        }
+        if m.changes(&server) {
+            changes.insert(col.name.to_string(), m.applied);
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::Validation(invalid));
+    }
+    for (col, kind, base_v, server, client, applied) in conflicts {
+        pending.conflicts.push(conflict_row(
+            ctx,
+            table.name(),
+            id,
+            Some(col.name),
+            kind.as_str(),
+            policy_name(col.policy),
+            [base_v, Some(server), Some(client), Some(applied)],
+            base_rev,
+            Some(cur.server_rev),
+            cur.team_id,
+            None,
+        ));
+    }
+    if changes.is_empty() {
+        return Ok(Outcome::Unchanged);
+    }
+    table.update(txn, ctx, id, &changes).await?;
+    Ok(Outcome::Applied)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    crate::auth::token::hex(&Sha256::digest(bytes))
+}
+
+/// Applies a push. A record the rules refuse is rejected on its own (its id is reported in
+/// `experimentalRejectedIds`) and never fails the push; a database failure fails all of it.
+pub async fn push(
+    db: &Db,
+    reference: &Reference,
+    p: &Principal,
+    body_bytes: &[u8],
+    body: PushBody,
+    meta: PushMeta,
+) -> ApiResult<PushResponse> {
+    let now = Utc::now();
+    let request_sha = sha256_hex(body_bytes);
+    if let Some(key) = &meta.idempotency_key {
+        if key.is_empty() || key.len() > 200 {
+            return Err(ApiError::field("Idempotency-Key", "1 to 200 characters"));
+        }
+        if let Some(stored) = sync_push::Entity::find_by_id((p.user_id, key.clone()))
+            .one(&db.read)
+            .await?
+        {
+            if stored.request_sha256 == request_sha {
+                return serde_json::from_value(stored.response).map_err(ApiError::internal);
+            }
+            return Err(ApiError::field(
+                "Idempotency-Key",
+                "this key was used for a different push; use a new key for new changes",
+            ));
+        }
+    }
+    let ctx = PushCtx {
+        principal: p,
+        reference,
+        now,
+        clock_offset_ms: meta.clock_offset_ms,
+    };
+    let tables = tables();
+    let mut response = PushResponse {
+        applied: 0,
+        unchanged: 0,
+        conflicts: vec![],
+        experimental_rejected_ids: BTreeMap::new(),
+        rejected: vec![],
+        ignored_tables: vec![],
+    };
+    let mut pending = Pending { conflicts: vec![] };
+    let txn = db.write.begin().await?;
+    for (name, changes) in &body.changes {
+        let Some(table) = tables.iter().find(|t| t.name() == name) else {
+            if !changes.created.is_empty()
+                || !changes.updated.is_empty()
+                || !changes.deleted.is_empty()
+            {
+                tracing::warn!(table = %name, "push for a table the server does not sync; ignored");
+                response.ignored_tables.push(name.clone());
+            }
+            continue;
+        };
+        let mut seen = HashSet::new();
+        for raw in changes.created.iter().chain(changes.updated.iter()) {
+            let id = raw
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if id.is_empty() || !seen.insert(id.clone()) {
+                continue;
+            }
+            let sp = txn.begin().await?;
+            let mut local = Pending { conflicts: vec![] };
+            match push_record(&sp, table.as_ref(), &ctx, &id, raw, &mut local).await {
+                Ok(outcome) => {
+                    sp.commit().await?;
+                    match outcome {
+                        Outcome::Applied => response.applied += 1,
+                        Outcome::Unchanged => response.unchanged += 1,
+                    }
+                    pending.conflicts.extend(local.conflicts);
+                }
+                Err(e) if e.status().is_client_error() => {
+                    sp.rollback().await?;
+                    let problem = e.to_problem();
+                    pending.conflicts.push(conflict_row(
+                        &ctx,
+                        name,
+                        &id,
+                        None,
+                        "rejected",
+                        "validation",
+                        [None, None, Some(Value::Object(raw.clone())), None],
+                        raw.get("server_rev").and_then(Value::as_i64),
+                        None,
+                        p.team_id,
+                        Some(problem.detail.clone()),
+                    ));
+                    response
+                        .experimental_rejected_ids
+                        .entry(name.clone())
+                        .or_default()
+                        .push(id.clone());
+                    response.rejected.push(Rejection {
+                        table: name.clone(),
+                        id,
+                        detail: problem.detail,
+                        errors: problem.errors,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for id in &changes.deleted {
+            if seen.contains(id) {
+                continue;
+            }
+            let sp = txn.begin().await?;
+            match table.delete(&sp, &ctx, id).await {
+                Ok(deleted) => {
+                    sp.commit().await?;
+                    if deleted {
+                        response.applied += 1;
+                    } else {
+                        response.unchanged += 1;
+                    }
+                }
+                Err(e) if e.status().is_client_error() => {
+                    sp.rollback().await?;
+                    let problem = e.to_problem();
+                    response
+                        .experimental_rejected_ids
+                        .entry(name.clone())
+                        .or_default()
+                        .push(id.clone());
+                    response.rejected.push(Rejection {
+                        table: name.clone(),
+                        id: id.clone(),
+                        detail: problem.detail,
+                        errors: problem.errors,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for c in &pending.conflicts {
+        response.conflicts.push(ConflictNote {
+            id: *c.id.as_ref(),
+            table: c.table_name.as_ref().clone(),
+            record_id: c.record_id.as_ref().clone(),
+            field: c.field.as_ref().clone(),
+            kind: c.kind.as_ref().clone(),
+            applied: c.applied_value.as_ref().clone().unwrap_or(Value::Null),
+            client: c.client_value.as_ref().clone().unwrap_or(Value::Null),
+        });
+    }
+    if !pending.conflicts.is_empty() {
+        sync_conflict::Entity::insert_many(pending.conflicts)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    upsert_device(&txn, p, now, |d| {
+        d.last_push_at = Set(Some(now));
+        if meta.clock_offset_ms.is_some() {
+            d.clock_offset_ms = Set(meta.clock_offset_ms);
+        }
+        if meta.app_version.is_some() {
+            d.app_version = Set(meta.app_version.clone());
+        }
+        if meta.schema_version.is_some() {
+            d.schema_version = Set(meta.schema_version);
+        }
+    })
+    .await?;
+    if let Some(key) = &meta.idempotency_key {
+        sync_push::ActiveModel {
+            user_id: Set(p.user_id),
+            idempotency_key: Set(key.clone()),
+            device_id: Set(p.device_id.clone()),
+            request_sha256: Set(request_sha),
+            response: Set(serde_json::to_value(&response).map_err(ApiError::internal)?),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(response)
+}
+
+async fn upsert_device<C: ConnectionTrait>(
+    conn: &C,
+    p: &Principal,
+    _now: DateTime<Utc>,
+    set: impl FnOnce(&mut sync_device::ActiveModel),
+) -> ApiResult<()> {
+    let existing = sync_device::Entity::find_by_id((p.user_id, p.device_id.clone()))
+        .one(conn)
+        .await?;
+    match existing {
+        Some(d) => {
+            let mut am: sync_device::ActiveModel = d.into();
+            set(&mut am);
+            am.update(conn).await?;
+        }
+        None => {
+            let mut am = sync_device::ActiveModel {
+                user_id: Set(p.user_id),
+                device_id: Set(p.device_id.clone()),
+                app_version: Set(None),
+                schema_version: Set(None),
+                clock_offset_ms: Set(None),
+                last_push_at: Set(None),
+                last_pull_at: Set(None),
+                last_pulled_seq: Set(None),
+                window_start: Set(None),
+            };
+            set(&mut am);
+            am.insert(conn).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PullResponse {
+    /// `{table: {created: [], updated: [rows], deleted: [ids]}}`; every live row is in `updated`
+    /// (clients use `sendCreatedAsUpdated`). Reference tables come with a full pull.
+    #[schema(value_type = Object)]
+    pub changes: BTreeMap<String, TableChanges>,
+    /// The cursor to send as `last_pulled_at` next time (WatermelonDB's `lastPulledAt`).
+    pub timestamp: i64,
+    /// More changes wait: pull again with this `timestamp` before pushing.
+    pub has_more: bool,
+    /// Open sync conflicts for this user (a team lead: for the team).
+    pub conflicts_open: u64,
+}
+
+/// Options of a pull.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    pub cursor: i64,
+    pub limit: u64,
+    pub window_days: i64,
+    pub schema_version: Option<i32>,
+    /// A WatermelonDB migration sync: send everything (all our tables exist since version 1).
+    pub migration: bool,
+}
+
+/// Reads the changes in a device's scope after its cursor, in one snapshot.
+pub async fn pull(
+    db: &Db,
+    reference: &Reference,
+    p: &Principal,
+    req: PullRequest,
+) -> ApiResult<PullResponse> {
+    let now = Utc::now();
+    let window_start = now - Duration::days(req.window_days);
+    // One snapshot for the whole pull: REPEATABLE READ on PostgreSQL; a SQLite read
+    // transaction sees one WAL snapshot from its first read on.
+    let txn = if db.backend() == sea_orm::DbBackend::Postgres {
+        db.read
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await?
+    } else {
+        db.read.begin().await?
+    };
+    let (last_seq, purged_seq) = space(&txn).await?;
+    let cursor = if req.migration { 0 } else { req.cursor };
+    if cursor < 0 || (cursor > 0 && (cursor < purged_seq || cursor > last_seq)) {
+        return Err(ApiError::Gone(format!(
+            "the cursor {cursor} is older than the tombstone horizon or unknown to this server; \
+             pull again with last_pulled_at=0 and replace the local data (WatermelonDB's replacement strategy)"
+        )));
+    }
+    let tables = tables();
+    let mut all = Vec::new();
+    for t in &tables {
+        for row in t
+            .pull(&txn, p, window_start, cursor, last_seq, req.limit + 1)
+            .await?
+        {
+            all.push((t.as_ref(), row));
+        }
+    }
+    all.sort_by_key(|(_, r)| r.seq);
+    let has_more = all.len() as u64 > req.limit;
+    all.truncate(req.limit as usize);
+    let timestamp = if has_more {
+        all.last().map(|(_, r)| r.seq).unwrap_or(last_seq)
+    } else {
+        last_seq
+    };
+
+    let mut changes: BTreeMap<String, TableChanges> = BTreeMap::new();
+    for t in &tables {
+        changes.insert(t.name().to_string(), TableChanges::default());
+    }
+    for (t, row) in all {
+        let entry = changes.entry(t.name().to_string()).or_default();
+        match row.row {
+            Some(mut r) => {
+                let hidden = t.hidden_columns(p);
+                for col in t.columns() {
+                    if hidden.contains(&col.name) {
+                        r.insert(col.name.to_string(), Value::Null);
+                    } else if let Some(v) = r.get(col.name) {
+                        let w = wire(col.kind, v);
+                        r.insert(col.name.to_string(), w);
+                    }
+                }
+                r.insert("server_rev".into(), json!(row.seq));
+                entry.updated.push(r);
+            }
+            None => entry.deleted.push(row.id),
+        }
+    }
+    let device = sync_device::Entity::find_by_id((p.user_id, p.device_id.clone()))
+        .one(&txn)
+        .await?;
+    if !has_more
+        && cursor > 0
+        && let Some(prev) = device.as_ref().and_then(|d| d.window_start)
+        && prev < window_start
+    {
+        for t in &tables {
+            let exits = t.window_exits(&txn, p, prev, window_start).await?;
+            let entry = changes.entry(t.name().to_string()).or_default();
+            entry.deleted.extend(exits);
+        }
+    }
+    if cursor == 0 {
+        add_reference(&mut changes, reference, &txn, p).await?;
+    }
+    let conflicts_open = open_conflicts(&txn, p).await?;
+    txn.commit().await?;
+    if !has_more {
+        upsert_device(&db.write, p, now, |d| {
+            d.last_pull_at = Set(Some(now));
+            d.last_pulled_seq = Set(Some(timestamp));
+            d.window_start = Set(Some(window_start));
+            if req.schema_version.is_some() {
+                d.schema_version = Set(req.schema_version);
+            }
+        })
+        .await?;
+    }
+    Ok(PullResponse {
+        changes,
+        timestamp,
+        has_more,
+        conflicts_open,
+    })
+}
+
+async fn space<C: ConnectionTrait>(conn: &C) -> ApiResult<(i64, i64)> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let stmt = Query::select()
+        .columns(["last_seq", "purged_seq"])
+        .from("sync_space")
+        .and_where(Expr::col("id").eq(super::SPACE_ID))
+        .to_owned();
+    let row = conn
+        .query_one(&stmt)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("sync_space row missing")))?;
+    Ok((row.try_get("", "last_seq")?, row.try_get("", "purged_seq")?))
+}
+
+async fn open_conflicts<C: ConnectionTrait>(conn: &C, p: &Principal) -> ApiResult<u64> {
+    let mut q = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
+    q = match (p.role, p.scope()) {
+        (Role::Teamleider, crate::auth::Scope::Team(t)) => {
+            q.filter(sync_conflict::Column::TeamId.eq(t))
+        }
+        (Role::Beheerder, _) => q,
+        _ => q.filter(sync_conflict::Column::UserId.eq(p.user_id)),
+    };
+    Ok(q.count(conn).await?)
+}
+
+/// Read-only reference tables, sent whole with a full pull.
+async fn add_reference(
+    changes: &mut BTreeMap<String, TableChanges>,
+    reference: &Reference,
+    txn: &DatabaseTransaction,
+    p: &Principal,
+) -> ApiResult<()> {
+    let rows = |items: Vec<Value>| TableChanges {
+        created: vec![],
+        updated: items
+            .into_iter()
+            .filter_map(|v| v.as_object().cloned())
+            .collect(),
+        deleted: vec![],
+    };
+    changes.insert(
+        "categories".into(),
+        rows(reference.categories.iter().map(|c| json!({
+            "id": c.code, "name": c.name, "description": c.description, "feitcode_domains": c.feitcode_domains,
+        })).collect()),
+    );
+    changes.insert(
+        "feitcodes".into(),
+        rows(reference.feitcodes.iter().map(|f| json!({
+            "id": format!("{}@{}", f.code, f.valid_from), "code": f.code, "category": f.category,
+            "domain": f.domain, "description": f.description, "track": f.track,
+            "valid_from": f.valid_from.to_string(), "valid_until": f.valid_until.map(|d| d.to_string()),
+        })).collect()),
+    );
+    changes.insert(
+        "areas".into(),
+        rows(reference.areas.areas().iter().map(|a| json!({
+            "id": a.code, "kind": a.kind.as_str(), "name": a.name, "wijk_code": a.wijk_code,
+        })).collect()),
+    );
+    use crate::auth::entities::app_user;
+    let mut q = app_user::Entity::find().filter(app_user::Column::Active.eq(true));
+    if let crate::auth::Scope::Team(t) = p.scope() {
+        q = q.filter(app_user::Column::TeamId.eq(t));
+    }
+    let users = q.all(txn).await?;
+    changes.insert(
+        "team_members".into(),
+        rows(users.iter().map(|u| json!({
+            "id": u.id.to_string(), "username": u.username, "display_name": u.display_name, "role": u.role,
+        })).collect()),
+    );
+    Ok(())
+}
+
+/// Whether the principal may resolve conflicts (team leads).
+pub fn may_resolve(p: &Principal) -> bool {
+    p.may(Action::ReviewViolation)
+}

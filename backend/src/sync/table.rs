@@ -1,0 +1,226 @@
+//! What a record type declares to take part in sync: its columns with their wire type and merge
+//! policy, and how to load, write and pull its rows through its own (the one) write path.
+//! The engine (`engine.rs`) knows nothing else about a table.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::merge::Policy;
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::reference::Reference;
+
+/// The wire type of a column. WatermelonDB knows strings, numbers and booleans; times travel
+/// as milliseconds since the epoch and lists as JSON-encoded strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Float,
+    Bool,
+    /// Milliseconds since 1970-01-01 UTC.
+    Millis,
+    /// A list, sent as a JSON string such as `["a","b"]`.
+    JsonList,
+}
+
+/// Who may set a column from a phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writable {
+    /// On create and on update (subject to the merge policy).
+    Always,
+    /// Only when the record is created (then immutable: evidence).
+    OnCreate,
+    /// Never: derived or set by the server (ignored when pushed).
+    Never,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub policy: Policy,
+    pub writable: Writable,
+}
+
+impl Column {
+    pub const fn new(name: &'static str, kind: Kind, policy: Policy, writable: Writable) -> Self {
+        Column {
+            name,
+            kind,
+            policy,
+            writable,
+        }
+    }
+}
+
+/// A record as the engine sees it: canonical values (lists as JSON arrays, times as i64 ms).
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub raw: Map<String, Value>,
+    pub server_rev: i64,
+    /// The revision at which each field last changed.
+    pub field_revs: HashMap<String, i64>,
+    pub deleted: bool,
+    pub team_id: Option<Uuid>,
+}
+
+/// The context of one push.
+pub struct PushCtx<'a> {
+    pub principal: &'a Principal,
+    pub reference: &'a Reference,
+    pub now: DateTime<Utc>,
+    /// Server time minus device time, when the device sent `X-Device-Time`.
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// One row of a pull, in sequence order; `row` is `None` for a deletion.
+#[derive(Debug, Clone)]
+pub struct PulledRow {
+    pub seq: i64,
+    pub id: String,
+    pub row: Option<Map<String, Value>>,
+}
+
+/// A record type that syncs. Domain errors (4xx) from `create`/`update`/`delete` refuse the one
+/// record; other errors fail the push.
+#[async_trait]
+pub trait SyncTable: Send + Sync {
+    /// The table name on the wire (WatermelonDB's table).
+    fn name(&self) -> &'static str;
+    fn columns(&self) -> &'static [Column];
+    /// Columns withheld from this principal on pull; a push of them is ignored.
+    fn hidden_columns(&self, _p: &Principal) -> &'static [&'static str] {
+        &[]
+    }
+    /// The record with its revisions, if it exists (tombstones included) in the principal's scope.
+    async fn load(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        id: &str,
+    ) -> ApiResult<Option<Current>>;
+    async fn create(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+        raw: &Map<String, Value>,
+    ) -> ApiResult<()>;
+    /// Applies changed columns (canonical values) to an existing record.
+    async fn update(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+        changes: &Map<String, Value>,
+    ) -> ApiResult<()>;
+    /// Deletes (tombstones) a record; `false` when there was nothing to delete.
+    async fn delete(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+    ) -> ApiResult<bool>;
+    /// Rows in scope whose revision lies in `(after, upto]`, in revision order, at most `limit`.
+    /// Records observed before `window_start` are out of scope (except as deletions).
+    async fn pull(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        window_start: DateTime<Utc>,
+        after: i64,
+        upto: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<PulledRow>>;
+    /// Ids of live records that left the time window between `from` and `to`.
+    async fn window_exits(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> ApiResult<Vec<String>>;
+}
+
+/// Reads a pushed value into its canonical form; `Err` names what is wrong.
+pub fn canonical(kind: Kind, v: &Value) -> Result<Value, String> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    match kind {
+        Kind::Text => v
+            .as_str()
+            .map(|s| Value::String(s.to_string()))
+            .ok_or_else(|| "expected a string".into()),
+        Kind::Float => v
+            .as_f64()
+            .map(Value::from)
+            .ok_or_else(|| "expected a number".into()),
+        Kind::Bool => v
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| "expected true or false".into()),
+        Kind::Millis => match v.as_f64() {
+            Some(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 => {
+                Ok(Value::from(f as i64))
+            }
+            _ => Err("expected milliseconds since 1970 as a whole number".into()),
+        },
+        Kind::JsonList => match v {
+            Value::String(s) if s.is_empty() => Ok(Value::Array(vec![])),
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Array(a)) => Ok(Value::Array(a)),
+                _ => Err("expected a JSON list in a string, e.g. [\"a\"]".into()),
+            },
+            Value::Array(a) => Ok(Value::Array(a.clone())),
+            _ => Err("expected a JSON list in a string".into()),
+        },
+    }
+}
+
+/// Writes a canonical value in its wire form.
+pub fn wire(kind: Kind, v: &Value) -> Value {
+    match (kind, v) {
+        (Kind::JsonList, Value::Array(_)) => Value::String(v.to_string()),
+        _ => v.clone(),
+    }
+}
+
+pub fn millis(t: DateTime<Utc>) -> Value {
+    Value::from(t.timestamp_millis())
+}
+
+pub fn from_millis(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_i64().and_then(DateTime::from_timestamp_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pushed_values_are_read_into_one_form() {
+        assert_eq!(canonical(Kind::Float, &json!(6)), Ok(json!(6.0)));
+        assert_eq!(
+            canonical(Kind::Millis, &json!(1764150000000.0)),
+            Ok(json!(1764150000000i64))
+        );
+        assert!(canonical(Kind::Millis, &json!(1.5)).is_err());
+        assert!(canonical(Kind::Millis, &json!("gisteren")).is_err());
+        assert_eq!(
+            canonical(Kind::JsonList, &json!("[\"a\"]")),
+            Ok(json!(["a"]))
+        );
+        assert_eq!(canonical(Kind::JsonList, &json!("")), Ok(json!([])));
+        assert!(canonical(Kind::JsonList, &json!("{}")).is_err());
+        assert!(canonical(Kind::Text, &json!(5)).is_err());
+        assert_eq!(canonical(Kind::Bool, &Value::Null), Ok(Value::Null));
+        assert_eq!(wire(Kind::JsonList, &json!(["a"])), json!("[\"a\"]"));
+    }
+}

@@ -1,0 +1,337 @@
+//! Violation reports in the sync engine: their columns on the wire, the merge policy of each,
+//! and the bridge from merged values to the one write path in `store`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::entity::violation;
+use super::store::{self, Created, WriteMeta};
+use super::{Category, Location, LocationSource, NewViolation, Outcome, Status, ViolationPatch};
+use crate::auth::{Principal, Scope};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::sync::merge::Policy;
+use crate::sync::table::{
+    Column, Current, Kind, PulledRow, PushCtx, SyncTable, Writable, from_millis, millis,
+};
+
+/// The review workflow as a rank: a later state wins a concurrent edit.
+pub const STATUS_ORDER: &[(&str, u8)] = &[
+    ("concept", 0),
+    ("submitted", 1),
+    ("approved", 2),
+    ("rejected", 2),
+];
+
+use Kind::*;
+use Policy::*;
+use Writable::*;
+
+pub const COLUMNS: &[Column] = &[
+    Column::new("category", Text, LastReceivedWins, Always),
+    Column::new("feitcode", Text, LastReceivedWins, Always),
+    Column::new("observed_at", Millis, ImmutableAfterCreate, OnCreate),
+    Column::new("lat", Float, ImmutableAfterCreate, OnCreate),
+    Column::new("lon", Float, ImmutableAfterCreate, OnCreate),
+    Column::new("accuracy_m", Float, ImmutableAfterCreate, OnCreate),
+    Column::new("location_source", Text, ImmutableAfterCreate, OnCreate),
+    Column::new("fix_time", Millis, ImmutableAfterCreate, OnCreate),
+    Column::new("description", Text, LastReceivedWins, Always),
+    Column::new("outcome", Text, LastReceivedWins, Always),
+    Column::new("plate", Text, LastReceivedWins, Always),
+    Column::new("driver_present", Bool, LastReceivedWins, Always),
+    Column::new("officer_ids", JsonList, Union, Always),
+    Column::new("status", Text, StateOrder(STATUS_ORDER), Always),
+    Column::new("review_note", Text, ServerOwned, Never),
+    Column::new("reviewed_by", Text, ServerOwned, Never),
+    Column::new("reviewed_at", Millis, ServerOwned, Never),
+    Column::new("wijk_code", Text, ServerOwned, Never),
+    Column::new("buurt_code", Text, ServerOwned, Never),
+    Column::new("team_id", Text, ServerOwned, Never),
+    Column::new("created_by", Text, ImmutableAfterCreate, Never),
+    Column::new("created_at", Millis, ServerOwned, Never),
+    Column::new("updated_at", Millis, ServerOwned, Never),
+    Column::new("flags", JsonList, ServerOwned, Never),
+];
+
+const WPG_COLUMNS: &[&str] = &["description", "plate"];
+
+/// A report in canonical sync form (lists as arrays, times as milliseconds).
+pub fn canonical_row(m: &violation::Model) -> Map<String, Value> {
+    let opt_ms = |t: Option<DateTime<Utc>>| t.map(millis).unwrap_or(Value::Null);
+    let mut r = Map::new();
+    r.insert("id".into(), json!(m.id.to_string()));
+    r.insert("category".into(), json!(m.category));
+    r.insert("feitcode".into(), json!(m.feitcode));
+    r.insert("observed_at".into(), millis(m.observed_at));
+    r.insert("lat".into(), json!(m.lat));
+    r.insert("lon".into(), json!(m.lon));
+    r.insert("accuracy_m".into(), json!(m.accuracy_m));
+    r.insert("location_source".into(), json!(m.location_source));
+    r.insert("fix_time".into(), opt_ms(m.fix_time));
+    r.insert("description".into(), json!(m.description));
+    r.insert("outcome".into(), json!(m.outcome));
+    r.insert("plate".into(), json!(m.plate));
+    r.insert("driver_present".into(), json!(m.driver_present));
+    r.insert("officer_ids".into(), m.officer_ids.clone());
+    r.insert("status".into(), json!(m.status));
+    r.insert("review_note".into(), json!(m.review_note));
+    r.insert(
+        "reviewed_by".into(),
+        json!(m.reviewed_by.map(|u| u.to_string())),
+    );
+    r.insert("reviewed_at".into(), opt_ms(m.reviewed_at));
+    r.insert("wijk_code".into(), json!(m.wijk_code));
+    r.insert("buurt_code".into(), json!(m.buurt_code));
+    r.insert("team_id".into(), json!(m.team_id.map(|u| u.to_string())));
+    r.insert("created_by".into(), json!(m.created_by.to_string()));
+    r.insert("created_at".into(), millis(m.created_at));
+    r.insert("updated_at".into(), millis(m.updated_at));
+    r.insert("flags".into(), m.flags.clone());
+    r
+}
+
+pub struct ViolationsTable;
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    id.parse()
+        .map_err(|_| ApiError::field("id", "a report id is a UUID"))
+}
+
+fn text(raw: &Map<String, Value>, k: &str) -> Option<String> {
+    raw.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+fn enum_field<T>(
+    raw: &Map<String, Value>,
+    k: &str,
+    parse: fn(&str) -> Option<T>,
+) -> ApiResult<Option<T>> {
+    match text(raw, k) {
+        None => Ok(None),
+        Some(s) => parse(&s)
+            .map(Some)
+            .ok_or_else(|| ApiError::field(k, format!("unknown value {s:?}"))),
+    }
+}
+
+fn required<T>(v: Option<T>, k: &str) -> ApiResult<T> {
+    v.ok_or_else(|| ApiError::Validation(vec![FieldError::new(k, "required")]))
+}
+
+fn uuids(v: Option<&Value>) -> ApiResult<Vec<Uuid>> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| ApiError::field("officer_ids", "user ids are UUIDs"))
+                })
+                .collect()
+        })
+        .unwrap_or(Ok(vec![]))
+}
+
+#[async_trait]
+impl SyncTable for ViolationsTable {
+    fn name(&self) -> &'static str {
+        store::TABLE
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
+        if p.reads_wpg() { &[] } else { WPG_COLUMNS }
+    }
+
+    async fn load(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        id: &str,
+    ) -> ApiResult<Option<Current>> {
+        let Ok(uuid) = id.parse::<Uuid>() else {
+            return Ok(None);
+        };
+        let Some(m) = violation::Entity::find_by_id(uuid)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !p.sees_team(m.team_id) {
+            return Ok(None);
+        }
+        let field_revs = m
+            .field_revs
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| v.as_i64().map(|r| (k.clone(), r)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Current {
+            raw: canonical_row(&m),
+            server_rev: m.server_rev,
+            field_revs,
+            deleted: m.deleted_seq.is_some(),
+            team_id: m.team_id,
+        }))
+    }
+
+    async fn create(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+        raw: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let observed_at = required(raw.get("observed_at").and_then(from_millis), "observed_at")?;
+        let input = NewViolation {
+            id: parse_id(id)?,
+            category: required(enum_field(raw, "category", Category::parse)?, "category")?,
+            feitcode: text(raw, "feitcode"),
+            observed_at,
+            location: Location {
+                lat: required(raw.get("lat").and_then(Value::as_f64), "lat")?,
+                lon: required(raw.get("lon").and_then(Value::as_f64), "lon")?,
+                accuracy_m: required(raw.get("accuracy_m").and_then(Value::as_f64), "accuracy_m")?,
+                source: enum_field(raw, "location_source", LocationSource::parse)?
+                    .unwrap_or(LocationSource::Gps),
+                fix_time: raw.get("fix_time").and_then(from_millis),
+            },
+            description: text(raw, "description").unwrap_or_default(),
+            outcome: required(enum_field(raw, "outcome", Outcome::parse)?, "outcome")?,
+            plate: text(raw, "plate"),
+            driver_present: raw.get("driver_present").and_then(Value::as_bool),
+            officer_ids: uuids(raw.get("officer_ids"))?,
+            status: enum_field(raw, "status", Status::parse)?,
+        };
+        let meta = WriteMeta {
+            clock_offset_ms: ctx.clock_offset_ms,
+        };
+        match store::create_in(txn, ctx.reference, ctx.principal, input, meta, ctx.now).await? {
+            Created::New(_) | Created::Existing(_) => Ok(()),
+        }
+    }
+
+    async fn update(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+        changes: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let mut patch = ViolationPatch::default();
+        for (k, v) in changes {
+            match k.as_str() {
+                "category" => patch.category = enum_field(changes, k, Category::parse)?,
+                "feitcode" => patch.feitcode = Some(v.as_str().map(str::to_string)),
+                "description" => {
+                    patch.description = Some(v.as_str().unwrap_or_default().to_string())
+                }
+                "outcome" => patch.outcome = enum_field(changes, k, Outcome::parse)?,
+                "plate" => patch.plate = Some(v.as_str().map(str::to_string)),
+                "driver_present" => patch.driver_present = Some(v.as_bool()),
+                "officer_ids" => patch.officer_ids = Some(uuids(Some(v))?),
+                "status" => patch.status = enum_field(changes, k, Status::parse)?,
+                other => return Err(ApiError::field(other, "cannot be changed from a device")),
+            }
+        }
+        store::update_in(
+            txn,
+            ctx.reference,
+            ctx.principal,
+            parse_id(id)?,
+            patch,
+            ctx.now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+    ) -> ApiResult<bool> {
+        let Ok(uuid) = id.parse::<Uuid>() else {
+            return Ok(false);
+        };
+        store::delete_in(txn, ctx.principal, uuid, ctx.now).await
+    }
+
+    async fn pull(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        window_start: DateTime<Utc>,
+        after: i64,
+        upto: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<PulledRow>> {
+        let mut q = violation::Entity::find()
+            .filter(violation::Column::ServerRev.gt(after))
+            .filter(violation::Column::ServerRev.lte(upto))
+            .filter(
+                Condition::any()
+                    .add(violation::Column::DeletedSeq.is_not_null())
+                    .add(violation::Column::ObservedAt.gte(window_start)),
+            );
+        match p.scope() {
+            Scope::All => {}
+            Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
+            Scope::Nothing => return Ok(vec![]),
+        }
+        let rows = q
+            .order_by_asc(violation::Column::ServerRev)
+            .limit(limit)
+            .all(txn)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|m| PulledRow {
+                seq: m.server_rev,
+                id: m.id.to_string(),
+                row: if m.deleted_seq.is_some() {
+                    None
+                } else {
+                    Some(canonical_row(m))
+                },
+            })
+            .collect())
+    }
+
+    async fn window_exits(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> ApiResult<Vec<String>> {
+        let mut q = violation::Entity::find()
+            .select_only()
+            .column(violation::Column::Id)
+            .filter(violation::Column::DeletedSeq.is_null())
+            .filter(violation::Column::ObservedAt.gte(from))
+            .filter(violation::Column::ObservedAt.lt(to));
+        match p.scope() {
+            Scope::All => {}
+            Scope::Team(t) => q = q.filter(Expr::col(violation::Column::TeamId).eq(t)),
+            Scope::Nothing => return Ok(vec![]),
+        }
+        let ids: Vec<Uuid> = q.into_tuple().all(txn).await?;
+        Ok(ids.into_iter().map(|u| u.to_string()).collect())
+    }
+}
