@@ -41,6 +41,12 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Destroy tombstones past the horizon (THOR_TOMBSTONE_DAYS) and expired push answers;
+    /// `serve` also does this every six hours.
+    Purge {
+        #[command(flatten)]
+        config: Config,
+    },
     /// Print the OpenAPI document the code generates (as in mobile-api-spec/openapi.json).
     Openapi,
 }
@@ -117,6 +123,18 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             );
         }
     }
+    let purge_db = state.db.clone();
+    let horizon = chrono::Duration::days(i64::from(state.config.tombstone_days));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
+        loop {
+            tick.tick().await;
+            match thor::sync::purge(&purge_db, horizon, chrono::Utc::now()).await {
+                Ok(mark) => tracing::info!(purged_seq = mark, "tombstone purge done"),
+                Err(e) => tracing::error!(error = %e, "tombstone purge failed"),
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -224,6 +242,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Purge { config } => {
+            init_logging(config.log_json);
+            let days = config.tombstone_days;
+            let state = AppState::open(config).await?;
+            let mark = thor::sync::purge(
+                &state.db,
+                chrono::Duration::days(i64::from(days)),
+                chrono::Utc::now(),
+            )
+            .await?;
+            println!("purged up to sequence {mark} (tombstone horizon {days} days)");
+            Ok(())
         }
         Command::Openapi => {
             print!("{}", thor::openapi::pretty_json()?);

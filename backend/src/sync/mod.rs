@@ -17,6 +17,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
+/// Days a push's stored answer is replayed for a retry with the same Idempotency-Key.
+pub const IDEMPOTENCY_DAYS: i64 = 30;
+
 /// The single organisation an installation serves.
 pub const SPACE_ID: i32 = 1;
 
@@ -178,6 +181,14 @@ pub async fn purge(
     use sea_orm::TransactionTrait;
     let cutoff = now - horizon;
     let txn = db.write.begin().await?;
+    // Stored push answers (Idempotency-Key) are kept 30 days.
+    txn.execute(
+        &Query::delete()
+            .from_table("sync_push")
+            .and_where(Expr::col("created_at").lt(now - chrono::Duration::days(IDEMPOTENCY_DAYS)))
+            .to_owned(),
+    )
+    .await?;
     let stmt = Query::select()
         .expr_as(Expr::col("seq").max(), "mark")
         .from("sync_change")

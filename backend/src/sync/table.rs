@@ -224,3 +224,37 @@ mod tests {
         assert_eq!(wire(Kind::JsonList, &json!(["a"])), json!("[\"a\"]"));
     }
 }
+
+/// The column table of a sync table as Markdown rows, for SYNC.md (a test keeps them equal).
+pub fn markdown_columns(table: &dyn SyncTable) -> String {
+    let mut out = String::new();
+    for c in table.columns() {
+        let kind = match c.kind {
+            Kind::Text => "string",
+            Kind::Float => "number",
+            Kind::Bool => "boolean",
+            Kind::Millis => "number (ms since 1970)",
+            Kind::JsonList => "string (JSON list)",
+        };
+        let policy = match c.policy {
+            super::merge::Policy::LastReceivedWins => "last_received_wins",
+            super::merge::Policy::ServerOwned => "server_owned",
+            super::merge::Policy::StateOrder(_) => "state_order",
+            super::merge::Policy::ImmutableAfterCreate => "immutable_after_create",
+            super::merge::Policy::Union => "union",
+        };
+        let writable = match c.writable {
+            Writable::Always => "yes",
+            Writable::OnCreate => "on create",
+            Writable::Never => "no (server)",
+        };
+        out.push_str(&format!(
+            "| `{}` | {kind} | {policy} | {writable} |\n",
+            c.name
+        ));
+    }
+    out.push_str(
+        "| `server_rev` | number | the revision the phone's copy is based on | sent back |\n",
+    );
+    out
+}

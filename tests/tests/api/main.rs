@@ -6,4 +6,5 @@ mod openapi;
 mod ops;
 mod reference;
 mod sync;
+mod sync_doc;
 mod violations;
