@@ -199,32 +199,6 @@ pub fn from_millis(v: &Value) -> Option<DateTime<Utc>> {
     v.as_i64().and_then(DateTime::from_timestamp_millis)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn pushed_values_are_read_into_one_form() {
-        assert_eq!(canonical(Kind::Float, &json!(6)), Ok(json!(6.0)));
-        assert_eq!(
-            canonical(Kind::Millis, &json!(1764150000000.0)),
-            Ok(json!(1764150000000i64))
-        );
-        assert!(canonical(Kind::Millis, &json!(1.5)).is_err());
-        assert!(canonical(Kind::Millis, &json!("gisteren")).is_err());
-        assert_eq!(
-            canonical(Kind::JsonList, &json!("[\"a\"]")),
-            Ok(json!(["a"]))
-        );
-        assert_eq!(canonical(Kind::JsonList, &json!("")), Ok(json!([])));
-        assert!(canonical(Kind::JsonList, &json!("{}")).is_err());
-        assert!(canonical(Kind::Text, &json!(5)).is_err());
-        assert_eq!(canonical(Kind::Bool, &Value::Null), Ok(Value::Null));
-        assert_eq!(wire(Kind::JsonList, &json!(["a"])), json!("[\"a\"]"));
-    }
-}
-
 /// The column table of a sync table as Markdown rows, for SYNC.md (a test keeps them equal).
 pub fn markdown_columns(table: &dyn SyncTable) -> String {
     let mut out = String::new();
@@ -257,4 +231,30 @@ pub fn markdown_columns(table: &dyn SyncTable) -> String {
         "| `server_rev` | number | the revision the phone's copy is based on | sent back |\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pushed_values_are_read_into_one_form() {
+        assert_eq!(canonical(Kind::Float, &json!(6)), Ok(json!(6.0)));
+        assert_eq!(
+            canonical(Kind::Millis, &json!(1764150000000.0)),
+            Ok(json!(1764150000000i64))
+        );
+        assert!(canonical(Kind::Millis, &json!(1.5)).is_err());
+        assert!(canonical(Kind::Millis, &json!("gisteren")).is_err());
+        assert_eq!(
+            canonical(Kind::JsonList, &json!("[\"a\"]")),
+            Ok(json!(["a"]))
+        );
+        assert_eq!(canonical(Kind::JsonList, &json!("")), Ok(json!([])));
+        assert!(canonical(Kind::JsonList, &json!("{}")).is_err());
+        assert!(canonical(Kind::Text, &json!(5)).is_err());
+        assert_eq!(canonical(Kind::Bool, &Value::Null), Ok(Value::Null));
+        assert_eq!(wire(Kind::JsonList, &json!(["a"])), json!("[\"a\"]"));
+    }
 }
