@@ -468,30 +468,36 @@ async fn upsert_device<C: ConnectionTrait>(
     _now: DateTime<Utc>,
     set: impl FnOnce(&mut sync_device::ActiveModel),
 ) -> ApiResult<()> {
-    let existing = sync_device::Entity::find_by_id((p.user_id, p.device_id.clone()))
-        .one(conn)
-        .await?;
-    match existing {
-        Some(d) => {
-            let mut am: sync_device::ActiveModel = d.into();
-            set(&mut am);
-            am.update(conn).await?;
-        }
-        None => {
-            let mut am = sync_device::ActiveModel {
-                user_id: Set(p.user_id),
-                device_id: Set(p.device_id.clone()),
-                app_version: Set(None),
-                schema_version: Set(None),
-                clock_offset_ms: Set(None),
-                last_push_at: Set(None),
-                last_pull_at: Set(None),
-                last_pulled_seq: Set(None),
-                window_start: Set(None),
-            };
-            set(&mut am);
-            am.insert(conn).await?;
-        }
+    // Make sure the row exists (two requests of one device may race here), then update it.
+    sync_device::Entity::insert(sync_device::ActiveModel {
+        user_id: Set(p.user_id),
+        device_id: Set(p.device_id.clone()),
+        app_version: Set(None),
+        schema_version: Set(None),
+        clock_offset_ms: Set(None),
+        last_push_at: Set(None),
+        last_pull_at: Set(None),
+        last_pulled_seq: Set(None),
+        window_start: Set(None),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::columns([
+            sync_device::Column::UserId,
+            sync_device::Column::DeviceId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    let mut am = sync_device::ActiveModel {
+        user_id: sea_orm::ActiveValue::Unchanged(p.user_id),
+        device_id: sea_orm::ActiveValue::Unchanged(p.device_id.clone()),
+        ..Default::default()
+    };
+    set(&mut am);
+    if am.is_changed() {
+        am.update(conn).await?;
     }
     Ok(())
 }
