@@ -44,7 +44,9 @@ impl Db {
             opt.max_connections(read_pool.max(2))
                 .min_connections(1)
                 .connect_timeout(Duration::from_secs(10))
-                .acquire_timeout(Duration::from_secs(10))
+                // A request may wait for a connection as long as it may run (the request
+                // timeout): a burst of pushes queues instead of failing.
+                .acquire_timeout(Duration::from_secs(30))
                 .sqlx_logging(false);
             let pool = Database::connect(opt)
                 .await
