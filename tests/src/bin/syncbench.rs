@@ -43,10 +43,15 @@ fn record(i: usize) -> Value {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let base = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:18383".into());
+    let base = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:18383".into());
     let arg = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (devices, records, rounds, page) = (arg(2, 50), arg(3, 100), arg(4, 5), arg(5, 1000));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(devices).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(devices)
+        .build()?;
 
     let mut tokens = Vec::new();
     for d in 0..devices {
@@ -75,7 +80,10 @@ async fn main() -> anyhow::Result<()> {
                 let status = res.status();
                 let answer: Value = res.json().await?;
                 anyhow::ensure!(status.is_success(), "push failed: {status} {answer}");
-                anyhow::ensure!(answer["applied"].as_u64() == Some(records as u64), "not all applied: {answer}");
+                anyhow::ensure!(
+                    answer["applied"].as_u64() == Some(records as u64),
+                    "not all applied: {answer}"
+                );
                 Ok::<_, anyhow::Error>(t.elapsed())
             }));
         }
@@ -101,7 +109,9 @@ async fn main() -> anyhow::Result<()> {
     let (mut cursor, mut rows, mut bytes, mut pages) = (0i64, 0usize, 0usize, 0usize);
     loop {
         let body = client
-            .get(format!("{base}/api/v1/sync/pull?last_pulled_at={cursor}&limit={page}"))
+            .get(format!(
+                "{base}/api/v1/sync/pull?last_pulled_at={cursor}&limit={page}"
+            ))
             .bearer_auth(&token)
             .send()
             .await?
@@ -111,7 +121,10 @@ async fn main() -> anyhow::Result<()> {
         bytes += body.len();
         pages += 1;
         let v: Value = serde_json::from_slice(&body)?;
-        rows += v["changes"]["violations"]["updated"].as_array().map(Vec::len).unwrap_or(0);
+        rows += v["changes"]["violations"]["updated"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
         cursor = v["timestamp"].as_i64().unwrap_or(cursor);
         if v["has_more"] != true {
             break;
