@@ -27,7 +27,7 @@ const schema = appSchema({
         { name: 'outcome', type: 'string' }, opt('plate', 'string'), opt('driver_present', 'boolean'),
         { name: 'officer_ids', type: 'string' }, { name: 'status', type: 'string' }, opt('review_note', 'string'),
         opt('reviewed_by', 'string'), opt('reviewed_at', 'number'), opt('wijk_code', 'string'), opt('buurt_code', 'string'),
-        opt('team_id', 'string'), opt('created_by', 'string'), opt('flags', 'string'), opt('server_rev', 'number'),
+        opt('team_id', 'string'), opt('created_by', 'string'), opt('flags', 'string'), opt('server_rev', 'number'), opt('base_rev', 'number'),
       ],
     }),
     tableSchema({ name: 'categories', columns: [{ name: 'name', type: 'string' }] }),
@@ -100,7 +100,7 @@ async function device(username) {
   const sync = () => synchronize({
     database: db, pullChanges, pushChanges, sendCreatedAsUpdated: true,
     conflictResolver: (table, local, remote, resolved) => {
-      if (local._status === 'updated') resolved.server_rev = local.server_rev
+      resolved.base_rev = local.base_rev
       return resolved
     },
   })
@@ -113,7 +113,10 @@ async function device(username) {
   }))
   const edit = (id, fields) => db.write(async () => {
     const v = await db.get('violations').find(id)
-    await v.update((r) => { for (const [k, val] of Object.entries(fields)) r._setRaw(k, val) })
+    await v.update((r) => {
+      if (r._raw._status === 'synced') r._raw.base_rev = r._raw.server_rev ?? null
+      for (const [k, val] of Object.entries(fields)) r._setRaw(k, val)
+    })
   })
   const find = async (id) => { try { return (await db.get('violations').find(id))._raw } catch { return null } }
   return { db, token, sync, create, edit, find, hooks }

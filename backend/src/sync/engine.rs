@@ -88,6 +88,8 @@ pub struct PushResponse {
 /// What the transport adds to a push.
 #[derive(Debug, Default, Clone)]
 pub struct PushMeta {
+    /// The cursor of the phone's last pull (`last_pulled_at`).
+    pub last_pulled_at: Option<i64>,
     pub idempotency_key: Option<String>,
     pub clock_offset_ms: Option<i64>,
     pub app_version: Option<String>,
@@ -161,6 +163,7 @@ async fn push_record(
     ctx: &PushCtx<'_>,
     id: &str,
     raw: &Map<String, Value>,
+    last_pulled_at: Option<i64>,
     pending: &mut Pending,
 ) -> ApiResult<Outcome> {
     let p = ctx.principal;
@@ -208,7 +211,13 @@ async fn push_record(
         ));
         return Ok(Outcome::Unchanged);
     }
-    let base_rev = raw.get("server_rev").and_then(Value::as_i64);
+    // The revision the phone's edit started from: `base_rev` (pinned by the app when the record
+    // was first changed locally), else `server_rev`.
+    // A `base_rev` of null means the phone's copy has no known base (it created the record).
+    let base_rev = match raw.get("base_rev") {
+        Some(b) => b.as_i64(),
+        None => raw.get("server_rev").and_then(Value::as_i64),
+    };
     let base: Option<Map<String, Value>> = match base_rev {
         Some(r) if r == cur.server_rev => Some(cur.raw.clone()),
         Some(r) => super::history_at(txn, table.name(), id, r)
@@ -216,8 +225,18 @@ async fn push_record(
             .and_then(|v| v.as_object().cloned()),
         None => None,
     };
+    // Changes after the base that this same device made itself are not concurrent with its edit
+    // (say, its own earlier push whose answer it never got): only other writers count.
+    let others_changed: Option<HashSet<String>> = match base_rev {
+        Some(r) if r < cur.server_rev => {
+            Some(changed_by_others(txn, table.name(), id, r, &p.device_id).await?)
+        }
+        _ => None,
+    };
     let mut changes = Map::new();
     let mut conflicts = Vec::new();
+    // Whether the phone's copy will differ from the server's after this push.
+    let mut phone_differs = false;
     for col in table.columns() {
         if col.writable == Writable::Never || hidden.contains(&col.name) {
             continue;
@@ -225,11 +244,22 @@ async fn push_record(
         let Some(v) = raw.get(col.name) else { continue };
         let Some(client) = read(col, v) else { continue };
         let server = cur.raw.get(col.name).cloned().unwrap_or(Value::Null);
-        let base_v = base
+        let mut base_v = base
             .as_ref()
             .map(|b| b.get(col.name).cloned().unwrap_or(Value::Null));
+        // If only this device changed the field after its base, its own last write is what it
+        // started this edit from.
+        if let (Some(r), Some(others)) = (base_rev, others_changed.as_ref())
+            && cur.field_revs.get(col.name).copied().unwrap_or(0) > r
+            && !others.contains(col.name)
+        {
+            base_v = Some(server.clone());
+        }
         let server_changed = match base_rev {
-            Some(r) => cur.field_revs.get(col.name).copied().unwrap_or(0) > r,
+            Some(r) => {
+                cur.field_revs.get(col.name).copied().unwrap_or(0) > r
+                    && others_changed.as_ref().is_none_or(|o| o.contains(col.name))
+            }
             None => true,
         };
         let m = merge_field(
@@ -239,6 +269,7 @@ async fn push_record(
             &client,
             server_changed,
         );
+        phone_differs |= m.applied != client;
         if let Some(kind) = m.conflict {
             conflicts.push((col, kind, base_v, server.clone(), client, m.applied.clone()));
         }
@@ -265,10 +296,54 @@ async fn push_record(
         ));
     }
     if changes.is_empty() {
+        // A phone that already pulled past the current revision will not get the record again;
+        // if its copy differs from the server's, give the record a new revision.
+        let will_pull_anyway = last_pulled_at.is_some_and(|c| cur.server_rev > c);
+        if phone_differs && !will_pull_anyway {
+            // The phone will mark its copy synced; a new revision sends it the server's values.
+            table.touch(txn, ctx, id).await?;
+        }
         return Ok(Outcome::Unchanged);
     }
     table.update(txn, ctx, id, &changes).await?;
     Ok(Outcome::Applied)
+}
+
+/// The fields of a record that writers other than `device` changed after revision `after`.
+async fn changed_by_others(
+    txn: &DatabaseTransaction,
+    table: &str,
+    id: &str,
+    after: i64,
+    device: &str,
+) -> ApiResult<HashSet<String>> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let stmt = Query::select()
+        .columns(["device_id", "changed_fields"])
+        .from("sync_change")
+        .and_where(Expr::col("table_name").eq(table))
+        .and_where(Expr::col("record_id").eq(id))
+        .and_where(Expr::col("seq").gt(after))
+        .to_owned();
+    let mut out = HashSet::new();
+    for row in txn.query_all(&stmt).await? {
+        let by: Option<String> = row.try_get("", "device_id")?;
+        if by.as_deref() == Some(device) {
+            continue;
+        }
+        let fields: Option<Value> = row.try_get("", "changed_fields")?;
+        for f in fields
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(f) = f.as_str() {
+                out.insert(f.to_string());
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -344,7 +419,17 @@ pub async fn push(
             }
             let sp = txn.begin().await?;
             let mut local = Pending { conflicts: vec![] };
-            match push_record(&sp, table.as_ref(), &ctx, &id, raw, &mut local).await {
+            match push_record(
+                &sp,
+                table.as_ref(),
+                &ctx,
+                &id,
+                raw,
+                meta.last_pulled_at,
+                &mut local,
+            )
+            .await
+            {
                 Ok(outcome) => {
                     sp.commit().await?;
                     match outcome {

@@ -84,8 +84,8 @@ pub async fn pull(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PushQuery {
-    /// The `timestamp` of the pull this push follows (informational: merging uses each record's
-    /// `server_rev`).
+    /// The `timestamp` of the pull this push follows. Merging uses each record's `server_rev`;
+    /// this tells the server which revisions the phone will still receive.
     pub last_pulled_at: Option<i64>,
 }
 
@@ -120,11 +120,12 @@ pub async fn push(
     State(state): State<AppState>,
     p: Principal,
     headers: HeaderMap,
-    ApiQuery(_q): ApiQuery<PushQuery>,
+    ApiQuery(q): ApiQuery<PushQuery>,
     body: Bytes,
 ) -> ApiResult<Json<PushResponse>> {
     let parsed: PushBody = parse_json(&body)?;
     let meta = PushMeta {
+        last_pulled_at: q.last_pulled_at,
         idempotency_key: header(&headers, "idempotency-key"),
         clock_offset_ms: super::clock_offset_ms(&headers, Utc::now()),
         app_version: header(&headers, "x-app-version"),

@@ -119,6 +119,9 @@ pub trait SyncTable: Send + Sync {
         id: &str,
         changes: &Map<String, Value>,
     ) -> ApiResult<()>;
+    /// Gives a record a new revision without changing it, so that a phone whose copy differs
+    /// from the server's (it pushed values the merge did not take) receives the record again.
+    async fn touch(&self, txn: &DatabaseTransaction, ctx: &PushCtx<'_>, id: &str) -> ApiResult<()>;
     /// Deletes (tombstones) a record; `false` when there was nothing to delete.
     async fn delete(
         &self,

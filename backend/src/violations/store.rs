@@ -579,6 +579,28 @@ pub async fn update_in(
     Ok(m)
 }
 
+/// Gives a report a new sync revision without changing its content (see `SyncTable::touch`).
+pub async fn touch_in(
+    txn: &DatabaseTransaction,
+    p: &Principal,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let Some(cur) = violation::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .filter(|m| m.deleted_seq.is_none())
+    else {
+        return Ok(());
+    };
+    let seq = stamp_one(txn, id, vec![], p, now).await?;
+    let mut am: violation::ActiveModel = cur.into();
+    am.server_rev = Set(seq);
+    let m = am.update(txn).await?;
+    keep_history(txn, &m, now).await
+}
+
 /// Deletes (tombstones) a report inside the caller's transaction. Reviewed reports are final and
 /// cannot be deleted; a missing or already deleted report is a no-op (`false`).
 pub async fn delete_in(

@@ -260,6 +260,10 @@ impl SyncTable for ViolationsTable {
         Ok(())
     }
 
+    async fn touch(&self, txn: &DatabaseTransaction, ctx: &PushCtx<'_>, id: &str) -> ApiResult<()> {
+        store::touch_in(txn, ctx.principal, parse_id(id)?, ctx.now).await
+    }
+
     async fn delete(
         &self,
         txn: &DatabaseTransaction,

@@ -8,4 +8,5 @@ mod ops;
 mod reference;
 mod sync;
 mod sync_doc;
+mod sync_model;
 mod violations;
