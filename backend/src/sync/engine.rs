@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::entities::{sync_conflict, sync_device, sync_push};
-use super::merge::{Policy, merge_field};
+use super::merge::merge_field;
 use super::table::{PushCtx, SyncTable, Writable, canonical, wire};
 use crate::auth::{Action, Principal, Role};
 use crate::db::Db;
@@ -98,16 +98,6 @@ pub struct PushMeta {
 
 struct Pending {
     conflicts: Vec<sync_conflict::ActiveModel>,
-}
-
-fn policy_name(p: Policy) -> &'static str {
-    match p {
-        Policy::LastReceivedWins => "last_received_wins",
-        Policy::ServerOwned => "server_owned",
-        Policy::StateOrder(_) => "state_order",
-        Policy::ImmutableAfterCreate => "immutable_after_create",
-        Policy::Union => "union",
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -287,7 +277,7 @@ async fn push_record(
             id,
             Some(col.name),
             kind.as_str(),
-            policy_name(col.policy),
+            col.policy.name(),
             [base_v, Some(server), Some(client), Some(applied)],
             base_rev,
             Some(cur.server_rev),

@@ -30,6 +30,19 @@ pub enum Policy {
     Union,
 }
 
+impl Policy {
+    /// The policy's name in conflict records and SYNC.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::LastReceivedWins => "last_received_wins",
+            Policy::ServerOwned => "server_owned",
+            Policy::StateOrder(_) => "state_order",
+            Policy::ImmutableAfterCreate => "immutable_after_create",
+            Policy::Union => "union",
+        }
+    }
+}
+
 /// Why a field's value was not simply taken over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConflictKind {

@@ -213,13 +213,7 @@ pub fn markdown_columns(table: &dyn SyncTable) -> String {
             Kind::Millis => "number (ms since 1970)",
             Kind::JsonList => "string (JSON list)",
         };
-        let policy = match c.policy {
-            super::merge::Policy::LastReceivedWins => "last_received_wins",
-            super::merge::Policy::ServerOwned => "server_owned",
-            super::merge::Policy::StateOrder(_) => "state_order",
-            super::merge::Policy::ImmutableAfterCreate => "immutable_after_create",
-            super::merge::Policy::Union => "union",
-        };
+        let policy = c.policy.name();
         let writable = match c.writable {
             Writable::Always => "yes",
             Writable::OnCreate => "on create",
