@@ -72,7 +72,8 @@ impl Entry {
     }
 }
 
-fn row(actor: &Actor, entry: Entry, at: DateTime<Utc>) -> entity::ActiveModel {
+/// A log line ready to insert (for writers that log many lines at once).
+pub fn row(actor: &Actor, entry: Entry, at: DateTime<Utc>) -> entity::ActiveModel {
     entity::ActiveModel {
         id: NotSet,
         at: Set(at),
@@ -97,6 +98,24 @@ pub async fn record<C: ConnectionTrait>(
     entity::Entity::insert(row(actor, entry, at))
         .exec_without_returning(conn)
         .await?;
+    Ok(())
+}
+
+/// Writes many lines in the caller's transaction, in statements small enough for every backend.
+pub async fn record_many<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<entity::ActiveModel>,
+) -> Result<(), DbErr> {
+    let chunk = if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        8
+    } else {
+        200
+    };
+    for part in rows.chunks(chunk) {
+        entity::Entity::insert_many(part.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -144,6 +144,8 @@ fn conflict_row(
 enum Outcome {
     Applied,
     Unchanged,
+    /// A new record: its canonical values, created with the others of the push in one batch.
+    Create(Map<String, Value>),
 }
 
 /// Merges one pushed record into the server's and writes the result through the table.
@@ -182,8 +184,7 @@ async fn push_record(
         if !invalid.is_empty() {
             return Err(ApiError::Validation(invalid));
         }
-        table.create(txn, ctx, id, &values).await?;
-        return Ok(Outcome::Applied);
+        return Ok(Outcome::Create(values));
     };
     if cur.deleted {
         pending.conflicts.push(conflict_row(
@@ -398,6 +399,9 @@ pub async fn push(
             continue;
         };
         let mut seen = HashSet::new();
+        // New records of this table: id, canonical values, the raw row as pushed.
+        type NewItem = (String, Map<String, Value>, Map<String, Value>);
+        let mut new_items: Vec<NewItem> = Vec::new();
         for raw in changes.created.iter().chain(changes.updated.iter()) {
             let id = raw
                 .get("id")
@@ -425,6 +429,9 @@ pub async fn push(
                     match outcome {
                         Outcome::Applied => response.applied += 1,
                         Outcome::Unchanged => response.unchanged += 1,
+                        Outcome::Create(values) => {
+                            new_items.push((id.clone(), values, raw.clone()))
+                        }
                     }
                     pending.conflicts.extend(local.conflicts);
                 }
@@ -457,6 +464,58 @@ pub async fn push(
                     });
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        if !new_items.is_empty() {
+            let sp = txn.begin().await?;
+            let items = new_items
+                .iter()
+                .map(|(id, values, _)| (id.clone(), values.clone()))
+                .collect();
+            let results = match table.create_many(&sp, &ctx, items).await {
+                Ok(r) => r,
+                Err(e) if e.status().is_client_error() => {
+                    let problem = e.to_problem();
+                    new_items
+                        .iter()
+                        .map(|_| Err(ApiError::Forbidden(problem.detail.clone())))
+                        .collect()
+                }
+                Err(e) => return Err(e),
+            };
+            sp.commit().await?;
+            for ((id, _, raw), result) in new_items.iter().zip(results) {
+                match result {
+                    Ok(()) => response.applied += 1,
+                    Err(e) if e.status().is_client_error() => {
+                        let problem = e.to_problem();
+                        pending.conflicts.push(conflict_row(
+                            &ctx,
+                            name,
+                            id,
+                            None,
+                            "rejected",
+                            "validation",
+                            [None, None, Some(Value::Object(raw.clone())), None],
+                            None,
+                            None,
+                            p.team_id,
+                            Some(problem.detail.clone()),
+                        ));
+                        response
+                            .experimental_rejected_ids
+                            .entry(name.clone())
+                            .or_default()
+                            .push(id.clone());
+                        response.rejected.push(Rejection {
+                            table: name.clone(),
+                            id: id.clone(),
+                            detail: problem.detail,
+                            errors: problem.errors,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         for id in &changes.deleted {

@@ -111,6 +111,20 @@ pub trait SyncTable: Send + Sync {
         id: &str,
         raw: &Map<String, Value>,
     ) -> ApiResult<()>;
+    /// Creates many records, each judged on its own. Tables with a bulk write path override
+    /// this; the default creates them one by one.
+    async fn create_many(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        items: Vec<(String, Map<String, Value>)>,
+    ) -> ApiResult<Vec<ApiResult<()>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (id, raw) in items {
+            out.push(self.create(txn, ctx, &id, &raw).await);
+        }
+        Ok(out)
+    }
     /// Applies changed columns (canonical values) to an existing record.
     async fn update(
         &self,

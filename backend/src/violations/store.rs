@@ -172,7 +172,7 @@ pub async fn create(
     Ok(created)
 }
 
-/// Creates a report inside the caller's transaction (the sync push uses this).
+/// Creates a report inside the caller's transaction.
 pub async fn create_in(
     txn: &DatabaseTransaction,
     reference: &Reference,
@@ -181,124 +181,304 @@ pub async fn create_in(
     meta: WriteMeta,
     now: DateTime<Utc>,
 ) -> ApiResult<Created> {
-    p.authorize(Action::CreateViolation)?;
-    let v = normalise(input, p.user_id);
-    let status = v.status.unwrap_or(Status::Concept);
-    rules::check_initial_status(status).map_err(|f| ApiError::Validation(vec![f]))?;
-    let draft = Draft {
-        category: v.category,
-        feitcode: v.feitcode.clone(),
-        observed_at: v.observed_at,
-        location: v.location.clone(),
-        description: v.description.clone(),
-        outcome: v.outcome,
-        plate: v.plate.clone(),
-        driver_present: v.driver_present,
-        officer_ids: v.officer_ids.clone(),
-    };
-    rules::check(&draft, reference, now).map_err(ApiError::Validation)?;
-    let hash = create_hash(&v);
-
-    if let Some(existing) = violation::Entity::find_by_id(v.id).one(txn).await? {
-        return existing_outcome(existing, &hash);
-    }
-    // A savepoint: if a concurrent post of the same id wins the race (PostgreSQL), undo ours.
-    let sp = txn.begin().await?;
-    match write_new(&sp, reference, p, &v, status, &hash, meta, now).await? {
-        Some(m) => {
-            sp.commit().await?;
-            Ok(Created::New(m))
-        }
-        None => {
-            sp.rollback().await?;
-            let existing = violation::Entity::find_by_id(v.id)
-                .one(txn)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("report vanished after a unique violation"))
-                })?;
-            existing_outcome(existing, &hash)
-        }
-    }
+    create_many_in(txn, reference, p, vec![(input, meta)], now)
+        .await?
+        .pop()
+        .unwrap_or_else(|| {
+            Err(ApiError::internal(anyhow::anyhow!(
+                "no result for the create"
+            )))
+        })
 }
 
-/// Writes a new report; `None` when another transaction inserted the same id first.
-#[allow(clippy::too_many_arguments)]
-async fn write_new(
+/// A report that passed the rules and waits to be written.
+struct Prepared {
+    v: NewViolation,
+    status: Status,
+    hash: String,
+    meta: WriteMeta,
+}
+
+/// Creates many reports inside the caller's transaction: the one create path (REST sends one,
+/// a sync push a whole shift). Each report is judged on its own (its result says created,
+/// already there, or why not); the valid ones are written with a few multi-row statements and
+/// stamped with one sequence allocation at the end.
+pub async fn create_many_in(
     txn: &DatabaseTransaction,
     reference: &Reference,
     p: &Principal,
-    v: &NewViolation,
-    status: Status,
-    hash: &str,
-    meta: WriteMeta,
+    inputs: Vec<(NewViolation, WriteMeta)>,
     now: DateTime<Utc>,
-) -> ApiResult<Option<violation::Model>> {
-    if v.officer_ids != [p.user_id] {
-        check_officers(txn, &v.officer_ids).await?;
+) -> ApiResult<Vec<ApiResult<Created>>> {
+    p.authorize(Action::CreateViolation)?;
+    for attempt in 0..2 {
+        // A savepoint: if a concurrent create of the same id wins the race (PostgreSQL), undo
+        // ours and judge again, now against the row that won.
+        let sp = txn.begin().await?;
+        match try_create_many(&sp, reference, p, inputs.clone(), now).await {
+            Ok(results) => {
+                sp.commit().await?;
+                return Ok(results);
+            }
+            Err(CreateErr::Race) if attempt == 0 => sp.rollback().await?,
+            Err(CreateErr::Race) => {
+                return Err(ApiError::internal(anyhow::anyhow!("create raced twice")));
+            }
+            Err(CreateErr::Api(e)) => return Err(e),
+        }
     }
+    Err(ApiError::internal(anyhow::anyhow!(
+        "unreachable create retry"
+    )))
+}
+
+enum CreateErr {
+    Race,
+    Api(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for CreateErr {
+    fn from(e: E) -> Self {
+        CreateErr::Api(e.into())
+    }
+}
+
+/// Rows per multi-row INSERT. On PostgreSQL a statement stays under sqlx 0.9.0's 8 KiB write
+/// buffer (larger ones stall ~40 ms on Nagle, sqlx#4335); SQLite has no network in between.
+fn chunk_rows(db: &DatabaseTransaction) -> usize {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        8
+    } else {
+        200
+    }
+}
+
+async fn try_create_many(
+    txn: &DatabaseTransaction,
+    reference: &Reference,
+    p: &Principal,
+    inputs: Vec<(NewViolation, WriteMeta)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<ApiResult<Created>>, CreateErr> {
+    // The returned models are built here, not read back: keep the stored precision.
+    let now = trunc_ms(now);
+    let mut results: Vec<Option<ApiResult<Created>>> = Vec::with_capacity(inputs.len());
+    let mut prepared: Vec<(usize, Prepared)> = Vec::new();
+    for (i, (input, meta)) in inputs.into_iter().enumerate() {
+        let v = normalise(input, p.user_id);
+        let status = v.status.unwrap_or(Status::Concept);
+        let judged = rules::check_initial_status(status)
+            .map_err(|f| ApiError::Validation(vec![f]))
+            .and_then(|()| {
+                let draft = Draft {
+                    category: v.category,
+                    feitcode: v.feitcode.clone(),
+                    observed_at: v.observed_at,
+                    location: v.location.clone(),
+                    description: v.description.clone(),
+                    outcome: v.outcome,
+                    plate: v.plate.clone(),
+                    driver_present: v.driver_present,
+                    officer_ids: v.officer_ids.clone(),
+                };
+                rules::check(&draft, reference, now).map_err(ApiError::Validation)
+            });
+        match judged {
+            Ok(_) => {
+                let hash = create_hash(&v);
+                prepared.push((
+                    i,
+                    Prepared {
+                        v,
+                        status,
+                        hash,
+                        meta,
+                    },
+                ));
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    // Retries: ids that exist already.
+    let ids: Vec<Uuid> = prepared.iter().map(|(_, x)| x.v.id).collect();
+    let mut existing: std::collections::HashMap<Uuid, violation::Model> =
+        std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        for m in violation::Entity::find()
+            .filter(violation::Column::Id.is_in(chunk.to_vec()))
+            .all(txn)
+            .await?
+        {
+            existing.insert(m.id, m);
+        }
+    }
+    // Co-officers must be active users.
+    let others: Vec<Uuid> = {
+        let mut set: Vec<Uuid> = prepared
+            .iter()
+            .flat_map(|(_, x)| x.v.officer_ids.iter().copied())
+            .filter(|u| *u != p.user_id)
+            .collect();
+        set.sort();
+        set.dedup();
+        set
+    };
+    let mut active: std::collections::HashSet<Uuid> = std::collections::HashSet::from([p.user_id]);
+    for chunk in others.chunks(500) {
+        let found: Vec<Uuid> = app_user::Entity::find()
+            .select_only()
+            .column(app_user::Column::Id)
+            .filter(app_user::Column::Id.is_in(chunk.to_vec()))
+            .filter(app_user::Column::Active.eq(true))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        active.extend(found);
+    }
+    let mut new: Vec<(usize, Prepared)> = Vec::new();
+    let mut seen_in_batch = std::collections::HashSet::new();
+    for (i, x) in prepared {
+        if let Some(m) = existing.get(&x.v.id) {
+            results[i] = Some(existing_outcome(m.clone(), &x.hash));
+        } else if !seen_in_batch.insert(x.v.id) {
+            results[i] = Some(Err(ApiError::field("id", "the same id twice in one batch")));
+        } else if !x.v.officer_ids.iter().all(|u| active.contains(u)) {
+            results[i] = Some(Err(ApiError::field(
+                "officer_ids",
+                "contains an unknown or inactive user",
+            )));
+        } else {
+            new.push((i, x));
+        }
+    }
+    if !new.is_empty() {
+        let changes: Vec<Change> = new
+            .iter()
+            .map(|(_, x)| Change {
+                table: TABLE,
+                record_id: x.v.id.to_string(),
+                op: Op::Upsert,
+                changed_fields: FIELDS.to_vec(),
+            })
+            .collect();
+        let seqs = sync::stamp(txn, &changes, Some(&p.device_id), now).await?;
+        let mut models = Vec::with_capacity(new.len());
+        let mut officers = Vec::new();
+        let mut audits = Vec::with_capacity(new.len());
+        let mut history = Vec::with_capacity(new.len());
+        for ((_, x), seq) in new.iter().zip(&seqs) {
+            let m = new_model(reference, p, x, *seq, now);
+            officers.extend(
+                x.v.officer_ids
+                    .iter()
+                    .map(|u| violation_officer::ActiveModel {
+                        violation_id: Set(x.v.id),
+                        user_id: Set(*u),
+                    }),
+            );
+            audits.push(audit::row(
+                &p.actor(),
+                Entry::new("create", TABLE, x.v.id).detail(
+                    json!({ "status": x.status.as_str(), "privacy_regime": m.privacy_regime }),
+                ),
+                now,
+            ));
+            history.push((
+                x.v.id.to_string(),
+                *seq,
+                Value::Object(super::sync::canonical_row(&m)),
+            ));
+            models.push(m);
+        }
+        let chunk = chunk_rows(txn);
+        for part in models.chunks(chunk) {
+            let rows: Vec<violation::ActiveModel> = part.iter().cloned().map(Into::into).collect();
+            match violation::Entity::insert_many(rows)
+                .exec_without_returning(txn)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    return Err(CreateErr::Race);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for part in officers.chunks(chunk * 4) {
+            violation_officer::Entity::insert_many(part.to_vec())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        audit::record_many(txn, audits).await?;
+        sync::record_history_many(txn, TABLE, &history, now, chunk).await?;
+        for ((i, _), m) in new.into_iter().zip(models) {
+            results[i] = Some(Ok(Created::New(m)));
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(ApiError::internal(anyhow::anyhow!(
+                    "a create got no result"
+                )))
+            })
+        })
+        .collect())
+}
+
+fn new_model(
+    reference: &Reference,
+    p: &Principal,
+    x: &Prepared,
+    seq: i64,
+    now: DateTime<Utc>,
+) -> violation::Model {
+    let v = &x.v;
     let located = reference.areas.locate(v.location.lat, v.location.lon);
-    write_officers(txn, v.id, &v.officer_ids, false).await?;
-    let regime = rules::privacy_regime(v.outcome, v.plate.as_deref());
     let mut flags = Vec::new();
-    if meta
+    if x.meta
         .clock_offset_ms
         .is_some_and(|o| o.abs() > CLOCK_TOLERANCE_MS)
     {
         flags.push("clock_offset");
     }
-    audit::record(
-        txn,
-        &p.actor(),
-        Entry::new("create", TABLE, v.id)
-            .detail(json!({ "status": status.as_str(), "privacy_regime": regime })),
-        now,
-    )
-    .await?;
-    let seq = stamp_one(txn, v.id, FIELDS.to_vec(), p, now).await?;
     let field_revs: serde_json::Map<String, Value> =
         FIELDS.iter().map(|f| (f.to_string(), json!(seq))).collect();
-    let model = violation::ActiveModel {
-        id: Set(v.id),
-        category: Set(v.category.as_str().into()),
-        feitcode: Set(v.feitcode.clone()),
-        observed_at: Set(v.observed_at),
-        lat: Set(v.location.lat),
-        lon: Set(v.location.lon),
-        accuracy_m: Set(v.location.accuracy_m),
-        location_source: Set(v.location.source.as_str().into()),
-        fix_time: Set(v.location.fix_time),
-        wijk_code: Set(located.wijk.map(|a| a.code.clone())),
-        buurt_code: Set(located.buurt.map(|a| a.code.clone())),
-        description: Set(v.description.clone()),
-        outcome: Set(v.outcome.as_str().into()),
-        plate: Set(v.plate.clone()),
-        driver_present: Set(v.driver_present),
-        officer_ids: Set(json!(v.officer_ids)),
-        status: Set(status.as_str().into()),
-        review_note: Set(None),
-        reviewed_by: Set(None),
-        reviewed_at: Set(None),
-        team_id: Set(p.team_id),
-        privacy_regime: Set(regime.into()),
-        created_by: Set(p.user_id),
-        created_at: Set(now),
-        updated_at: Set(now),
-        create_hash: Set(hash.to_string()),
-        server_rev: Set(seq),
-        field_revs: Set(Value::Object(field_revs)),
-        deleted_seq: Set(None),
-        last_device_id: Set(Some(p.device_id.clone())),
-        flags: Set(json!(flags)),
-        device_clock_offset_ms: Set(meta.clock_offset_ms),
-    };
-    match model.insert(txn).await {
-        Ok(m) => {
-            keep_history(txn, &m, now).await?;
-            Ok(Some(m))
-        }
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
-        Err(e) => Err(e.into()),
+    violation::Model {
+        id: v.id,
+        category: v.category.as_str().into(),
+        feitcode: v.feitcode.clone(),
+        observed_at: v.observed_at,
+        lat: v.location.lat,
+        lon: v.location.lon,
+        accuracy_m: v.location.accuracy_m,
+        location_source: v.location.source.as_str().into(),
+        fix_time: v.location.fix_time,
+        wijk_code: located.wijk.map(|a| a.code.clone()),
+        buurt_code: located.buurt.map(|a| a.code.clone()),
+        description: v.description.clone(),
+        outcome: v.outcome.as_str().into(),
+        plate: v.plate.clone(),
+        driver_present: v.driver_present,
+        officer_ids: json!(v.officer_ids),
+        status: x.status.as_str().into(),
+        review_note: None,
+        reviewed_by: None,
+        reviewed_at: None,
+        team_id: p.team_id,
+        privacy_regime: rules::privacy_regime(v.outcome, v.plate.as_deref()).into(),
+        created_by: p.user_id,
+        created_at: now,
+        updated_at: now,
+        create_hash: x.hash.clone(),
+        server_rev: seq,
+        field_revs: Value::Object(field_revs),
+        deleted_seq: None,
+        last_device_id: Some(p.device_id.clone()),
+        flags: json!(flags),
+        device_clock_offset_ms: x.meta.clock_offset_ms,
     }
 }
 

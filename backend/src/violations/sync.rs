@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::entity::violation;
-use super::store::{self, Created, WriteMeta};
+use super::store::{self, WriteMeta};
 use super::{Category, Location, LocationSource, NewViolation, Outcome, Status, ViolationPatch};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -138,6 +138,30 @@ fn uuids(v: Option<&Value>) -> ApiResult<Vec<Uuid>> {
         .unwrap_or(Ok(vec![]))
 }
 
+/// A pushed raw row as a new report.
+fn new_violation(id: &str, raw: &Map<String, Value>) -> ApiResult<NewViolation> {
+    Ok(NewViolation {
+        id: parse_id(id)?,
+        category: required(enum_field(raw, "category", Category::parse)?, "category")?,
+        feitcode: text(raw, "feitcode"),
+        observed_at: required(raw.get("observed_at").and_then(from_millis), "observed_at")?,
+        location: Location {
+            lat: required(raw.get("lat").and_then(Value::as_f64), "lat")?,
+            lon: required(raw.get("lon").and_then(Value::as_f64), "lon")?,
+            accuracy_m: required(raw.get("accuracy_m").and_then(Value::as_f64), "accuracy_m")?,
+            source: enum_field(raw, "location_source", LocationSource::parse)?
+                .unwrap_or(LocationSource::Gps),
+            fix_time: raw.get("fix_time").and_then(from_millis),
+        },
+        description: text(raw, "description").unwrap_or_default(),
+        outcome: required(enum_field(raw, "outcome", Outcome::parse)?, "outcome")?,
+        plate: text(raw, "plate"),
+        driver_present: raw.get("driver_present").and_then(Value::as_bool),
+        officer_ids: uuids(raw.get("officer_ids"))?,
+        status: enum_field(raw, "status", Status::parse)?,
+    })
+}
+
 #[async_trait]
 impl SyncTable for ViolationsTable {
     fn name(&self) -> &'static str {
@@ -196,33 +220,43 @@ impl SyncTable for ViolationsTable {
         id: &str,
         raw: &Map<String, Value>,
     ) -> ApiResult<()> {
-        let observed_at = required(raw.get("observed_at").and_then(from_millis), "observed_at")?;
-        let input = NewViolation {
-            id: parse_id(id)?,
-            category: required(enum_field(raw, "category", Category::parse)?, "category")?,
-            feitcode: text(raw, "feitcode"),
-            observed_at,
-            location: Location {
-                lat: required(raw.get("lat").and_then(Value::as_f64), "lat")?,
-                lon: required(raw.get("lon").and_then(Value::as_f64), "lon")?,
-                accuracy_m: required(raw.get("accuracy_m").and_then(Value::as_f64), "accuracy_m")?,
-                source: enum_field(raw, "location_source", LocationSource::parse)?
-                    .unwrap_or(LocationSource::Gps),
-                fix_time: raw.get("fix_time").and_then(from_millis),
-            },
-            description: text(raw, "description").unwrap_or_default(),
-            outcome: required(enum_field(raw, "outcome", Outcome::parse)?, "outcome")?,
-            plate: text(raw, "plate"),
-            driver_present: raw.get("driver_present").and_then(Value::as_bool),
-            officer_ids: uuids(raw.get("officer_ids"))?,
-            status: enum_field(raw, "status", Status::parse)?,
-        };
+        let input = new_violation(id, raw)?;
         let meta = WriteMeta {
             clock_offset_ms: ctx.clock_offset_ms,
         };
-        match store::create_in(txn, ctx.reference, ctx.principal, input, meta, ctx.now).await? {
-            Created::New(_) | Created::Existing(_) => Ok(()),
+        store::create_in(txn, ctx.reference, ctx.principal, input, meta, ctx.now)
+            .await
+            .map(|_| ())
+    }
+
+    async fn create_many(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        items: Vec<(String, Map<String, Value>)>,
+    ) -> ApiResult<Vec<ApiResult<()>>> {
+        let meta = WriteMeta {
+            clock_offset_ms: ctx.clock_offset_ms,
+        };
+        let mut results: Vec<Option<ApiResult<()>>> = Vec::with_capacity(items.len());
+        let mut inputs = Vec::new();
+        let mut slots = Vec::new();
+        for (id, raw) in &items {
+            match new_violation(id, raw) {
+                Ok(v) => {
+                    slots.push(results.len());
+                    results.push(None);
+                    inputs.push((v, meta));
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
         }
+        let created =
+            store::create_many_in(txn, ctx.reference, ctx.principal, inputs, ctx.now).await?;
+        for (slot, r) in slots.into_iter().zip(created) {
+            results[slot] = Some(r.map(|_| ()));
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect())
     }
 
     async fn update(
