@@ -155,12 +155,11 @@ async fn push_record(
     ctx: &PushCtx<'_>,
     id: &str,
     raw: &Map<String, Value>,
-    last_pulled_at: Option<i64>,
+    current: Option<super::table::Current>,
     pending: &mut Pending,
 ) -> ApiResult<Outcome> {
     let p = ctx.principal;
     let hidden = table.hidden_columns(p);
-    let current = table.load(txn, p, id).await?;
     let mut invalid = Vec::new();
     let mut read = |col: &super::table::Column, v: &Value| match canonical(col.kind, v) {
         Ok(c) => Some(c),
@@ -289,7 +288,7 @@ async fn push_record(
     if changes.is_empty() {
         // A phone that already pulled past the current revision will not get the record again;
         // if its copy differs from the server's, give the record a new revision.
-        let will_pull_anyway = last_pulled_at.is_some_and(|c| cur.server_rev > c);
+        let will_pull_anyway = ctx.last_pulled_at.is_some_and(|c| cur.server_rev > c);
         if phone_differs && !will_pull_anyway {
             // The phone will mark its copy synced; a new revision sends it the server's values.
             table.touch(txn, ctx, id).await?;
@@ -375,6 +374,7 @@ pub async fn push(
         reference,
         now,
         clock_offset_ms: meta.clock_offset_ms,
+        last_pulled_at: meta.last_pulled_at,
     };
     let tables = tables();
     let mut response = PushResponse {
@@ -402,6 +402,13 @@ pub async fn push(
         // New records of this table: id, canonical values, the raw row as pushed.
         type NewItem = (String, Map<String, Value>, Map<String, Value>);
         let mut new_items: Vec<NewItem> = Vec::new();
+        let ids: Vec<String> = changes
+            .created
+            .iter()
+            .chain(changes.updated.iter())
+            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let mut currents = table.load_many(&txn, p, &ids).await?;
         for raw in changes.created.iter().chain(changes.updated.iter()) {
             let id = raw
                 .get("id")
@@ -411,21 +418,21 @@ pub async fn push(
             if id.is_empty() || !seen.insert(id.clone()) {
                 continue;
             }
-            let sp = txn.begin().await?;
+            let current = currents.remove(&id);
+            let is_new = current.is_none();
+            // A new record writes nothing here (it joins the batch below): no savepoint needed.
+            let sp = if is_new {
+                None
+            } else {
+                Some(txn.begin().await?)
+            };
             let mut local = Pending { conflicts: vec![] };
-            match push_record(
-                &sp,
-                table.as_ref(),
-                &ctx,
-                &id,
-                raw,
-                meta.last_pulled_at,
-                &mut local,
-            )
-            .await
-            {
+            let conn: &DatabaseTransaction = sp.as_ref().unwrap_or(&txn);
+            match push_record(conn, table.as_ref(), &ctx, &id, raw, current, &mut local).await {
                 Ok(outcome) => {
-                    sp.commit().await?;
+                    if let Some(sp) = sp {
+                        sp.commit().await?;
+                    }
                     match outcome {
                         Outcome::Applied => response.applied += 1,
                         Outcome::Unchanged => response.unchanged += 1,
@@ -436,7 +443,9 @@ pub async fn push(
                     pending.conflicts.extend(local.conflicts);
                 }
                 Err(e) if e.status().is_client_error() => {
-                    sp.rollback().await?;
+                    if let Some(sp) = sp {
+                        sp.rollback().await?;
+                    }
                     let problem = e.to_problem();
                     pending.conflicts.push(conflict_row(
                         &ctx,

@@ -342,6 +342,7 @@ pub async fn resolve_conflict(
             reference: &state.reference,
             now,
             clock_offset_ms: None,
+            last_pulled_at: None,
         };
         table.update(&txn, &ctx, &c.record_id, &changes).await?;
     }

@@ -76,6 +76,8 @@ pub struct PushCtx<'a> {
     pub now: DateTime<Utc>,
     /// Server time minus device time, when the device sent `X-Device-Time`.
     pub clock_offset_ms: Option<i64>,
+    /// The cursor of the phone's last pull: revisions above it reach the phone anyway.
+    pub last_pulled_at: Option<i64>,
 }
 
 /// One row of a pull, in sequence order; `row` is `None` for a deletion.
@@ -104,6 +106,21 @@ pub trait SyncTable: Send + Sync {
         p: &Principal,
         id: &str,
     ) -> ApiResult<Option<Current>>;
+    /// The records of many ids at once (tables with a bulk read override the default).
+    async fn load_many(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        ids: &[String],
+    ) -> ApiResult<HashMap<String, Current>> {
+        let mut out = HashMap::new();
+        for id in ids {
+            if let Some(c) = self.load(txn, p, id).await? {
+                out.insert(id.clone(), c);
+            }
+        }
+        Ok(out)
+    }
     async fn create(
         &self,
         txn: &DatabaseTransaction,

@@ -1,6 +1,8 @@
 //! Violation reports in the sync engine: their columns on the wire, the merge policy of each,
 //! and the bridge from merged values to the one write path in `store`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -182,35 +184,46 @@ impl SyncTable for ViolationsTable {
         p: &Principal,
         id: &str,
     ) -> ApiResult<Option<Current>> {
-        let Ok(uuid) = id.parse::<Uuid>() else {
-            return Ok(None);
-        };
-        let Some(m) = violation::Entity::find_by_id(uuid)
-            .lock_exclusive()
-            .one(txn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        if !p.sees_team(m.team_id) {
-            return Ok(None);
+        Ok(self.load_many(txn, p, &[id.to_string()]).await?.remove(id))
+    }
+
+    async fn load_many(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        ids: &[String],
+    ) -> ApiResult<HashMap<String, Current>> {
+        let uuids: Vec<Uuid> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+        let mut out = HashMap::new();
+        for chunk in uuids.chunks(500) {
+            let rows = violation::Entity::find()
+                .filter(violation::Column::Id.is_in(chunk.to_vec()))
+                .lock_exclusive()
+                .all(txn)
+                .await?;
+            for m in rows.into_iter().filter(|m| p.sees_team(m.team_id)) {
+                let field_revs = m
+                    .field_revs
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(|(k, v)| v.as_i64().map(|r| (k.clone(), r)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert(
+                    m.id.to_string(),
+                    Current {
+                        raw: canonical_row(&m),
+                        server_rev: m.server_rev,
+                        field_revs,
+                        deleted: m.deleted_seq.is_some(),
+                        team_id: m.team_id,
+                    },
+                );
+            }
         }
-        let field_revs = m
-            .field_revs
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| v.as_i64().map(|r| (k.clone(), r)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Some(Current {
-            raw: canonical_row(&m),
-            server_rev: m.server_rev,
-            field_revs,
-            deleted: m.deleted_seq.is_some(),
-            team_id: m.team_id,
-        }))
+        Ok(out)
     }
 
     async fn create(
