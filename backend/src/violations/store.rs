@@ -211,6 +211,16 @@ pub async fn create_many_in(
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<ApiResult<Created>>> {
     p.authorize(Action::CreateViolation)?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        // One writer connection: no other transaction can insert the same id meanwhile.
+        return match try_create_many(txn, reference, p, inputs, now).await {
+            Ok(results) => Ok(results),
+            Err(CreateErr::Api(e)) => Err(e),
+            Err(CreateErr::Race) => Err(ApiError::internal(anyhow::anyhow!(
+                "unique violation on SQLite's single writer"
+            ))),
+        };
+    }
     for attempt in 0..2 {
         // A savepoint: if a concurrent create of the same id wins the race (PostgreSQL), undo
         // ours and judge again, now against the row that won.
