@@ -36,6 +36,8 @@ pub struct AppState {
     pub reference: Arc<Reference>,
     pub audit: AuditLog,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Group commit of REST report creates.
+    pub violation_creates: crate::violations::batcher::CreateBatcher,
     /// Rendered pages of the violation list, keyed by sync sequence.
     pub violation_pages: Arc<crate::violations::cache::PageCache>,
     /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
@@ -75,11 +77,16 @@ impl AppState {
                 }
             }
         });
+        let reference = Arc::new(reference);
         Ok(AppState {
             audit: AuditLog::start(db.clone()),
+            violation_creates: crate::violations::batcher::CreateBatcher::start(
+                db.clone(),
+                reference.clone(),
+            ),
             db,
             config: Arc::new(config),
-            reference: Arc::new(reference),
+            reference,
             login_limiter: limiter,
             violation_pages: Default::default(),
             ready: Arc::new(AtomicBool::new(true)),

@@ -8,6 +8,7 @@
 //!
 //! `store` is the one write path; REST, the demo loader and the sync engine all call it.
 
+pub mod batcher;
 pub mod cache;
 pub mod entity;
 pub mod routes;

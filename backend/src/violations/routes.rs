@@ -90,7 +90,11 @@ pub async fn create_violation(
     let meta = store::WriteMeta {
         clock_offset_ms: crate::sync::clock_offset_ms(&headers, now),
     };
-    let (status, m) = match store::create(&state.db, &state.reference, &p, body, meta, now).await? {
+    let (status, m) = match state
+        .violation_creates
+        .create(p.clone(), body, meta, now)
+        .await?
+    {
         Created::New(m) => (StatusCode::CREATED, m),
         Created::Existing(m) => (StatusCode::OK, m),
     };
