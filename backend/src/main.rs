@@ -126,7 +126,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let purge_db = state.db.clone();
     let horizon = chrono::Duration::days(i64::from(state.config.tombstone_days));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
+        // Not at start-up: the first purge runs six hours in, then every six hours.
+        let every = std::time::Duration::from_secs(6 * 3600);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tick.tick().await;
             match thor::sync::purge(&purge_db, horizon, chrono::Utc::now()).await {

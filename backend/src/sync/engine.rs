@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use sea_orm::{
     AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IsolationLevel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
@@ -576,7 +576,7 @@ pub async fn push(
             .exec_without_returning(&txn)
             .await?;
     }
-    upsert_device(&txn, p, now, |d| {
+    upsert_device(&txn, p, |d| {
         d.last_push_at = Set(Some(now));
         if meta.clock_offset_ms.is_some() {
             d.clock_offset_ms = Set(meta.clock_offset_ms);
@@ -608,7 +608,6 @@ pub async fn push(
 async fn upsert_device<C: ConnectionTrait>(
     conn: &C,
     p: &Principal,
-    _now: DateTime<Utc>,
     set: impl FnOnce(&mut sync_device::ActiveModel),
 ) -> ApiResult<()> {
     // Make sure the row exists (two requests of one device may race here), then update it.
@@ -761,7 +760,7 @@ pub async fn pull(
     let conflicts_open = open_conflicts(&txn, p).await?;
     txn.commit().await?;
     if !has_more {
-        upsert_device(&db.write, p, now, |d| {
+        upsert_device(&db.write, p, |d| {
             d.last_pull_at = Set(Some(now));
             d.last_pulled_seq = Set(Some(timestamp));
             d.window_start = Set(Some(window_start));

@@ -110,18 +110,12 @@ async fn check_officers<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> ApiResult
     Ok(())
 }
 
-async fn write_officers(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-    officers: &[Uuid],
-    replace: bool,
-) -> ApiResult<()> {
-    if replace {
-        violation_officer::Entity::delete_many()
-            .filter(violation_officer::Column::ViolationId.eq(id))
-            .exec(txn)
-            .await?;
-    }
+/// Replaces the officer index of a report.
+async fn write_officers(txn: &DatabaseTransaction, id: Uuid, officers: &[Uuid]) -> ApiResult<()> {
+    violation_officer::Entity::delete_many()
+        .filter(violation_officer::Column::ViolationId.eq(id))
+        .exec(txn)
+        .await?;
     violation_officer::Entity::insert_many(officers.iter().map(|u| {
         violation_officer::ActiveModel {
             violation_id: Set(id),
@@ -512,6 +506,7 @@ async fn keep_history(
 async fn stamp_one(
     txn: &DatabaseTransaction,
     id: Uuid,
+    op: Op,
     fields: Vec<&'static str>,
     p: &Principal,
     now: DateTime<Utc>,
@@ -521,7 +516,7 @@ async fn stamp_one(
         &[Change {
             table: TABLE,
             record_id: id.to_string(),
-            op: Op::Upsert,
+            op,
             changed_fields: fields,
         }],
         Some(&p.device_id),
@@ -719,7 +714,7 @@ pub async fn update_in(
     rules::check(&draft, reference, now).map_err(ApiError::Validation)?;
     if changed.contains(&"officer_ids") {
         check_officers(txn, &draft.officer_ids).await?;
-        write_officers(txn, id, &draft.officer_ids, true).await?;
+        write_officers(txn, id, &draft.officer_ids).await?;
     }
     let reviewed =
         matches!(new_status, Status::Approved | Status::Rejected) && new_status != cur_status;
@@ -735,7 +730,7 @@ pub async fn update_in(
         now,
     )
     .await?;
-    let seq = stamp_one(txn, id, changed.clone(), p, now).await?;
+    let seq = stamp_one(txn, id, Op::Upsert, changed.clone(), p, now).await?;
     let mut field_revs = match cur.field_revs.clone() {
         Value::Object(m) => m,
         _ => serde_json::Map::new(),
@@ -784,7 +779,7 @@ pub async fn touch_in(
     else {
         return Ok(());
     };
-    let seq = stamp_one(txn, id, vec![], p, now).await?;
+    let seq = stamp_one(txn, id, Op::Upsert, vec![], p, now).await?;
     let mut am: violation::ActiveModel = cur.into();
     am.server_rev = Set(seq);
     let m = am.update(txn).await?;
@@ -829,22 +824,7 @@ pub async fn delete_in(
         });
     }
     audit::record(txn, &p.actor(), Entry::new("delete", TABLE, id), now).await?;
-    let seqs = sync::stamp(
-        txn,
-        &[Change {
-            table: TABLE,
-            record_id: id.to_string(),
-            op: Op::Delete,
-            changed_fields: vec![],
-        }],
-        Some(&p.device_id),
-        now,
-    )
-    .await?;
-    let seq = seqs
-        .first()
-        .copied()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no sequence number")))?;
+    let seq = stamp_one(txn, id, Op::Delete, vec![], p, now).await?;
     let mut am: violation::ActiveModel = cur.into();
     am.deleted_seq = Set(Some(seq));
     am.server_rev = Set(seq);
