@@ -15,7 +15,6 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -40,6 +39,8 @@ pub struct AppState {
     pub violation_creates: crate::violations::batcher::CreateBatcher,
     /// Rendered pages of the violation list, keyed by sync sequence.
     pub violation_pages: Arc<crate::violations::cache::PageCache>,
+    /// The evidence store, upload limits and uploads in progress.
+    pub photos: Arc<crate::photos::tus::Photos>,
     /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
     pub ready: Arc<AtomicBool>,
 }
@@ -78,7 +79,11 @@ impl AppState {
             }
         });
         let reference = Arc::new(reference);
+        let blobs = crate::photos::blob::BlobStore::from_config(&config)?;
+        tracing::info!(store = %blobs.describe, "photo store");
+        let photos = Arc::new(crate::photos::tus::Photos::new(blobs, &config));
         Ok(AppState {
+            photos,
             audit: AuditLog::start(db.clone()),
             violation_creates: crate::violations::batcher::CreateBatcher::start(
                 db.clone(),
@@ -101,6 +106,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::reference::routes::router())
         .merge(crate::violations::routes::router())
         .merge(crate::sync::routes::router())
+        .merge(crate::photos::routes::router())
+        .merge(crate::photos::tus::router())
 }
 
 /// The OpenAPI document the code generates.
@@ -130,16 +137,45 @@ pub fn router(state: AppState) -> Router {
             refuse_declared_oversize(body_limit, req, next)
         }))
         .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            time_limit(timeout, req, next)
+        }))
         .layer(axum::middleware::from_fn(crate::ops::track_metrics))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(crate::ops::request_span))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Whether a request is a photo upload: uploads stream large bodies over slow mobile links and
+/// enforce their own limits (size from the photo record, an idle timeout per chunk).
+fn is_upload(req: &axum::extract::Request) -> bool {
+    req.uri().path().starts_with("/api/v1/uploads")
+}
+
+/// Ends a request that takes longer than the limit with 408 (uploads excepted: see `is_upload`).
+async fn time_limit(
+    limit: Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if is_upload(&req) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            let e = ApiError::Unavailable(format!(
+                "the request took longer than {} s",
+                limit.as_secs()
+            ));
+            let mut problem = e.to_problem();
+            problem.status = StatusCode::REQUEST_TIMEOUT.as_u16();
+            problem.title = "Request timeout".into();
+            crate::error::problem_response(StatusCode::REQUEST_TIMEOUT, &problem)
+        }
+    }
 }
 
 /// Answers 413 from the declared `Content-Length` alone, before a byte of an oversized body is
@@ -149,6 +185,9 @@ async fn refuse_declared_oversize(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if is_upload(&req) {
+        return next.run(req).await;
+    }
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -172,6 +211,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let ready = state.ready.clone();
     let db = state.db.clone();
+    let worker = crate::photos::worker::start(state.clone());
     let app = router(state);
     axum::serve(
         listener,
@@ -184,6 +224,7 @@ pub async fn serve(
     })
     .await
     .context("serving HTTP")?;
+    worker.abort();
     db.close().await;
     Ok(())
 }

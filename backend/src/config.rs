@@ -54,6 +54,35 @@ pub struct Config {
     #[arg(long, env = "THOR_TOMBSTONE_DAYS", default_value_t = 180)]
     pub tombstone_days: u32,
 
+    /// Largest photo accepted, in bytes (published at `GET /api/v1/photos/limits`).
+    #[arg(long, env = "THOR_PHOTO_MAX_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub photo_max_bytes: u64,
+
+    /// Largest photo accepted, in pixels (width × height); larger headers are refused before
+    /// any pixel is decoded (decompression bombs).
+    #[arg(long, env = "THOR_PHOTO_MAX_PIXELS", default_value_t = 100_000_000)]
+    pub photo_max_pixels: u64,
+
+    /// Hours an unfinished upload is kept after its last byte.
+    #[arg(long, env = "THOR_UPLOAD_EXPIRY_HOURS", default_value_t = 24)]
+    pub upload_expiry_hours: u32,
+
+    /// Derivative jobs run at once (each holds one decoded image in memory).
+    #[arg(long, env = "THOR_DERIVE_CONCURRENCY", default_value_t = 2)]
+    pub derive_concurrency: usize,
+
+    /// S3 bucket for photos. Unset: photos live on disk under `<data-dir>/photos`.
+    /// Credentials come from the usual `AWS_*` variables.
+    #[arg(long, env = "THOR_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint for S3-compatible storage (MinIO, Ceph, a municipality's own).
+    #[arg(long, env = "THOR_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    #[arg(long, env = "THOR_S3_REGION", default_value = "eu-west-1")]
+    pub s3_region: String,
+
     /// Log as JSON lines (for a log shipper) instead of human-readable text.
     #[arg(long, env = "THOR_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -74,6 +103,13 @@ impl Config {
             db_pool: 8,
             sync_window_days: 14,
             tombstone_days: 180,
+            photo_max_bytes: 25 * 1024 * 1024,
+            photo_max_pixels: 100_000_000,
+            upload_expiry_hours: 24,
+            derive_concurrency: 2,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "eu-west-1".to_string(),
             log_json: false,
         }
     }

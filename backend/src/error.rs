@@ -78,6 +78,16 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// Another request holds the resource (tus: an upload in progress); retry later.
+    #[error("locked: {0}")]
+    Locked(String),
+    /// A precondition of the protocol is not met (tus: an unsupported `Tus-Resumable` version).
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    /// tus checksum extension: the bytes of a PATCH do not match its `Upload-Checksum`
+    /// (status 460, defined by tus 1.0).
+    #[error("checksum mismatch: {0}")]
+    ChecksumMismatch(String),
     #[error("too many requests: {detail}")]
     TooManyRequests { detail: String, retry_after_s: u64 },
     #[error("service unavailable: {0}")]
@@ -107,6 +117,11 @@ impl ApiError {
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::Locked(_) => StatusCode::LOCKED,
+            ApiError::ChecksumMismatch(_) => {
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -129,6 +144,14 @@ impl ApiError {
                 "urn:thor:problem:unsupported-media-type",
                 "Unsupported media type",
             ),
+            ApiError::PreconditionFailed(_) => (
+                "urn:thor:problem:precondition-failed",
+                "Precondition failed",
+            ),
+            ApiError::Locked(_) => ("urn:thor:problem:locked", "Locked"),
+            ApiError::ChecksumMismatch(_) => {
+                ("urn:thor:problem:checksum-mismatch", "Checksum mismatch")
+            }
             ApiError::TooManyRequests { .. } => {
                 ("urn:thor:problem:rate-limited", "Too many requests")
             }
@@ -171,6 +194,9 @@ impl ApiError {
             | ApiError::NotFound(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
+            | ApiError::PreconditionFailed(d)
+            | ApiError::Locked(d)
+            | ApiError::ChecksumMismatch(d)
             | ApiError::Unavailable(d) => d.clone(),
             ApiError::Internal(_) => "an internal error occurred; it has been logged".to_string(),
         };

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod geo;
 pub mod openapi;
 pub mod ops;
+pub mod photos;
 pub mod reference;
 pub mod sync;
 pub mod violations;

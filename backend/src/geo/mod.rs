@@ -144,6 +144,12 @@ pub fn polygons(shape: &MultiPolygon<f64>) -> &[Polygon<f64>] {
     &shape.0
 }
 
+/// Geodesic distance in metres between two `(lat, lon)` points on WGS84.
+pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    use geo::{Distance, Geodesic, Point};
+    Geodesic.distance(Point::new(a.1, a.0), Point::new(b.1, b.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

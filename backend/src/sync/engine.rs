@@ -23,7 +23,10 @@ use crate::reference::Reference;
 
 /// Every record type that syncs, in one place.
 pub fn tables() -> Vec<Box<dyn SyncTable>> {
-    vec![Box::new(crate::violations::sync::ViolationsTable)]
+    vec![
+        Box::new(crate::violations::sync::ViolationsTable),
+        Box::new(crate::photos::sync::PhotosTable),
+    ]
 }
 
 /// WatermelonDB's change set of one table.
@@ -94,6 +97,8 @@ pub struct PushMeta {
     pub clock_offset_ms: Option<i64>,
     pub app_version: Option<String>,
     pub schema_version: Option<i32>,
+    /// The largest photo accepted, in bytes (photo records declare their size).
+    pub photo_max_bytes: u64,
 }
 
 struct Pending {
@@ -375,6 +380,7 @@ pub async fn push(
         now,
         clock_offset_ms: meta.clock_offset_ms,
         last_pulled_at: meta.last_pulled_at,
+        photo_max_bytes: meta.photo_max_bytes,
     };
     let tables = tables();
     let mut response = PushResponse {
@@ -388,14 +394,19 @@ pub async fn push(
     let mut pending = Pending { conflicts: vec![] };
     let txn = db.write.begin().await?;
     for (name, changes) in &body.changes {
-        let Some(table) = tables.iter().find(|t| t.name() == name) else {
-            if !changes.created.is_empty()
+        if !tables.iter().any(|t| t.name() == name)
+            && (!changes.created.is_empty()
                 || !changes.updated.is_empty()
-                || !changes.deleted.is_empty()
-            {
-                tracing::warn!(table = %name, "push for a table the server does not sync; ignored");
-                response.ignored_tables.push(name.clone());
-            }
+                || !changes.deleted.is_empty())
+        {
+            tracing::warn!(table = %name, "push for a table the server does not sync; ignored");
+            response.ignored_tables.push(name.clone());
+        }
+    }
+    // Tables in their declared order, parents first: a photo pushed with its report finds it.
+    for table in &tables {
+        let name = table.name();
+        let Some(changes) = body.changes.get(name) else {
             continue;
         };
         let mut seen = HashSet::new();
@@ -462,11 +473,11 @@ pub async fn push(
                     ));
                     response
                         .experimental_rejected_ids
-                        .entry(name.clone())
+                        .entry(name.to_string())
                         .or_default()
                         .push(id.clone());
                     response.rejected.push(Rejection {
-                        table: name.clone(),
+                        table: name.to_string(),
                         id,
                         detail: problem.detail,
                         errors: problem.errors,
@@ -513,11 +524,11 @@ pub async fn push(
                         ));
                         response
                             .experimental_rejected_ids
-                            .entry(name.clone())
+                            .entry(name.to_string())
                             .or_default()
                             .push(id.clone());
                         response.rejected.push(Rejection {
-                            table: name.clone(),
+                            table: name.to_string(),
                             id: id.clone(),
                             detail: problem.detail,
                             errors: problem.errors,
@@ -546,11 +557,11 @@ pub async fn push(
                     let problem = e.to_problem();
                     response
                         .experimental_rejected_ids
-                        .entry(name.clone())
+                        .entry(name.to_string())
                         .or_default()
                         .push(id.clone());
                     response.rejected.push(Rejection {
-                        table: name.clone(),
+                        table: name.to_string(),
                         id: id.clone(),
                         detail: problem.detail,
                         errors: problem.errors,

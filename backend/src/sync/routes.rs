@@ -130,6 +130,7 @@ pub async fn push(
         clock_offset_ms: super::clock_offset_ms(&headers, Utc::now()),
         app_version: header(&headers, "x-app-version"),
         schema_version: header(&headers, "x-schema-version").and_then(|v| v.parse().ok()),
+        photo_max_bytes: state.config.photo_max_bytes,
     };
     Ok(Json(
         engine::push(&state.db, &state.reference, &p, &body, parsed, meta).await?,
@@ -343,6 +344,7 @@ pub async fn resolve_conflict(
             now,
             clock_offset_ms: None,
             last_pulled_at: None,
+            photo_max_bytes: state.config.photo_max_bytes,
         };
         table.update(&txn, &ctx, &c.record_id, &changes).await?;
     }

@@ -78,6 +78,8 @@ pub struct PushCtx<'a> {
     pub clock_offset_ms: Option<i64>,
     /// The cursor of the phone's last pull: revisions above it reach the phone anyway.
     pub last_pulled_at: Option<i64>,
+    /// The largest photo accepted, in bytes.
+    pub photo_max_bytes: u64,
 }
 
 /// One row of a pull, in sequence order; `row` is `None` for a deletion.

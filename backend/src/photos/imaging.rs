@@ -1,0 +1,1511 @@
+//! Evidence-photo imaging: format sniffing, header probing, EXIF extraction and
+//! the two JPEG derivatives (thumbnail + preview) made from an uploaded photo.
+//!
+//! Everything here is pure: it works on a byte slice already in memory and
+//! returns owned results; there is no file or network I/O outside the tests.
+//!
+//! Pipeline of [`derive`] (modelled on libvips' `thumbnail`):
+//! 1. sniff the format from the magic bytes and probe the header only;
+//!    refuse images over [`Limits::max_pixels`] before any pixel buffer exists;
+//! 2. decode ONCE — for JPEG at a reduced DCT scale (1/2, 1/4 or 1/8, the
+//!    smallest image still at least as large as the preview);
+//! 3. resize to the preview with Lanczos3 (SIMD, `fast_image_resize`);
+//! 4. resize the preview (not the original) to the thumbnail;
+//! 5. apply the EXIF orientation to both small buffers;
+//! 6. encode both as baseline JPEG; no EXIF/ICC/XMP is written.
+//!
+//! Decoders are third-party code fed with untrusted bytes; as defence in
+//! depth, decoding runs under `catch_unwind` so a decoder bug becomes
+//! [`ImageError::Corrupt`] instead of a crashed worker (only effective with
+//! `panic = "unwind"`, the default).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
+
+use std::fmt;
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{FixedOffset, NaiveDate, NaiveDateTime};
+use fast_image_resize as fr;
+
+/// JPEG quality used for both derivatives.
+pub const JPEG_QUALITY: u8 = 80;
+
+/// Image container formats that uploads are recognised as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    /// JPEG / JFIF / Exif-JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP (lossy, lossless or extended).
+    Webp,
+    /// HEIF/HEIC (ISO-BMFF `ftyp` brands heic, heix, hevc, hevx, heim, heis, mif1, msf1).
+    /// Sniffed and probed, but [`derive`] refuses it (no HEVC decoder without C).
+    Heif,
+    /// AVIF (ISO-BMFF `ftyp` brand avif/avis). Sniffed and probed; [`derive`] refuses it.
+    Avif,
+}
+
+impl ImageFormat {
+    /// The IANA media type, e.g. for `Content-Type` or a 415 response body.
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+            ImageFormat::Webp => "image/webp",
+            ImageFormat::Heif => "image/heic",
+            ImageFormat::Avif => "image/avif",
+        }
+    }
+
+    /// Whether [`derive`] can make derivatives from this format.
+    pub fn is_derivable(self) -> bool {
+        matches!(
+            self,
+            ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Webp
+        )
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ImageFormat::Jpeg => "JPEG",
+            ImageFormat::Png => "PNG",
+            ImageFormat::Webp => "WebP",
+            ImageFormat::Heif => "HEIF",
+            ImageFormat::Avif => "AVIF",
+        })
+    }
+}
+
+/// Errors of [`probe`] and [`derive`].
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The bytes are not any recognised image format.
+    #[error("not a recognised image (JPEG, PNG, WebP, HEIF or AVIF)")]
+    NotAnImage,
+    /// A recognised format that this module cannot decode (HEIF, AVIF).
+    #[error("unsupported image format: {0}")]
+    Unsupported(ImageFormat),
+    /// The header claims more pixels than [`Limits::max_pixels`].
+    #[error("image too large: {width}x{height} pixels")]
+    TooLarge {
+        /// Width claimed by the header.
+        width: u32,
+        /// Height claimed by the header.
+        height: u32,
+    },
+    /// Header or pixel data is malformed or truncated.
+    #[error("corrupt image: {0}")]
+    Corrupt(String),
+    /// Resizing failed (should not happen for valid dimensions).
+    #[error("resize failed: {0}")]
+    Resize(String),
+    /// JPEG encoding of a derivative failed.
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+/// Result of [`probe`]: the format and the stored pixel dimensions
+/// (for HEIF/AVIF, after the container's `irot` rotation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Sniffed format.
+    pub format: ImageFormat,
+    /// Width in pixels as stored (EXIF orientation NOT applied).
+    pub width: u32,
+    /// Height in pixels as stored (EXIF orientation NOT applied).
+    pub height: u32,
+}
+
+/// Limits and target sizes for [`derive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Refuse images whose header claims more pixels than this (checked before decoding).
+    pub max_pixels: u64,
+    /// Longest side of the thumbnail, in pixels.
+    pub thumb_px: u32,
+    /// Longest side of the preview, in pixels.
+    pub preview_px: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pixels: 100_000_000,
+            thumb_px: 320,
+            preview_px: 1280,
+        }
+    }
+}
+
+/// The two derivatives, both EXIF-oriented (upright) JPEGs without metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derivatives {
+    /// Thumbnail JPEG bytes (longest side ≤ `thumb_px`).
+    pub thumbnail: Vec<u8>,
+    /// Preview JPEG bytes (longest side ≤ `preview_px`).
+    pub preview: Vec<u8>,
+    /// Thumbnail (width, height) as displayed.
+    pub thumb_size: (u32, u32),
+    /// Preview (width, height) as displayed.
+    pub preview_size: (u32, u32),
+}
+
+/// EXIF metadata of a photo. Never fails: whatever could be read is filled in
+/// and problems are described in `error`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExifMeta {
+    /// `DateTimeOriginal`, else `DateTime` (camera-local wall-clock time).
+    pub taken_at: Option<NaiveDateTime>,
+    /// `OffsetTimeOriginal` (or `OffsetTime` when `taken_at` came from `DateTime`).
+    pub offset: Option<FixedOffset>,
+    /// Latitude in decimal degrees, south negative. `None` when the GPS IFD is
+    /// empty, malformed, out of range, or exactly (0, 0).
+    pub lat: Option<f64>,
+    /// Longitude in decimal degrees, west negative. `None` together with `lat`.
+    pub lon: Option<f64>,
+    /// EXIF orientation 1..=8; missing or invalid (e.g. 0) gives 1.
+    pub orientation: u16,
+    /// Camera make, trimmed; `None` if absent or empty.
+    pub make: Option<String>,
+    /// Camera model, trimmed; `None` if absent or empty.
+    pub model: Option<String>,
+    /// Description of EXIF parse problems; `None` when the EXIF was clean or absent.
+    pub error: Option<String>,
+}
+
+impl ExifMeta {
+    fn empty() -> Self {
+        ExifMeta {
+            orientation: 1,
+            ..Default::default()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sniff
+// ---------------------------------------------------------------------------
+
+/// Sniffs the format from the magic bytes (only the first ≤ 32 bytes are looked at),
+/// never from a file name or a `Content-Type` header.
+pub fn sniff(head: &[u8]) -> Option<ImageFormat> {
+    let head = head.get(..head.len().min(32))?;
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some(ImageFormat::Jpeg);
+    }
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some(ImageFormat::Png);
+    }
+    if head.len() >= 12 && head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
+        return Some(ImageFormat::Webp);
+    }
+    if head.get(4..8) == Some(b"ftyp") {
+        let box_len = read_u32_be(head, 0).map_or(0, |v| v as usize);
+        let end = if box_len >= 16 {
+            box_len.min(head.len())
+        } else {
+            head.len()
+        };
+        let major = head.get(8..12)?;
+        let compat = head.get(16..end).unwrap_or(&[]);
+        return ftyp_format(major, compat);
+    }
+    None
+}
+
+fn ftyp_format(major: &[u8], compat: &[u8]) -> Option<ImageFormat> {
+    const HEIF: [&[u8; 4]; 6] = [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"];
+    const AVIF: [&[u8; 4]; 2] = [b"avif", b"avis"];
+    let is = |b: &[u8], set: &[&[u8; 4]]| set.iter().any(|s| s.as_slice() == b);
+    if is(major, &HEIF) {
+        return Some(ImageFormat::Heif);
+    }
+    if is(major, &AVIF) {
+        return Some(ImageFormat::Avif);
+    }
+    let brands = || compat.chunks_exact(4);
+    if brands().any(|b| is(b, &AVIF)) {
+        return Some(ImageFormat::Avif);
+    }
+    if brands().any(|b| is(b, &HEIF)) || is(major, &[b"mif1", b"msf1"]) {
+        return Some(ImageFormat::Heif);
+    }
+    if brands().any(|b| is(b, &[b"mif1", b"msf1"])) {
+        return Some(ImageFormat::Heif);
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// probe
+// ---------------------------------------------------------------------------
+
+/// Reads only the header: format and stored pixel dimensions, without decoding
+/// pixels or allocating a pixel buffer.
+pub fn probe(bytes: &[u8]) -> Result<Probe, ImageError> {
+    let format = sniff(bytes).ok_or(ImageError::NotAnImage)?;
+    let (width, height) = match format {
+        ImageFormat::Jpeg => jpeg_dimensions(bytes)?,
+        ImageFormat::Png => png_dimensions(bytes)?,
+        ImageFormat::Webp => {
+            image::ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::WebP)
+                .into_dimensions()
+                .map_err(|e| ImageError::Corrupt(e.to_string()))?
+        }
+        ImageFormat::Heif | ImageFormat::Avif => bmff_dimensions(bytes)?,
+    };
+    if width == 0 || height == 0 {
+        return Err(ImageError::Corrupt(format!(
+            "zero dimension {width}x{height}"
+        )));
+    }
+    Ok(Probe {
+        format,
+        width,
+        height,
+    })
+}
+
+fn read_u16_be(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
+}
+
+fn read_u32_be(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    let mut a = [0u8; 4];
+    a.copy_from_slice(s);
+    Some(u32::from_be_bytes(a))
+}
+
+fn read_u64_be(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_be_bytes(a))
+}
+
+/// Walks JPEG markers up to the first SOFn and returns its (width, height).
+fn jpeg_dimensions(b: &[u8]) -> Result<(u32, u32), ImageError> {
+    let corrupt = |m: &str| ImageError::Corrupt(format!("JPEG header: {m}"));
+    let mut i = 2usize; // after SOI
+    loop {
+        // Skip fill bytes / find the next marker.
+        let mut byte = *b
+            .get(i)
+            .ok_or_else(|| corrupt("no SOF marker before end of data"))?;
+        if byte != 0xFF {
+            return Err(corrupt("expected a marker"));
+        }
+        while byte == 0xFF {
+            i += 1;
+            byte = *b.get(i).ok_or_else(|| corrupt("truncated marker"))?;
+        }
+        let marker = byte;
+        i += 1;
+        match marker {
+            // Standalone markers without a length.
+            0x01 | 0xD0..=0xD7 => continue,
+            0xD8 => continue,
+            0xD9 => return Err(corrupt("EOI before SOF")),
+            0xDA => return Err(corrupt("SOS before SOF")),
+            _ => {}
+        }
+        let len = usize::from(read_u16_be(b, i).ok_or_else(|| corrupt("truncated segment"))?);
+        if len < 2 {
+            return Err(corrupt("segment length < 2"));
+        }
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            // len(2) precision(1) height(2) width(2)
+            let h = read_u16_be(b, i + 3).ok_or_else(|| corrupt("truncated SOF"))?;
+            let w = read_u16_be(b, i + 5).ok_or_else(|| corrupt("truncated SOF"))?;
+            if h == 0 {
+                return Err(corrupt("SOF height 0 (DNL) is not supported"));
+            }
+            return Ok((u32::from(w), u32::from(h)));
+        }
+        i += len;
+    }
+}
+
+fn png_dimensions(b: &[u8]) -> Result<(u32, u32), ImageError> {
+    if b.get(12..16) != Some(b"IHDR") {
+        return Err(ImageError::Corrupt("PNG without IHDR".into()));
+    }
+    match (read_u32_be(b, 16), read_u32_be(b, 20)) {
+        (Some(w), Some(h)) if w <= i32::MAX as u32 && h <= i32::MAX as u32 => Ok((w, h)),
+        _ => Err(ImageError::Corrupt("PNG IHDR truncated or invalid".into())),
+    }
+}
+
+/// One ISO-BMFF box: (type, body) — the body excludes the header.
+fn bmff_boxes(mut b: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    std::iter::from_fn(move || {
+        let size = read_u32_be(b, 0)?;
+        let mut typ = [0u8; 4];
+        typ.copy_from_slice(b.get(4..8)?);
+        let (header, total) = match size {
+            0 => (8usize, b.len()),
+            1 => (16usize, usize::try_from(read_u64_be(b, 8)?).ok()?),
+            n => (8usize, n as usize),
+        };
+        if total < header {
+            return None;
+        }
+        let body = b.get(header..total)?;
+        b = b.get(total..)?;
+        Some((typ, body))
+    })
+}
+
+/// Primary item's `ispe` (+ `irot`) from the `meta` box of a HEIF/AVIF file.
+fn bmff_dimensions(b: &[u8]) -> Result<(u32, u32), ImageError> {
+    let corrupt = |m: &str| ImageError::Corrupt(format!("HEIF header: {m}"));
+    let meta = bmff_boxes(b)
+        .find(|(t, _)| t == b"meta")
+        .map(|(_, body)| body)
+        .ok_or_else(|| corrupt("no meta box"))?;
+    let meta = meta.get(4..).ok_or_else(|| corrupt("short meta"))?; // full box
+    let mut primary: Option<u32> = None;
+    let mut ipco: Option<&[u8]> = None;
+    let mut ipma: Option<&[u8]> = None;
+    for (t, body) in bmff_boxes(meta) {
+        match &t {
+            b"pitm" => {
+                let version = *body.first().ok_or_else(|| corrupt("short pitm"))?;
+                primary = if version == 0 {
+                    read_u16_be(body, 4).map(u32::from)
+                } else {
+                    read_u32_be(body, 4)
+                };
+            }
+            b"iprp" => {
+                for (t2, body2) in bmff_boxes(body) {
+                    match &t2 {
+                        b"ipco" => ipco = Some(body2),
+                        b"ipma" => ipma = Some(body2),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let primary = primary.ok_or_else(|| corrupt("no pitm"))?;
+    let ipco = ipco.ok_or_else(|| corrupt("no ipco"))?;
+    let ipma = ipma.ok_or_else(|| corrupt("no ipma"))?;
+    let props: Vec<([u8; 4], &[u8])> = bmff_boxes(ipco).collect();
+
+    // ipma: version/flags, entry_count, entries.
+    let version = *ipma.first().ok_or_else(|| corrupt("short ipma"))?;
+    let flags = read_u32_be(ipma, 0).unwrap_or(0) & 0x00FF_FFFF;
+    let count = read_u32_be(ipma, 4).ok_or_else(|| corrupt("short ipma"))?;
+    let mut at = 8usize;
+    let mut assoc: Vec<usize> = Vec::new();
+    for _ in 0..count {
+        let item = if version < 1 {
+            let v = read_u16_be(ipma, at).map(u32::from);
+            at += 2;
+            v
+        } else {
+            let v = read_u32_be(ipma, at);
+            at += 4;
+            v
+        }
+        .ok_or_else(|| corrupt("truncated ipma"))?;
+        let n = usize::from(*ipma.get(at).ok_or_else(|| corrupt("truncated ipma"))?);
+        at += 1;
+        for _ in 0..n {
+            let idx = if flags & 1 == 1 {
+                let v = read_u16_be(ipma, at).map(|v| usize::from(v & 0x7FFF));
+                at += 2;
+                v
+            } else {
+                let v = ipma.get(at).map(|v| usize::from(v & 0x7F));
+                at += 1;
+                v
+            }
+            .ok_or_else(|| corrupt("truncated ipma"))?;
+            if item == primary {
+                assoc.push(idx);
+            }
+        }
+        if item == primary {
+            break;
+        }
+    }
+    let mut dims: Option<(u32, u32)> = None;
+    let mut rotated = false;
+    for idx in assoc {
+        // Property indices are 1-based; 0 means "none".
+        let Some((t, body)) = idx.checked_sub(1).and_then(|i| props.get(i)) else {
+            continue;
+        };
+        match t {
+            b"ispe" => {
+                if let (Some(w), Some(h)) = (read_u32_be(body, 4), read_u32_be(body, 8)) {
+                    dims = Some((w, h));
+                }
+            }
+            b"irot" => rotated = body.first().is_some_and(|a| a & 1 == 1),
+            _ => {}
+        }
+    }
+    let (w, h) = dims.ok_or_else(|| corrupt("primary item has no ispe"))?;
+    Ok(if rotated { (h, w) } else { (w, h) })
+}
+
+// ---------------------------------------------------------------------------
+// EXIF
+// ---------------------------------------------------------------------------
+
+/// Reads EXIF metadata (JPEG APP1, PNG `eXIf` or ImageMagick raw-profile text chunk,
+/// WebP `EXIF`, HEIF `Exif` item). Never fails: a malformed block yields what could
+/// be read plus `error: Some(text)`; a file without EXIF yields defaults and no error.
+pub fn read_exif(bytes: &[u8]) -> ExifMeta {
+    let mut reader = exif::Reader::new();
+    reader.continue_on_error(true);
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        reader.read_from_container(&mut Cursor::new(bytes))
+    }));
+    let (exif, error) = match parsed {
+        Ok(Ok(exif)) => (exif, None),
+        Ok(Err(exif::Error::PartialResult(partial))) => {
+            let (exif, errors) = partial.into_inner();
+            let text = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            (exif, Some(text))
+        }
+        Ok(Err(exif::Error::NotFound(_))) if sniff(bytes) == Some(ImageFormat::Png) => {
+            // ImageMagick stores EXIF as a hex "Raw profile type exif" text chunk.
+            match png_raw_profile_exif(bytes) {
+                Some(raw) => match reader.read_raw(raw) {
+                    Ok(exif) => (exif, None),
+                    Err(exif::Error::PartialResult(partial)) => {
+                        let (exif, errors) = partial.into_inner();
+                        let text = errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        (exif, Some(text))
+                    }
+                    Err(e) => {
+                        return ExifMeta {
+                            error: Some(e.to_string()),
+                            ..ExifMeta::empty()
+                        };
+                    }
+                },
+                None => return ExifMeta::empty(),
+            }
+        }
+        Ok(Err(exif::Error::NotFound(_))) => return ExifMeta::empty(),
+        Ok(Err(e)) => {
+            return ExifMeta {
+                error: Some(e.to_string()),
+                ..ExifMeta::empty()
+            };
+        }
+        Err(_) => {
+            return ExifMeta {
+                error: Some("EXIF parser panicked".into()),
+                ..ExifMeta::empty()
+            };
+        }
+    };
+    let mut meta = meta_from_exif(&exif);
+    meta.error = error;
+    meta
+}
+
+fn meta_from_exif(exif: &exif::Exif) -> ExifMeta {
+    use exif::{In, Tag};
+    let field = |tag: Tag| exif.get_field(tag, In::PRIMARY);
+    let orientation = field(Tag::Orientation)
+        .and_then(|f| f.value.get_uint(0))
+        .filter(|o| (1..=8).contains(o))
+        .and_then(|o| u16::try_from(o).ok())
+        .unwrap_or(1);
+    let (taken_at, offset) =
+        match field(Tag::DateTimeOriginal).and_then(|f| ascii_datetime(&f.value)) {
+            Some(dt) => (
+                Some(dt),
+                field(Tag::OffsetTimeOriginal).and_then(|f| ascii_offset(&f.value)),
+            ),
+            None => match field(Tag::DateTime).and_then(|f| ascii_datetime(&f.value)) {
+                Some(dt) => (
+                    Some(dt),
+                    field(Tag::OffsetTime).and_then(|f| ascii_offset(&f.value)),
+                ),
+                None => (None, None),
+            },
+        };
+    let (lat, lon) = gps(exif).map_or((None, None), |(a, o)| (Some(a), Some(o)));
+    ExifMeta {
+        taken_at,
+        offset,
+        lat,
+        lon,
+        orientation,
+        make: field(Tag::Make).and_then(|f| ascii_string(&f.value)),
+        model: field(Tag::Model).and_then(|f| ascii_string(&f.value)),
+        error: None,
+    }
+}
+
+fn ascii_first(v: &exif::Value) -> Option<&[u8]> {
+    match v {
+        exif::Value::Ascii(parts) => parts.first().map(Vec::as_slice),
+        _ => None,
+    }
+}
+
+fn ascii_string(v: &exif::Value) -> Option<String> {
+    let s = String::from_utf8_lossy(ascii_first(v)?);
+    let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// "YYYY:MM:DD HH:MM:SS" (also accepts '-' as date separator); all-zero / blank → None.
+fn ascii_datetime(v: &exif::Value) -> Option<NaiveDateTime> {
+    let raw = ascii_first(v)?;
+    let dt = exif::DateTime::from_ascii(raw).ok()?;
+    let date = NaiveDate::from_ymd_opt(i32::from(dt.year), u32::from(dt.month), u32::from(dt.day))?;
+    let mut t = date.and_hms_opt(
+        u32::from(dt.hour),
+        u32::from(dt.minute),
+        u32::from(dt.second),
+    )?;
+    if let Some(ns) = dt.nanosecond {
+        t = t.checked_add_signed(chrono::TimeDelta::nanoseconds(i64::from(ns)))?;
+    }
+    Some(t)
+}
+
+/// "+HH:MM" / "-HH:MM" (EXIF 2.31 OffsetTime*).
+fn ascii_offset(v: &exif::Value) -> Option<FixedOffset> {
+    let s = std::str::from_utf8(ascii_first(v)?)
+        .ok()?
+        .trim_matches(|c: char| c == '\0' || c == ' ');
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, s.get(1..)?),
+        b'-' => (-1, s.get(1..)?),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+/// Decimal degrees from the GPS IFD; None unless both coordinates and both refs are valid.
+fn gps(exif: &exif::Exif) -> Option<(f64, f64)> {
+    use exif::{In, Tag};
+    let dms = |tag: Tag| -> Option<f64> {
+        match &exif.get_field(tag, In::PRIMARY)?.value {
+            exif::Value::Rational(r) if !r.is_empty() => {
+                let mut total = 0.0;
+                for (i, part) in r.iter().take(3).enumerate() {
+                    if part.denom == 0 {
+                        return None;
+                    }
+                    total += part.to_f64() / [1.0, 60.0, 3600.0].get(i).copied().unwrap_or(1.0);
+                }
+                total.is_finite().then_some(total)
+            }
+            _ => None,
+        }
+    };
+    let reference = |tag: Tag| -> Option<u8> {
+        let v = ascii_first(&exif.get_field(tag, In::PRIMARY)?.value)?;
+        v.first().map(u8::to_ascii_uppercase)
+    };
+    let lat = dms(Tag::GPSLatitude)?;
+    let lon = dms(Tag::GPSLongitude)?;
+    let lat = match reference(Tag::GPSLatitudeRef)? {
+        b'N' => lat,
+        b'S' => -lat,
+        _ => return None,
+    };
+    let lon = match reference(Tag::GPSLongitudeRef)? {
+        b'E' => lon,
+        b'W' => -lon,
+        _ => return None,
+    };
+    if lat.abs() > 90.0 || lon.abs() > 180.0 || (lat == 0.0 && lon == 0.0) {
+        return None;
+    }
+    Some((lat, lon))
+}
+
+/// EXIF (TIFF) bytes from an ImageMagick "Raw profile type exif" (or "APP1") tEXt/zTXt
+/// chunk: "\nexif\n   <len>\n<hex…>", the payload optionally starting with "Exif\0\0".
+fn png_raw_profile_exif(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_ignore_text_chunk(false);
+    let reader = decoder.read_info().ok()?;
+    let info = reader.info();
+    let wanted = |k: &str| k == "Raw profile type exif" || k == "Raw profile type APP1";
+    let text = info
+        .uncompressed_latin1_text
+        .iter()
+        .find(|c| wanted(&c.keyword))
+        .map(|c| c.text.clone())
+        .or_else(|| {
+            info.compressed_latin1_text
+                .iter()
+                .find(|c| wanted(&c.keyword))
+                .and_then(|c| c.get_text().ok())
+        })?;
+    // Skip "\n<name>\n <len>\n", then decode hex ignoring whitespace.
+    let mut lines = text.trim_start().splitn(3, '\n');
+    let _name = lines.next()?;
+    let len: usize = lines.next()?.trim().parse().ok()?;
+    let hex = lines.next()?;
+    let mut out = Vec::with_capacity(len.min(1 << 20));
+    let mut hi: Option<u8> = None;
+    for c in hex.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = (c as char).to_digit(16)? as u8;
+        match hi.take() {
+            None => hi = Some(v),
+            Some(h) => out.push(h << 4 | v),
+        }
+    }
+    if out.starts_with(b"Exif\0\0") {
+        out.drain(..6);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+// ---------------------------------------------------------------------------
+// derive
+// ---------------------------------------------------------------------------
+
+/// Makes both derivatives: EXIF-oriented, all metadata stripped, JPEG (quality
+/// [`JPEG_QUALITY`]). Images are never upscaled. HEIF/AVIF → `Unsupported`;
+/// too many pixels → `TooLarge` (decided from the header, before decoding).
+pub fn derive(bytes: &[u8], limits: &Limits) -> Result<Derivatives, ImageError> {
+    let p = probe(bytes)?;
+    if !p.format.is_derivable() {
+        return Err(ImageError::Unsupported(p.format));
+    }
+    if u64::from(p.width) * u64::from(p.height) > limits.max_pixels {
+        return Err(ImageError::TooLarge {
+            width: p.width,
+            height: p.height,
+        });
+    }
+    let orientation = read_exif(bytes).orientation;
+
+    // Target sizes in stored orientation (the box is on the longest side, so the
+    // orientation does not change the scale).
+    let (pw, ph) = fit(p.width, p.height, limits.preview_px);
+    let (tw, th) = fit(pw, ph, limits.thumb_px);
+
+    let src = catch_unwind(AssertUnwindSafe(|| decode_rgb(bytes, p, (pw, ph), limits)))
+        .map_err(|_| ImageError::Corrupt("decoder panicked".into()))??;
+
+    let preview = resize_rgb(src, pw, ph)?;
+    let thumb = resize_rgb(
+        Rgb {
+            width: preview.width,
+            height: preview.height,
+            data: preview.data.clone(),
+        },
+        tw,
+        th,
+    )?;
+    let preview = orient(preview, orientation)?;
+    let thumb = orient(thumb, orientation)?;
+    Ok(Derivatives {
+        thumb_size: (thumb.width, thumb.height),
+        preview_size: (preview.width, preview.height),
+        thumbnail: encode_jpeg(&thumb)?,
+        preview: encode_jpeg(&preview)?,
+    })
+}
+
+/// Size that fits `(w, h)` into a `max`×`max` box, never upscaling, at least 1×1.
+fn fit(w: u32, h: u32, max: u32) -> (u32, u32) {
+    let max = max.max(1);
+    let long = w.max(h);
+    if long <= max {
+        return (w.max(1), h.max(1));
+    }
+    let scale = |v: u32| -> u32 {
+        let r = (u64::from(v) * u64::from(max) + u64::from(long) / 2) / u64::from(long);
+        u32::try_from(r).unwrap_or(max).clamp(1, max)
+    };
+    (scale(w), scale(h))
+}
+
+/// Interleaved 8-bit RGB buffer.
+struct Rgb {
+    width: u32,
+    height: u32,
+    data: Vec<u8>,
+}
+
+fn decode_rgb(
+    bytes: &[u8],
+    p: Probe,
+    target: (u32, u32),
+    limits: &Limits,
+) -> Result<Rgb, ImageError> {
+    let max_bytes = usize::try_from(limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
+    match p.format {
+        ImageFormat::Jpeg => decode_jpeg_scaled(bytes, target, max_bytes),
+        ImageFormat::Png | ImageFormat::Webp => {
+            let fmt = if p.format == ImageFormat::Png {
+                image::ImageFormat::Png
+            } else {
+                image::ImageFormat::WebP
+            };
+            let mut reader = image::ImageReader::with_format(Cursor::new(bytes), fmt);
+            let mut lim = image::Limits::default();
+            lim.max_image_width = Some(p.width);
+            lim.max_image_height = Some(p.height);
+            lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(1 << 20));
+            reader.limits(lim);
+            let img = reader
+                .decode()
+                .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+            let (width, height) = (img.width(), img.height());
+            let data = if img.color().has_alpha() {
+                // Composite over white: JPEG has no alpha.
+                let rgba = img.into_rgba8();
+                let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
+                for px in rgba.as_raw().chunks_exact(4) {
+                    if let [r, g, b, a] = *px {
+                        let a = u16::from(a);
+                        let blend =
+                            |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+                        out.extend_from_slice(&[blend(r), blend(g), blend(b)]);
+                    }
+                }
+                out
+            } else {
+                img.into_rgb8().into_raw()
+            };
+            Ok(Rgb {
+                width,
+                height,
+                data,
+            })
+        }
+        other => Err(ImageError::Unsupported(other)),
+    }
+}
+
+/// Decodes a JPEG once, at the smallest DCT scale (1/8..1) that is still at
+/// least `target` in size.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    target: (u32, u32),
+    max_bytes: usize,
+) -> Result<Rgb, ImageError> {
+    use jpeg_decoder::PixelFormat;
+    let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(e.to_string());
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.set_max_decoding_buffer_size(max_bytes);
+    dec.read_info().map_err(corrupt)?;
+    let tw = u16::try_from(target.0).unwrap_or(u16::MAX);
+    let th = u16::try_from(target.1).unwrap_or(u16::MAX);
+    dec.scale(tw, th).map_err(corrupt)?;
+    let pixels = dec.decode().map_err(corrupt)?;
+    let info = dec
+        .info()
+        .ok_or_else(|| ImageError::Corrupt("JPEG info missing".into()))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let n = width as usize * height as usize;
+    let data = match info.pixel_format {
+        PixelFormat::RGB24 => pixels,
+        PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
+        // 16-bit (lossless/12-bit) JPEG: big-endian samples, keep the high byte.
+        PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|c| [c.first().copied().unwrap_or(0); 3])
+            .collect(),
+        PixelFormat::CMYK32 => pixels
+            .chunks_exact(4)
+            .flat_map(|c| {
+                // jpeg-decoder yields Adobe-style inverted CMYK: channel × K.
+                let [c0, c1, c2, k] = <[u8; 4]>::try_from(c).unwrap_or([0; 4]);
+                let ch = |v: u8| ((u16::from(v) * u16::from(k) + 127) / 255) as u8;
+                [ch(c0), ch(c1), ch(c2)]
+            })
+            .collect(),
+    };
+    if data.len() < n * 3 {
+        return Err(ImageError::Corrupt(
+            "JPEG decoder returned a short buffer".into(),
+        ));
+    }
+    Ok(Rgb {
+        width,
+        height,
+        data,
+    })
+}
+
+fn resize_rgb(src: Rgb, w: u32, h: u32) -> Result<Rgb, ImageError> {
+    if src.width == w && src.height == h {
+        return Ok(src);
+    }
+    let err = |e: &dyn fmt::Display| ImageError::Resize(e.to_string());
+    let src_img = fr::images::ImageRef::new(src.width, src.height, &src.data, fr::PixelType::U8x3)
+        .map_err(|e| err(&e))?;
+    let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
+    let opts =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    fr::Resizer::new()
+        .resize(&src_img, &mut dst, &opts)
+        .map_err(|e| err(&e))?;
+    Ok(Rgb {
+        width: w,
+        height: h,
+        data: dst.into_vec(),
+    })
+}
+
+fn orient(img: Rgb, orientation: u16) -> Result<Rgb, ImageError> {
+    let o = u8::try_from(orientation)
+        .ok()
+        .and_then(image::metadata::Orientation::from_exif)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    if o == image::metadata::Orientation::NoTransforms {
+        return Ok(img);
+    }
+    let buf = image::RgbImage::from_raw(img.width, img.height, img.data)
+        .ok_or_else(|| ImageError::Resize("buffer size mismatch".into()))?;
+    let mut dynimg = image::DynamicImage::ImageRgb8(buf);
+    dynimg.apply_orientation(o);
+    let (width, height) = (dynimg.width(), dynimg.height());
+    Ok(Rgb {
+        width,
+        height,
+        data: dynimg.into_rgb8().into_raw(),
+    })
+}
+
+fn encode_jpeg(img: &Rgb) -> Result<Vec<u8>, ImageError> {
+    let err = |e: &dyn fmt::Display| ImageError::Encode(e.to_string());
+    let w = u16::try_from(img.width).map_err(|e| err(&e))?;
+    let h = u16::try_from(img.height).map_err(|e| err(&e))?;
+    let mut out = Vec::with_capacity(img.data.len() / 10);
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
+    // Same as libjpeg/libvips defaults at Q80: 4:2:0 chroma, optimised Huffman tables.
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    enc.set_optimized_huffman_tables(true);
+    enc.encode(&img.data, w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| err(&e))?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// tests
+// ---------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageEncoder;
+
+    /// Deterministic xorshift bytes.
+    fn noise(seed: u32, n: usize) -> Vec<u8> {
+        let mut s = seed.max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// A w×h photo-like RGB gradient with a bright marker in the top-left corner.
+    fn test_rgb(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, y| {
+            if x < w / 4 && y < h / 4 {
+                image::Rgb([250, 20, 20])
+            } else {
+                image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
+            }
+        })
+    }
+
+    fn jpeg_bytes(img: &image::RgbImage, exif: Option<Vec<u8>>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+        if let Some(e) = exif {
+            enc.set_exif_metadata(e).unwrap();
+        }
+        enc.write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+        out
+    }
+
+    fn png_bytes(img: &image::DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    /// True if the JPEG has any APP1 (Exif/XMP) segment before SOS.
+    fn has_app1(b: &[u8]) -> bool {
+        let mut i = 2;
+        while i + 4 <= b.len() && b[i] == 0xFF {
+            let m = b[i + 1];
+            if m == 0xE1 {
+                return true;
+            }
+            if m == 0xDA {
+                return false;
+            }
+            i += 2 + usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
+        }
+        false
+    }
+
+    fn check_output(jpeg: &[u8], size: (u32, u32)) {
+        assert_eq!(sniff(jpeg), Some(ImageFormat::Jpeg));
+        assert!(!has_app1(jpeg), "derivative must carry no APP1/EXIF");
+        let p = probe(jpeg).unwrap();
+        assert_eq!((p.width, p.height), size);
+        assert_eq!(read_exif(jpeg), ExifMeta::empty());
+    }
+
+    #[test]
+    fn sniff_magic_bytes() {
+        let png = png_bytes(&image::DynamicImage::ImageRgb8(test_rgb(8, 8)));
+        // A PNG uploaded as "photo.jpg" with Content-Type image/jpeg is still a PNG.
+        assert_eq!(sniff(&png), Some(ImageFormat::Png));
+        assert_eq!(probe(&png).unwrap().format, ImageFormat::Png);
+        assert_eq!(
+            sniff(&jpeg_bytes(&test_rgb(8, 8), None)),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"RIFF\x10\x00\x00\x00WEBPVP8 "),
+            Some(ImageFormat::Webp)
+        );
+        let ftyp = |major: &[u8], compat: &[&[u8]]| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&((16 + 4 * compat.len()) as u32).to_be_bytes());
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(major);
+            b.extend_from_slice(&[0, 0, 0, 0]);
+            for c in compat {
+                b.extend_from_slice(c);
+            }
+            b
+        };
+        assert_eq!(
+            sniff(&ftyp(b"heic", &[b"mif1", b"heic"])),
+            Some(ImageFormat::Heif)
+        );
+        assert_eq!(sniff(&ftyp(b"mif1", &[b"heic"])), Some(ImageFormat::Heif));
+        assert_eq!(sniff(&ftyp(b"msf1", &[])), Some(ImageFormat::Heif));
+        assert_eq!(
+            sniff(&ftyp(b"avif", &[b"avif", b"mif1"])),
+            Some(ImageFormat::Avif)
+        );
+        assert_eq!(
+            sniff(&ftyp(b"mif1", &[b"avif", b"miaf"])),
+            Some(ImageFormat::Avif)
+        );
+        assert_eq!(
+            sniff(&ftyp(b"isom", &[b"mp42"])),
+            None,
+            "MP4 video is not an image"
+        );
+        assert_eq!(sniff(b""), None);
+        assert_eq!(sniff(&[0xFF, 0xD8]), None);
+    }
+
+    #[test]
+    fn random_bytes_are_not_images() {
+        for seed in 1..200 {
+            let b = noise(seed, 64);
+            assert_eq!(sniff(&b), None, "seed {seed}");
+            assert!(matches!(probe(&b), Err(ImageError::NotAnImage)));
+            assert!(matches!(
+                derive(&b, &Limits::default()),
+                Err(ImageError::NotAnImage)
+            ));
+            let m = read_exif(&b);
+            assert_eq!((m.orientation, m.taken_at, m.lat), (1, None, None));
+        }
+    }
+
+    #[test]
+    fn jpeg_derivatives_sizes_and_no_metadata() {
+        let img = test_rgb(2000, 1000);
+        let bytes = jpeg_bytes(&img, None);
+        let p = probe(&bytes).unwrap();
+        assert_eq!(
+            (p.format, p.width, p.height),
+            (ImageFormat::Jpeg, 2000, 1000)
+        );
+        let d = derive(&bytes, &Limits::default()).unwrap();
+        assert_eq!(d.preview_size, (1280, 640));
+        assert_eq!(d.thumb_size, (320, 160));
+        check_output(&d.preview, d.preview_size);
+        check_output(&d.thumbnail, d.thumb_size);
+        // The red marker stays top-left (no orientation tag → no transform).
+        let t = image::load_from_memory(&d.thumbnail).unwrap().to_rgb8();
+        let px = t.get_pixel(10, 10).0;
+        assert!(px[0] > 200 && px[1] < 80, "{px:?}");
+    }
+
+    #[test]
+    fn small_images_are_not_upscaled() {
+        let bytes = jpeg_bytes(&test_rgb(300, 200), None);
+        let d = derive(&bytes, &Limits::default()).unwrap();
+        assert_eq!(d.preview_size, (300, 200));
+        assert_eq!(d.thumb_size, (300, 200));
+        let one = jpeg_bytes(&test_rgb(1, 1), None);
+        let d = derive(&one, &Limits::default()).unwrap();
+        assert_eq!((d.preview_size, d.thumb_size), ((1, 1), (1, 1)));
+        let thin = jpeg_bytes(&test_rgb(4000, 2), None);
+        let d = derive(&thin, &Limits::default()).unwrap();
+        assert_eq!((d.preview_size, d.thumb_size), ((1280, 1), (320, 1)));
+    }
+
+    #[test]
+    fn png_with_alpha_is_flattened() {
+        let img = image::RgbaImage::from_fn(640, 480, |x, _| {
+            image::Rgba([0, 0, 0, if x < 320 { 0 } else { 255 }])
+        });
+        let bytes = png_bytes(&image::DynamicImage::ImageRgba8(img));
+        assert_eq!(
+            probe(&bytes).unwrap(),
+            Probe {
+                format: ImageFormat::Png,
+                width: 640,
+                height: 480
+            }
+        );
+        let d = derive(&bytes, &Limits::default()).unwrap();
+        assert_eq!((d.preview_size, d.thumb_size), ((640, 480), (320, 240)));
+        check_output(&d.preview, d.preview_size);
+        let t = image::load_from_memory(&d.thumbnail).unwrap().to_rgb8();
+        assert!(t.get_pixel(10, 100).0[0] > 240, "transparent → white");
+        assert!(t.get_pixel(300, 100).0[0] < 15, "opaque black stays black");
+    }
+
+    #[test]
+    fn webp_is_derived() {
+        let img = image::DynamicImage::ImageRgb8(test_rgb(400, 300));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::WebP)
+            .unwrap();
+        assert_eq!(
+            probe(&out).unwrap(),
+            Probe {
+                format: ImageFormat::Webp,
+                width: 400,
+                height: 300
+            }
+        );
+        let d = derive(&out, &Limits::default()).unwrap();
+        assert_eq!((d.preview_size, d.thumb_size), ((400, 300), (320, 240)));
+    }
+
+    /// Patches the first SOF0 of a JPEG to claim `w`×`h`.
+    fn patch_sof(bytes: &mut [u8], w: u16, h: u16) {
+        let mut i = 2;
+        loop {
+            let m = bytes[i + 1];
+            let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+            if m == 0xC0 {
+                bytes[i + 5..i + 7].copy_from_slice(&h.to_be_bytes());
+                bytes[i + 7..i + 9].copy_from_slice(&w.to_be_bytes());
+                return;
+            }
+            i += 2 + len;
+        }
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused_before_decoding() {
+        let mut bytes = jpeg_bytes(&test_rgb(16, 16), None);
+        patch_sof(&mut bytes, 50_000, 50_000);
+        let p = probe(&bytes).unwrap();
+        assert_eq!((p.width, p.height), (50_000, 50_000));
+        // 2.5 G pixels × 3 bytes = 7.5 GB would be needed if this decoded; TooLarge is
+        // returned from the header check, before any decoder is constructed.
+        let t = std::time::Instant::now();
+        match derive(&bytes, &Limits::default()) {
+            Err(ImageError::TooLarge {
+                width: 50_000,
+                height: 50_000,
+            }) => {}
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // A limit below the real size also refuses.
+        let small = jpeg_bytes(&test_rgb(100, 100), None);
+        let lim = Limits {
+            max_pixels: 9_999,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            derive(&small, &lim),
+            Err(ImageError::TooLarge { .. })
+        ));
+        // PNG IHDR claiming 50000×50000.
+        let mut png = png_bytes(&image::DynamicImage::ImageRgb8(test_rgb(16, 16)));
+        png[16..20].copy_from_slice(&50_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&50_000u32.to_be_bytes());
+        assert_eq!(probe(&png).unwrap().width, 50_000);
+        assert!(matches!(
+            derive(&png, &Limits::default()),
+            Err(ImageError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn lying_header_within_limits_fails_cleanly() {
+        // Header claims 8000×8000 (64 MP, within limits) but the data is a 16×16 image.
+        let mut bytes = jpeg_bytes(&test_rgb(16, 16), None);
+        patch_sof(&mut bytes, 8000, 8000);
+        match derive(&bytes, &Limits::default()) {
+            Ok(_) | Err(ImageError::Corrupt(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncated_and_mangled_inputs_never_panic() {
+        let jpeg = jpeg_bytes(&test_rgb(64, 48), None);
+        let png = png_bytes(&image::DynamicImage::ImageRgb8(test_rgb(64, 48)));
+        for base in [&jpeg, &png] {
+            for cut in [3, 10, 30, 100, base.len() / 2, base.len() - 2] {
+                let b = &base[..cut];
+                let _ = probe(b);
+                let _ = read_exif(b);
+                match derive(b, &Limits::default()) {
+                    Ok(_) | Err(ImageError::Corrupt(_)) | Err(ImageError::NotAnImage) => {}
+                    Err(e) => panic!("cut {cut}: unexpected {e:?}"),
+                }
+            }
+            for seed in 1..60u32 {
+                let mut b = base.clone();
+                for (k, r) in noise(seed, 8).chunks(2).enumerate() {
+                    let at = (usize::from(r[0]) * 7 + k * 131 + seed as usize * 17) % b.len();
+                    b[at] = r[1];
+                }
+                let _ = probe(&b);
+                let _ = read_exif(&b);
+                let _ = derive(&b, &Limits::default());
+            }
+        }
+    }
+
+    fn exif_blob(orientation: u16) -> Vec<u8> {
+        use exif::{Field, In, Rational, Tag, Value};
+        let f = |tag, value| Field {
+            tag,
+            ifd_num: In::PRIMARY,
+            value,
+        };
+        let r = |n, d| Rational { num: n, denom: d };
+        let fields = [
+            f(Tag::Make, Value::Ascii(vec![b"Velsen Cam".to_vec()])),
+            f(Tag::Model, Value::Ascii(vec![b"BOA-1 ".to_vec()])),
+            f(Tag::Orientation, Value::Short(vec![orientation])),
+            f(
+                Tag::DateTime,
+                Value::Ascii(vec![b"2024:05:06 07:08:09".to_vec()]),
+            ),
+            f(
+                Tag::DateTimeOriginal,
+                Value::Ascii(vec![b"2024:05:06 07:08:00".to_vec()]),
+            ),
+            f(
+                Tag::OffsetTimeOriginal,
+                Value::Ascii(vec![b"+02:00".to_vec()]),
+            ),
+            f(Tag::GPSLatitudeRef, Value::Ascii(vec![b"N".to_vec()])),
+            f(
+                Tag::GPSLatitude,
+                Value::Rational(vec![r(52, 1), r(27, 1), r(3600, 100)]),
+            ),
+            f(Tag::GPSLongitudeRef, Value::Ascii(vec![b"E".to_vec()])),
+            f(
+                Tag::GPSLongitude,
+                Value::Rational(vec![r(4, 1), r(3675, 100), r(0, 1)]),
+            ),
+        ];
+        let mut w = exif::experimental::Writer::new();
+        for fld in &fields {
+            w.push_field(fld);
+        }
+        let mut out = Cursor::new(Vec::new());
+        w.write(&mut out, false).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn exif_fields_and_orientation_applied() {
+        let bytes = jpeg_bytes(&test_rgb(800, 400), Some(exif_blob(6)));
+        let m = read_exif(&bytes);
+        assert_eq!(m.error, None);
+        assert_eq!(m.make.as_deref(), Some("Velsen Cam"));
+        assert_eq!(m.model.as_deref(), Some("BOA-1"));
+        assert_eq!(m.orientation, 6);
+        assert_eq!(
+            m.taken_at,
+            NaiveDate::from_ymd_opt(2024, 5, 6).and_then(|d| d.and_hms_opt(7, 8, 0))
+        );
+        assert_eq!(m.offset, FixedOffset::east_opt(7200));
+        assert!((m.lat.unwrap() - 52.46).abs() < 1e-9);
+        assert!((m.lon.unwrap() - 4.6125).abs() < 1e-9);
+
+        let d = derive(&bytes, &Limits::default()).unwrap();
+        // Stored 800×400, orientation 6 (rotate 90° CW to display) → 400×800 upright.
+        assert_eq!(d.preview_size, (400, 800));
+        assert_eq!(d.thumb_size, (160, 320));
+        check_output(&d.preview, d.preview_size);
+        // The stored top-left red marker ends up top-right after a 90° CW rotation.
+        let t = image::load_from_memory(&d.thumbnail).unwrap().to_rgb8();
+        let px = t.get_pixel(150, 10).0;
+        assert!(px[0] > 200 && px[1] < 80, "{px:?}");
+        let px = t.get_pixel(10, 10).0;
+        assert!(px[0] < 200 || px[1] > 80, "{px:?}");
+    }
+
+    #[test]
+    fn invalid_orientation_is_one() {
+        let bytes = jpeg_bytes(&test_rgb(40, 20), Some(exif_blob(0)));
+        assert_eq!(read_exif(&bytes).orientation, 1);
+        let bytes = jpeg_bytes(&test_rgb(40, 20), Some(exif_blob(9)));
+        assert_eq!(read_exif(&bytes).orientation, 1);
+        assert_eq!(
+            derive(&bytes, &Limits::default()).unwrap().preview_size,
+            (40, 20)
+        );
+    }
+
+    // ---- real-world corpus -------------------------------------------------
+
+    fn corpus_dir() -> Option<std::path::PathBuf> {
+        let candidates = [
+            std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/data/photos"
+            )),
+            std::path::PathBuf::from("/work/shared/data/photos"),
+        ];
+        candidates
+            .into_iter()
+            .find(|p| p.join("EXIF_SUMMARY.json").is_file())
+    }
+
+    fn exif_dt(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y:%m:%d %H:%M:%S").unwrap()
+    }
+
+    #[test]
+    fn corpus_matches_summary() {
+        let Some(dir) = corpus_dir() else {
+            eprintln!(
+                "!!!!! SKIPPED corpus_matches_summary: no EXIF_SUMMARY.json under \
+                 $CARGO_MANIFEST_DIR/../../shared/data/photos nor /work/shared/data/photos !!!!!"
+            );
+            return;
+        };
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("EXIF_SUMMARY.json")).unwrap()).unwrap();
+        let entries = summary.as_array().unwrap();
+        assert!(entries.len() >= 20, "summary unexpectedly small");
+        let mut upright_thumbs: Vec<(String, image::RgbImage)> = Vec::new();
+        for e in entries {
+            let name = e["file"].as_str().unwrap();
+            let bytes = std::fs::read(dir.join(name)).unwrap();
+            let ctx = |what: &str| format!("{name}: {what}");
+
+            // Format and dimensions.
+            let expected_format = match e["format"].as_str().unwrap() {
+                "JPEG" => ImageFormat::Jpeg,
+                "PNG" => ImageFormat::Png,
+                "WEBP" => ImageFormat::Webp,
+                "HEIF" => ImageFormat::Heif,
+                other => panic!("{name}: unknown format {other}"),
+            };
+            let (pw, ph) = (
+                e["pixel_size"][0].as_u64().unwrap() as u32,
+                e["pixel_size"][1].as_u64().unwrap() as u32,
+            );
+            let p = probe(&bytes).unwrap_or_else(|err| panic!("{}", ctx(&err.to_string())));
+            assert_eq!(p.format, expected_format, "{}", ctx("format"));
+            assert_eq!((p.width, p.height), (pw, ph), "{}", ctx("pixel_size"));
+
+            // EXIF.
+            let m = read_exif(&bytes);
+            let want_orientation = match e.get("orientation_tag").and_then(|v| v.as_u64()) {
+                Some(o @ 1..=8) => o as u16,
+                _ => 1,
+            };
+            assert_eq!(m.orientation, want_orientation, "{}", ctx("orientation"));
+            if let Some(make) = e.get("make").and_then(|v| v.as_str()) {
+                assert_eq!(m.make.as_deref(), Some(make), "{}", ctx("make"));
+            }
+            if let Some(model) = e.get("model").and_then(|v| v.as_str()) {
+                assert_eq!(m.model.as_deref(), Some(model), "{}", ctx("model"));
+            }
+            if let Some(dt) = e.get("datetime_original").and_then(|v| v.as_str()) {
+                assert_eq!(
+                    m.taken_at,
+                    Some(exif_dt(dt)),
+                    "{}",
+                    ctx("datetime_original")
+                );
+            }
+            match (
+                e.get("gps_lat").and_then(|v| v.as_f64()),
+                e.get("gps_lon").and_then(|v| v.as_f64()),
+            ) {
+                (Some(lat), Some(lon)) => {
+                    let (a, o) = (m.lat.unwrap_or(f64::NAN), m.lon.unwrap_or(f64::NAN));
+                    assert!(
+                        (a - lat).abs() < 1e-4,
+                        "{}",
+                        ctx(&format!("lat {a} vs {lat}"))
+                    );
+                    assert!(
+                        (o - lon).abs() < 1e-4,
+                        "{}",
+                        ctx(&format!("lon {o} vs {lon}"))
+                    );
+                }
+                _ => assert_eq!(
+                    (m.lat, m.lon),
+                    (None, None),
+                    "{}",
+                    ctx("GPS should be None")
+                ),
+            }
+            if e["kamadak_exif_0_6_2"].as_str().unwrap().starts_with("ERR")
+                && !e["kamadak_exif_0_6_2"]
+                    .as_str()
+                    .unwrap()
+                    .contains("No Exif data")
+            {
+                assert!(
+                    m.error.is_some(),
+                    "{}",
+                    ctx("broken EXIF must report error")
+                );
+            }
+
+            // Derivatives.
+            let pillow_ok = e["pillow_decodes"].as_bool().unwrap();
+            let res = derive(&bytes, &Limits::default());
+            match (expected_format, pillow_ok) {
+                (ImageFormat::Heif, _) => {
+                    assert!(
+                        matches!(res, Err(ImageError::Unsupported(ImageFormat::Heif))),
+                        "{}",
+                        ctx("HEIF must be Unsupported")
+                    );
+                    continue;
+                }
+                (_, false) => {
+                    // Truncated etc.: a partial image or Corrupt, never a panic.
+                    assert!(
+                        matches!(res, Ok(_) | Err(ImageError::Corrupt(_))),
+                        "{}",
+                        ctx(&format!("{res:?}"))
+                    );
+                    continue;
+                }
+                _ => {}
+            }
+            let d = res.unwrap_or_else(|err| panic!("{}", ctx(&err.to_string())));
+            check_output(&d.preview, d.preview_size);
+            check_output(&d.thumbnail, d.thumb_size);
+            let (ow, oh) = if (5..=8).contains(&m.orientation) {
+                (ph, pw)
+            } else {
+                (pw, ph)
+            };
+            let same_aspect = |(w, h): (u32, u32)| {
+                (f64::from(w) / f64::from(h) - f64::from(ow) / f64::from(oh)).abs() < 0.02
+            };
+            assert!(
+                same_aspect(d.preview_size),
+                "{}",
+                ctx(&format!("preview {:?}", d.preview_size))
+            );
+            assert!(
+                same_aspect(d.thumb_size),
+                "{}",
+                ctx(&format!("thumb {:?}", d.thumb_size))
+            );
+            if (5..=8).contains(&m.orientation) && pw != ph {
+                assert_eq!(
+                    d.preview_size.0 > d.preview_size.1,
+                    pw < ph,
+                    "{}",
+                    ctx("orientation 5-8 must swap portrait/landscape")
+                );
+            }
+            assert!(d.preview_size.0.max(d.preview_size.1) <= 1280);
+            assert!(d.thumb_size.0.max(d.thumb_size.1) <= 320);
+            if name.starts_with("orientation_") && name.contains("recurser") {
+                let t = image::load_from_memory(&d.thumbnail).unwrap().to_rgb8();
+                upright_thumbs.push((name.to_owned(), t));
+            }
+        }
+        // All eight "Landscape_N" files show the same upright picture once oriented.
+        let (ref_name, reference) = upright_thumbs
+            .iter()
+            .find(|(n, _)| n.contains("Landscape_1"))
+            .cloned()
+            .expect("orientation_1 reference");
+        assert_eq!(upright_thumbs.len(), 9);
+        for (n, t) in &upright_thumbs {
+            assert_eq!(t.dimensions(), reference.dimensions(), "{n}");
+            let diff: u64 = t
+                .as_raw()
+                .iter()
+                .zip(reference.as_raw())
+                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .sum();
+            let mean = diff as f64 / t.as_raw().len() as f64;
+            assert!(
+                mean < 12.0,
+                "{n} differs from {ref_name} after orientation: mean {mean:.1}"
+            );
+        }
+    }
+}

@@ -1,0 +1,1095 @@
+//! Resumable photo uploads: tus 1.0 (core, creation, creation-with-upload, expiration,
+//! checksum, termination) at `/api/v1/uploads`, keyed by the photo record's id.
+//!
+//! The photo record comes first (REST or sync push: it says which report, which SHA-256, how many
+//! bytes); creating an upload for an id the server does not know yet answers 409, which tus
+//! clients retry. Bytes are appended to a staging file and flushed to disk before the answer,
+//! and whatever arrived before a dropped connection stays: the next HEAD reports it and the
+//! phone resumes from there. The finished file is verified against the declared SHA-256 and
+//! size, sniffed (the bytes decide the type, not a header), checked for size in pixels, and moved
+//! into the evidence store; the derivative worker takes it from there.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+use sea_orm::{Set, TransactionTrait};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::blob::BlobStore;
+use super::entity::photo;
+use super::imaging::{self, ImageFormat};
+use super::store::{self, ServerChange};
+use super::{DerivativeState, ExifSummary, UploadState};
+use crate::app::AppState;
+use crate::audit::Actor;
+use crate::auth::{Action, Principal};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::ApiPath;
+
+pub const TUS_VERSION: &str = "1.0.0";
+pub const TUS_EXTENSIONS: &[&str] = &[
+    "creation",
+    "creation-with-upload",
+    "expiration",
+    "checksum",
+    "termination",
+];
+/// Bytes of a file read for EXIF (JPEG keeps it in the first 64 KiB; PNG may keep it anywhere,
+/// so PNGs are read whole, within the size limit).
+const EXIF_HEAD: u64 = 256 * 1024;
+/// A PATCH that sends nothing for this long is ended; what arrived is kept.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the upload routes share: the evidence store, the limits, and the state of uploads in
+/// progress on this instance (a running hash, so a resumed upload is not read twice).
+pub struct Photos {
+    pub blobs: BlobStore,
+    pub max_bytes: u64,
+    pub limits: imaging::Limits,
+    pub expiry: Duration,
+    hashers: Mutex<HashMap<Uuid, (u64, Sha256)>>,
+    busy: Mutex<HashSet<Uuid>>,
+    /// Wakes the derivative worker when an original arrives.
+    pub wake: Notify,
+}
+
+impl Photos {
+    pub fn new(blobs: BlobStore, config: &crate::config::Config) -> Photos {
+        Photos {
+            blobs,
+            max_bytes: config.photo_max_bytes,
+            limits: imaging::Limits {
+                max_pixels: config.photo_max_pixels,
+                ..imaging::Limits::default()
+            },
+            expiry: Duration::hours(i64::from(config.upload_expiry_hours)),
+            hashers: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+        }
+    }
+
+    fn take_hasher(&self, id: Uuid, offset: u64) -> Option<Sha256> {
+        let mut h = self.hashers.lock().ok()?;
+        match h.remove(&id) {
+            Some((o, s)) if o == offset => Some(s),
+            _ => None,
+        }
+    }
+
+    fn keep_hasher(&self, id: Uuid, offset: u64, s: Sha256) {
+        if let Ok(mut h) = self.hashers.lock() {
+            h.insert(id, (offset, s));
+        }
+    }
+
+    fn forget(&self, id: Uuid) {
+        if let Ok(mut h) = self.hashers.lock() {
+            h.remove(&id);
+        }
+    }
+}
+
+/// Holds an upload for one request; a second request for the same photo meanwhile gets 423.
+struct Busy<'a> {
+    photos: &'a Photos,
+    id: Uuid,
+}
+
+impl<'a> Busy<'a> {
+    fn take(photos: &'a Photos, id: Uuid) -> ApiResult<Busy<'a>> {
+        let mut b = photos
+            .busy
+            .lock()
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("upload lock poisoned")))?;
+        if !b.insert(id) {
+            return Err(ApiError::Locked(format!(
+                "another request is uploading photo {id}; retry when it ends"
+            )));
+        }
+        Ok(Busy { photos, id })
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.photos.busy.lock() {
+            b.remove(&self.id);
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tus_options, tus_create))
+        .routes(routes!(tus_head, tus_patch, tus_delete))
+        .layer(axum::middleware::map_response(tus_header))
+}
+
+async fn tus_header(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    res
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn require_tus(h: &HeaderMap) -> ApiResult<()> {
+    match header_str(h, "tus-resumable") {
+        Some(TUS_VERSION) => Ok(()),
+        Some(other) => Err(ApiError::PreconditionFailed(format!(
+            "this server speaks tus {TUS_VERSION}, not {other}"
+        ))),
+        None => Err(ApiError::PreconditionFailed(format!(
+            "send Tus-Resumable: {TUS_VERSION}"
+        ))),
+    }
+}
+
+fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn hv(s: impl ToString) -> HeaderValue {
+    HeaderValue::from_str(&s.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `Upload-Metadata`: comma-separated `key base64(value)` pairs.
+pub fn parse_metadata(raw: &str) -> ApiResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = pair.splitn(2, ' ');
+        let key = it.next().unwrap_or_default().to_string();
+        let value = match it.next() {
+            Some(v) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v.trim())
+                    .map_err(|_| {
+                        ApiError::field(
+                            format!("Upload-Metadata.{key}"),
+                            "values are base64-encoded",
+                        )
+                    })?;
+                String::from_utf8(bytes).map_err(|_| {
+                    ApiError::field(format!("Upload-Metadata.{key}"), "values are UTF-8 text")
+                })?
+            }
+            None => String::new(),
+        };
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// Whether this principal may send the bytes of this photo: its author, or the team lead.
+fn may_upload(p: &Principal, m: &photo::Model) -> ApiResult<()> {
+    p.authorize(Action::CreateViolation)?;
+    if m.created_by == p.user_id || p.may(Action::ReviewViolation) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "only the officer who took a photo, or the teamleider, uploads it".into(),
+        ))
+    }
+}
+
+async fn load_visible(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<photo::Model> {
+    use sea_orm::EntityTrait;
+    photo::Entity::find_by_id(id)
+        .one(&state.db.write)
+        .await?
+        .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
+        .ok_or_else(|| ApiError::NotFound(format!("upload {id}")))
+}
+
+/// Bytes staged so far for this photo.
+async fn staged_len(state: &AppState, id: Uuid) -> u64 {
+    tokio::fs::metadata(state.photos.blobs.staging_path(id))
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+fn expired(m: &photo::Model, now: DateTime<Utc>) -> bool {
+    m.upload_state == UploadState::Partial.as_str() && m.upload_expires_at.is_some_and(|t| t < now)
+}
+
+/// Drops an unfinished upload's bytes and puts the record back to pending.
+pub(crate) async fn reset_upload(
+    state: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    failure: Option<String>,
+    now: DateTime<Utc>,
+) -> ApiResult<photo::Model> {
+    state.photos.forget(id);
+    let path = state.photos.blobs.staging_path(id);
+    if let Err(e) = tokio::fs::remove_file(&path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(ApiError::internal(e));
+    }
+    let txn = state.db.write.begin().await?;
+    let next = if failure.is_some() {
+        UploadState::Failed
+    } else {
+        UploadState::Pending
+    };
+    let m = store::server_update(&txn, actor, id, now, |cur, am| {
+        am.upload_offset = Set(0);
+        am.upload_expires_at = Set(None);
+        let mut changed = vec![];
+        if cur.upload_state != next.as_str() {
+            am.upload_state = Set(next.as_str().into());
+            changed.push("upload_state");
+        }
+        if cur.failure != failure {
+            am.failure = Set(failure.clone());
+            changed.push("failure");
+        }
+        let log = failure.clone().map(|f| ServerChange {
+            action: "upload_refused",
+            detail: json!({ "reason": f }),
+        });
+        (changed, log)
+    })
+    .await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+/// The tus capabilities of this server, and the photo limits.
+#[utoipa::path(
+    options, path = "/api/v1/uploads", tag = "photos",
+    responses(
+        (status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size and Tus-Checksum-Algorithm headers; the same limits as JSON at GET /api/v1/photos/limits"),
+    )
+)]
+pub async fn tus_options(State(state): State<AppState>, _p: Principal) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    h.insert("tus-extension", hv(TUS_EXTENSIONS.join(",")));
+    h.insert("tus-max-size", hv(state.photos.max_bytes));
+    h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
+    res
+}
+
+/// Start (or find) the upload of a photo's bytes. The photo record must exist (push it first;
+/// until it arrives this answers 409, which tus clients retry). `Upload-Metadata` carries
+/// `photo_id` (required) and optionally `sha256` and `filetype`. `Upload-Length` must equal the
+/// record's `size_bytes`. A photo whose bytes are already here (this id, or the same SHA-256
+/// under another id) answers with `Upload-Offset` equal to its length: done, nothing to send.
+/// With `Content-Type: application/offset+octet-stream` the body is the first chunk
+/// (creation-with-upload).
+#[utoipa::path(
+    post, path = "/api/v1/uploads", tag = "photos",
+    params(
+        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Length" = u64, Header, description = "The file's size in bytes; at most Tus-Max-Size"),
+        ("Upload-Metadata" = String, Header, description = "`photo_id <base64 uuid>[,sha256 <base64 hex>][,filetype <base64 mime>]`"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "Optional first chunk"),
+    responses(
+        (status = 201, description = "Location names the upload; Upload-Offset says how much is stored, Upload-Expires until when an unfinished upload is kept"),
+        (status = 409, description = "The photo record has not arrived yet: retry", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Unsupported Tus-Resumable version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Upload-Length over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The bytes are not an accepted image type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Upload-Length or metadata disagree with the photo record", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn tus_create(
+    State(state): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_tus(&headers)?;
+    let length: u64 = header_str(&headers, "upload-length")
+        .ok_or_else(|| {
+            ApiError::field(
+                "Upload-Length",
+                "required (Upload-Defer-Length is not supported: the size is known)",
+            )
+        })?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::field("Upload-Length", "a whole number of bytes"))?;
+    if length > state.photos.max_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the photo is {length} bytes; the limit is {} bytes",
+            state.photos.max_bytes
+        )));
+    }
+    let meta = parse_metadata(header_str(&headers, "upload-metadata").unwrap_or_default())?;
+    let id: Uuid = meta
+        .get("photo_id")
+        .ok_or_else(|| ApiError::field("Upload-Metadata.photo_id", "required: the photo's id"))?
+        .parse()
+        .map_err(|_| ApiError::field("Upload-Metadata.photo_id", "a UUID"))?;
+    let exists = {
+        use sea_orm::EntityTrait;
+        photo::Entity::find_by_id(id).one(&state.db.write).await?
+    };
+    if exists.is_none() {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "photo {id} is not known yet: sync its record first (this answer is retried by tus clients)"
+            ),
+            existing: None,
+        });
+    }
+    let m = load_visible(&state, &p, id).await?;
+    may_upload(&p, &m)?;
+    if length as i64 != m.size_bytes {
+        return Err(ApiError::field(
+            "Upload-Length",
+            format!(
+                "is {length}; the photo record declares {} bytes",
+                m.size_bytes
+            ),
+        ));
+    }
+    if let Some(sha) = meta.get("sha256")
+        && !sha.eq_ignore_ascii_case(&m.sha256)
+    {
+        return Err(ApiError::field(
+            "Upload-Metadata.sha256",
+            "differs from the photo record's sha256",
+        ));
+    }
+    let _busy = Busy::take(&state.photos, id)?;
+    let now = Utc::now();
+    let actor = p.actor();
+    let mut m = m;
+    if m.upload_state == UploadState::Failed.as_str() || expired(&m, now) {
+        m = reset_upload(&state, &actor, id, None, now).await?;
+    }
+    if m.upload_state != UploadState::Complete.as_str()
+        && let Some(done) = complete_from_twin(&state, &actor, &m, now).await?
+    {
+        m = done;
+    }
+    let location = format!("/api/v1/uploads/{id}");
+    if m.upload_state == UploadState::Complete.as_str() {
+        let mut res = StatusCode::CREATED.into_response();
+        res.headers_mut().insert(header::LOCATION, hv(&location));
+        res.headers_mut().insert("upload-offset", hv(m.size_bytes));
+        return Ok(res);
+    }
+    let offset = staged_len(&state, id).await;
+    let with_body = header_str(&headers, "content-type")
+        .is_some_and(|c| c.starts_with("application/offset+octet-stream"));
+    let (offset, expires) = if with_body && offset == 0 {
+        let out = receive(&state, &actor, &m, 0, &headers, body).await?;
+        (out.0, out.1)
+    } else {
+        let expires = now + state.photos.expiry;
+        let txn = state.db.write.begin().await?;
+        store::server_update(&txn, &actor, id, now, |_, am| {
+            am.upload_expires_at = Set(Some(expires));
+            (vec![], None)
+        })
+        .await?;
+        txn.commit().await?;
+        (offset, Some(expires))
+    };
+    let mut res = StatusCode::CREATED.into_response();
+    let h = res.headers_mut();
+    h.insert(header::LOCATION, hv(&location));
+    h.insert("upload-offset", hv(offset));
+    if let Some(e) = expires {
+        h.insert("upload-expires", hv(http_date(e)));
+    }
+    Ok(res)
+}
+
+/// How much of the photo is stored: `Upload-Offset` (resume from there) and `Upload-Length`.
+#[utoipa::path(
+    head, path = "/api/v1/uploads/{id}", tag = "photos",
+    params(
+        ("id" = Uuid, Path, description = "The photo's id"),
+        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+    ),
+    responses(
+        (status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires"),
+        (status = 404, description = "No such photo in your scope"),
+        (status = 410, description = "The unfinished upload expired or was refused; create it again"),
+    )
+)]
+pub async fn tus_head(
+    State(state): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Response> {
+    require_tus(&headers)?;
+    let m = load_visible(&state, &p, id).await?;
+    let now = Utc::now();
+    if m.upload_state == UploadState::Failed.as_str() {
+        return Err(ApiError::Gone(format!(
+            "the upload of photo {id} was refused ({}); create it again",
+            m.failure.unwrap_or_default()
+        )));
+    }
+    if expired(&m, now) {
+        reset_upload(&state, &p.actor(), id, None, now).await?;
+        return Err(ApiError::Gone(format!(
+            "the unfinished upload of photo {id} expired; create it again"
+        )));
+    }
+    let offset = if m.upload_state == UploadState::Complete.as_str() {
+        m.size_bytes as u64
+    } else {
+        staged_len(&state, id).await
+    };
+    let mut res = StatusCode::OK.into_response();
+    let h = res.headers_mut();
+    h.insert("upload-offset", hv(offset));
+    h.insert("upload-length", hv(m.size_bytes));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(e) = m.upload_expires_at
+        && m.upload_state != UploadState::Complete.as_str()
+    {
+        h.insert("upload-expires", hv(http_date(e)));
+    }
+    Ok(res)
+}
+
+/// Append bytes at `Upload-Offset` (which must equal the stored offset). Bytes that arrive
+/// before a dropped connection are kept. With `Upload-Checksum: sha256 <base64>` the chunk is
+/// verified and dropped on mismatch (460). The last chunk completes the upload: the whole file
+/// is verified against the record's SHA-256 and size, and checked as an image.
+#[utoipa::path(
+    patch, path = "/api/v1/uploads/{id}", tag = "photos",
+    params(
+        ("id" = Uuid, Path, description = "The photo's id"),
+        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Offset" = u64, Header, description = "Where these bytes start"),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha256 <base64 digest>` of this chunk"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
+    responses(
+        (status = 204, description = "Stored; Upload-Offset is the new offset"),
+        (status = 404, description = "No such upload", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Upload-Offset differs from the stored offset", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The upload expired or was refused", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "More bytes than Upload-Length", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/offset+octet-stream, or the bytes are not an accepted image type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The finished file does not match the record's SHA-256, or is not a usable image", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Another request is uploading this photo", body = Problem, content_type = "application/problem+json"),
+        (status = 460, description = "The chunk does not match Upload-Checksum", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn tus_patch(
+    State(state): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Body,
+) -> ApiResult<Response> {
+    require_tus(&headers)?;
+    if !header_str(&headers, "content-type")
+        .is_some_and(|c| c.starts_with("application/offset+octet-stream"))
+    {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the bytes as application/offset+octet-stream".into(),
+        ));
+    }
+    let offset: u64 = header_str(&headers, "upload-offset")
+        .ok_or_else(|| ApiError::field("Upload-Offset", "required"))?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::field("Upload-Offset", "a whole number of bytes"))?;
+    let m = load_visible(&state, &p, id).await?;
+    may_upload(&p, &m)?;
+    let now = Utc::now();
+    if m.upload_state == UploadState::Complete.as_str() {
+        // Already stored (by this or an earlier request, or under the same hash): done.
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        res.headers_mut().insert("upload-offset", hv(m.size_bytes));
+        return Ok(res);
+    }
+    if m.upload_state == UploadState::Failed.as_str() {
+        return Err(ApiError::Gone(format!(
+            "the upload of photo {id} was refused ({}); create it again",
+            m.failure.unwrap_or_default()
+        )));
+    }
+    let _busy = Busy::take(&state.photos, id)?;
+    if expired(&m, now) {
+        reset_upload(&state, &p.actor(), id, None, now).await?;
+        return Err(ApiError::Gone(format!(
+            "the unfinished upload of photo {id} expired; create it again"
+        )));
+    }
+    let stored = staged_len(&state, id).await;
+    if offset != stored {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "Upload-Offset is {offset}, but {stored} bytes are stored; resume from {stored}"
+            ),
+            existing: None,
+        });
+    }
+    let (new_offset, expires) = receive(&state, &p.actor(), &m, offset, &headers, body).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().insert("upload-offset", hv(new_offset));
+    if let Some(e) = expires {
+        res.headers_mut().insert("upload-expires", hv(http_date(e)));
+    }
+    Ok(res)
+}
+
+/// Abandon an unfinished upload (its bytes are dropped; the record stays pending). A finished
+/// original is evidence and is not removed here.
+#[utoipa::path(
+    delete, path = "/api/v1/uploads/{id}", tag = "photos",
+    params(
+        ("id" = Uuid, Path, description = "The photo's id"),
+        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+    ),
+    responses(
+        (status = 204, description = "The unfinished upload is gone"),
+        (status = 404, description = "No such upload", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The upload is complete: the original is evidence", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn tus_delete(
+    State(state): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Response> {
+    require_tus(&headers)?;
+    let m = load_visible(&state, &p, id).await?;
+    may_upload(&p, &m)?;
+    if m.upload_state == UploadState::Complete.as_str() {
+        return Err(ApiError::Conflict {
+            detail: format!("photo {id} is stored as evidence; withdraw the photo record instead"),
+            existing: None,
+        });
+    }
+    let _busy = Busy::take(&state.photos, id)?;
+    reset_upload(&state, &p.actor(), id, None, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A chunk check from `Upload-Checksum`.
+fn parse_checksum(h: &HeaderMap) -> ApiResult<Option<Vec<u8>>> {
+    let Some(v) = header_str(h, "upload-checksum") else {
+        return Ok(None);
+    };
+    let mut it = v.trim().splitn(2, ' ');
+    let algo = it.next().unwrap_or_default();
+    if !algo.eq_ignore_ascii_case("sha256") {
+        return Err(ApiError::BadRequest {
+            detail: format!("checksum algorithm {algo:?} is not supported; use sha256"),
+            errors: vec![crate::error::FieldError::new(
+                "Upload-Checksum",
+                "sha256 <base64 digest>",
+            )],
+        });
+    }
+    let digest = base64::engine::general_purpose::STANDARD
+        .decode(it.next().unwrap_or_default().trim())
+        .map_err(|_| ApiError::field("Upload-Checksum", "the digest is base64"))?;
+    Ok(Some(digest))
+}
+
+/// What the writer thread reports.
+struct Written {
+    total: u64,
+    hasher: Sha256,
+    chunk_digest: Option<Vec<u8>>,
+}
+
+/// Receives one chunk into the staging file and, when it is the last, finishes the upload.
+/// Returns the new offset and the expiry of the unfinished upload.
+async fn receive(
+    state: &AppState,
+    actor: &Actor,
+    m: &photo::Model,
+    offset: u64,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<(u64, Option<DateTime<Utc>>)> {
+    let id = m.id;
+    let length = m.size_bytes as u64;
+    let checksum = parse_checksum(headers)?;
+    let remaining = length.saturating_sub(offset);
+    if let Some(n) = header_str(headers, "content-length").and_then(|v| v.parse::<u64>().ok())
+        && n > remaining
+    {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{n} bytes sent at offset {offset}, but only {remaining} remain of Upload-Length {length}"
+        )));
+    }
+    let path = state.photos.blobs.staging_path(id);
+    let hasher = state.photos.take_hasher(id, offset);
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let writer_path = path.clone();
+    let want_chunk = checksum.is_some();
+    let writer = tokio::task::spawn_blocking(move || {
+        write_staged(writer_path, offset, hasher, want_chunk, rx)
+    });
+
+    // Read the body, at most `remaining` bytes, with an idle timeout; sniff the first bytes.
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    let mut too_much = false;
+    let mut cut_off = false;
+    let mut head: Vec<u8> = Vec::new();
+    let mut refused: Option<ApiError> = None;
+    loop {
+        let next = match tokio::time::timeout(IDLE, stream.next()).await {
+            Ok(n) => n,
+            Err(_) => {
+                cut_off = true;
+                break;
+            }
+        };
+        let chunk = match next {
+            None => break,
+            Some(Ok(c)) => c,
+            Some(Err(_)) => {
+                cut_off = true;
+                break;
+            }
+        };
+        let mut chunk = chunk;
+        if received + chunk.len() as u64 > remaining {
+            chunk.truncate((remaining - received) as usize);
+            too_much = true;
+        }
+        if offset == 0 && head.len() < 32 {
+            let take = (32 - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            if head.len() >= 32 || received + chunk.len() as u64 == remaining {
+                if let Err(e) = accepted_type(&head) {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        received += chunk.len() as u64;
+        if !chunk.is_empty() && tx.send(chunk).await.is_err() {
+            break;
+        }
+        if too_much {
+            break;
+        }
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("upload writer failed: {e}")))?
+        .map_err(ApiError::internal)?;
+    let now = Utc::now();
+
+    if let Some(e) = refused {
+        let reason = e.to_problem().detail;
+        reset_upload(state, actor, id, Some(reason), now).await?;
+        return Err(e);
+    }
+    if let (Some(want), Some(got)) = (&checksum, &written.chunk_digest)
+        && want != got
+    {
+        // Drop the chunk: the phone sends it again.
+        truncate(&path, offset).await?;
+        return Err(ApiError::ChecksumMismatch(
+            "the chunk does not match Upload-Checksum; it was dropped, send it again".into(),
+        ));
+    }
+    if checksum.is_some() && cut_off {
+        truncate(&path, offset).await?;
+        return Err(ApiError::BadRequest {
+            detail: "the connection dropped during a checksummed chunk; it was dropped".into(),
+            errors: vec![],
+        });
+    }
+    let total = written.total;
+    if total < length {
+        state.photos.keep_hasher(id, total, written.hasher);
+        let expires = now + state.photos.expiry;
+        let txn = state.db.write.begin().await?;
+        store::server_update(&txn, actor, id, now, |cur, am| {
+            am.upload_offset = Set(total as i64);
+            am.upload_expires_at = Set(Some(expires));
+            let mut changed = vec![];
+            if total > 0 && cur.upload_state == UploadState::Pending.as_str() {
+                am.upload_state = Set(UploadState::Partial.as_str().into());
+                changed.push("upload_state");
+            }
+            (changed, None)
+        })
+        .await?;
+        txn.commit().await?;
+        if too_much {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "more bytes than Upload-Length {length}"
+            )));
+        }
+        return Ok((total, Some(expires)));
+    }
+    finish(state, actor, m, written.hasher, now).await?;
+    if too_much {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "more bytes than Upload-Length {length}; the first {length} were stored"
+        )));
+    }
+    Ok((length, None))
+}
+
+async fn truncate(path: &std::path::Path, len: u64) -> ApiResult<()> {
+    let f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .await
+        .map_err(ApiError::internal)?;
+    f.set_len(len).await.map_err(ApiError::internal)?;
+    f.sync_data().await.map_err(ApiError::internal)?;
+    Ok(())
+}
+
+/// The writer thread: appends the chunks at `offset`, hashes them, and flushes to disk.
+fn write_staged(
+    path: PathBuf,
+    offset: u64,
+    hasher: Option<Sha256>,
+    want_chunk: bool,
+    mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> anyhow::Result<Written> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    // A resumed upload on an instance that did not see its start: hash what is stored.
+    let mut hasher = match hasher {
+        Some(h) => h,
+        None => {
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 1024 * 1024];
+            let mut left = offset;
+            file.seek(SeekFrom::Start(0))?;
+            while left > 0 {
+                let want = left.min(buf.len() as u64) as usize;
+                let n = file.read(&mut buf[..want])?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                left -= n as u64;
+            }
+            h
+        }
+    };
+    file.set_len(offset)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut chunk_hasher = want_chunk.then(Sha256::new);
+    let mut total = offset;
+    while let Some(bytes) = rx.blocking_recv() {
+        file.write_all(&bytes)?;
+        hasher.update(&bytes);
+        if let Some(c) = chunk_hasher.as_mut() {
+            c.update(&bytes);
+        }
+        total += bytes.len() as u64;
+    }
+    file.sync_data()?;
+    Ok(Written {
+        total,
+        hasher,
+        chunk_digest: chunk_hasher.map(|c| c.finalize().to_vec()),
+    })
+}
+
+/// The bytes' own type decides; HEIC gets a message the app can act on.
+fn accepted_type(head: &[u8]) -> ApiResult<ImageFormat> {
+    match imaging::sniff(head) {
+        Some(ImageFormat::Heif | ImageFormat::Avif) => Err(ApiError::UnsupportedMediaType(
+            "HEIC/HEIF is not accepted: send the photo as JPEG (image/jpeg)".into(),
+        )),
+        Some(f) => Ok(f),
+        None => Err(ApiError::UnsupportedMediaType(
+            "the bytes are not a JPEG, PNG or WebP image".into(),
+        )),
+    }
+}
+
+fn format_name(f: ImageFormat) -> &'static str {
+    match f {
+        ImageFormat::Jpeg => "jpeg",
+        ImageFormat::Png => "png",
+        ImageFormat::Webp => "webp",
+        ImageFormat::Heif => "heif",
+        ImageFormat::Avif => "avif",
+    }
+}
+
+/// The EXIF of an original as stored: capture time in UTC taken from the camera's offset, or
+/// Europe/Amsterdam when the camera wrote none (the phones are in Velsen).
+pub fn exif_summary(e: &imaging::ExifMeta) -> ExifSummary {
+    use chrono::TimeZone;
+    let taken_at_utc = e.taken_at.and_then(|naive| match e.offset {
+        Some(off) => off
+            .from_local_datetime(&naive)
+            .single()
+            .map(|t| t.with_timezone(&Utc)),
+        None => chrono_tz::Europe::Amsterdam
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc)),
+    });
+    ExifSummary {
+        taken_at: e.taken_at.map(|t| match e.offset {
+            Some(off) => format!("{}{}", t.format("%Y-%m-%dT%H:%M:%S"), off),
+            None => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        }),
+        taken_at_utc,
+        lat: e.lat,
+        lon: e.lon,
+        orientation: e.orientation,
+        make: e.make.clone(),
+        model: e.model.clone(),
+        error: e.error.clone(),
+    }
+}
+
+/// Verifies a complete staging file and stores it as evidence.
+async fn finish(
+    state: &AppState,
+    actor: &Actor,
+    m: &photo::Model,
+    hasher: Sha256,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let id = m.id;
+    state.photos.forget(id);
+    let sha = crate::auth::token::hex(&hasher.finalize());
+    if sha != m.sha256 {
+        let reason = format!(
+            "the bytes' SHA-256 is {sha}, the photo record declares {}; the bytes were dropped",
+            m.sha256
+        );
+        reset_upload(state, actor, id, Some(reason.clone()), now).await?;
+        return Err(ApiError::field("sha256", reason));
+    }
+    let path = state.photos.blobs.staging_path(id);
+    let head_len = if m.mime == "image/png" || m.size_bytes as u64 <= EXIF_HEAD {
+        m.size_bytes as u64
+    } else {
+        EXIF_HEAD
+    };
+    let head = {
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut f = std::fs::File::open(p)?;
+            let mut buf = Vec::new();
+            (&mut f).take(head_len).read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+        .map_err(ApiError::internal)?
+    };
+    let format = match accepted_type(&head) {
+        Ok(f) => f,
+        Err(e) => {
+            reset_upload(state, actor, id, Some(e.to_problem().detail), now).await?;
+            return Err(e);
+        }
+    };
+    // A PNG's size sits in its header; a JPEG's in a frame header that may follow a large EXIF
+    // block: read more if the head was not enough.
+    let probe = match imaging::probe(&head) {
+        Ok(p) => Ok(p),
+        Err(_) if (head.len() as u64) < m.size_bytes as u64 => {
+            let all = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+            imaging::probe(&all)
+        }
+        Err(e) => Err(e),
+    };
+    let probe = match probe {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = format!("not a readable image: {e}");
+            reset_upload(state, actor, id, Some(reason.clone()), now).await?;
+            return Err(ApiError::field("file", reason));
+        }
+    };
+    let pixels = u64::from(probe.width) * u64::from(probe.height);
+    if pixels > state.photos.limits.max_pixels {
+        let reason = format!(
+            "the image claims {}×{} pixels; the limit is {} pixels",
+            probe.width, probe.height, state.photos.limits.max_pixels
+        );
+        reset_upload(state, actor, id, Some(reason.clone()), now).await?;
+        return Err(ApiError::field("file", reason));
+    }
+    let exif = exif_summary(&imaging::read_exif(&head));
+
+    let key = BlobStore::original_key(&sha);
+    if state
+        .photos
+        .blobs
+        .exists(&key)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        tokio::fs::remove_file(&path).await.ok();
+    } else {
+        state
+            .photos
+            .blobs
+            .commit_original(&path, &sha)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+
+    let txn = state.db.write.begin().await?;
+    store::server_update(&txn, actor, id, now, |_, am| {
+        am.upload_state = Set(UploadState::Complete.as_str().into());
+        am.upload_offset = Set(m.size_bytes);
+        am.upload_expires_at = Set(None);
+        am.uploaded_at = Set(Some(now));
+        am.failure = Set(None);
+        am.format = Set(Some(format_name(format).into()));
+        am.width = Set(i32::try_from(probe.width).ok());
+        am.height = Set(i32::try_from(probe.height).ok());
+        am.exif = Set(serde_json::to_value(&exif).ok());
+        am.derivative_state = Set(DerivativeState::Pending.as_str().into());
+        am.derive_attempts = Set(0);
+        am.derive_lease_until = Set(None);
+        (
+            vec![
+                "upload_state",
+                "failure",
+                "format",
+                "width",
+                "height",
+                "exif_taken_at",
+                "exif_lat",
+                "exif_lon",
+                "derivative_state",
+            ],
+            Some(ServerChange {
+                action: "upload",
+                detail: json!({ "sha256": sha, "bytes": m.size_bytes, "format": format_name(format) }),
+            }),
+        )
+    })
+    .await?;
+    txn.commit().await?;
+    state.photos.wake.notify_one();
+    Ok(())
+}
+
+/// Dedupe by hash: when another photo with the same SHA-256 and size is complete, this one is
+/// complete too, with no byte sent.
+async fn complete_from_twin(
+    state: &AppState,
+    actor: &Actor,
+    m: &photo::Model,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<photo::Model>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let Some(twin) = photo::Entity::find()
+        .filter(photo::Column::Sha256.eq(m.sha256.clone()))
+        .filter(photo::Column::SizeBytes.eq(m.size_bytes))
+        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
+        .one(&state.db.write)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !state
+        .photos
+        .blobs
+        .exists(&BlobStore::original_key(&twin.sha256))
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Ok(None);
+    }
+    tokio::fs::remove_file(state.photos.blobs.staging_path(m.id))
+        .await
+        .ok();
+    let txn = state.db.write.begin().await?;
+    let done = store::server_update(&txn, actor, m.id, now, |_, am| {
+        am.upload_state = Set(UploadState::Complete.as_str().into());
+        am.upload_offset = Set(twin.size_bytes);
+        am.upload_expires_at = Set(None);
+        am.uploaded_at = Set(Some(now));
+        am.failure = Set(None);
+        am.format = Set(twin.format.clone());
+        am.width = Set(twin.width);
+        am.height = Set(twin.height);
+        am.exif = Set(twin.exif.clone());
+        am.derivative_state = Set(match DerivativeState::parse(&twin.derivative_state) {
+            Some(DerivativeState::Done) => DerivativeState::Done.as_str().into(),
+            _ => DerivativeState::Pending.as_str().into(),
+        });
+        (
+            vec![
+                "upload_state",
+                "failure",
+                "format",
+                "width",
+                "height",
+                "exif_taken_at",
+                "exif_lat",
+                "exif_lon",
+                "derivative_state",
+            ],
+            Some(ServerChange {
+                action: "upload",
+                detail: json!({ "sha256": twin.sha256, "deduplicated_from": twin.id }),
+            }),
+        )
+    })
+    .await?;
+    txn.commit().await?;
+    state.photos.wake.notify_one();
+    Ok(Some(done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_pairs_are_base64() {
+        let m = parse_metadata("photo_id NTVhYg==,filename Zm9vLmpwZw==,empty").unwrap();
+        assert_eq!(m["photo_id"], "55ab");
+        assert_eq!(m["filename"], "foo.jpg");
+        assert_eq!(m["empty"], "");
+        assert!(parse_metadata("photo_id !!!").is_err());
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        use chrono::TimeZone;
+        let t = Utc.with_ymd_and_hms(2026, 11, 26, 9, 5, 0).unwrap();
+        assert_eq!(http_date(t), "Thu, 26 Nov 2026 09:05:00 GMT");
+    }
+}

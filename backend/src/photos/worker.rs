@@ -1,0 +1,213 @@
+//! The derivative worker: makes the thumbnail and preview of each new original, off the request
+//! path, a bounded number at a time.
+//!
+//! Jobs live in the database (`derivative_state = pending` on the photo row), not in memory: a
+//! worker takes a job by setting a lease in a conditional UPDATE, so two instances never take
+//! the same job, and a job whose worker died is taken again when its lease runs out. Derivatives
+//! are written to the store before the row says `done`, and each store write is atomic, so a
+//! crash leaves either no derivative or a complete one — never a half-written file marked done.
+//! The worker also expires unfinished uploads.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::blob::{BlobStore, Derivative};
+use super::entity::photo;
+use super::imaging;
+use super::store;
+use super::{DerivativeState, UploadState};
+use crate::app::AppState;
+use crate::audit::Actor;
+
+/// How long a worker holds a job before another may take it.
+const LEASE: i64 = 300;
+/// Attempts before a job that keeps failing for reasons outside the image is given up.
+const MAX_ATTEMPTS: i32 = 5;
+
+/// Runs until the process ends.
+pub fn start(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let permits = Arc::new(Semaphore::new(state.config.derive_concurrency.max(1)));
+        let mut last_expiry = std::time::Instant::now() - StdDuration::from_secs(3600);
+        loop {
+            if let Err(e) = run_once(&state, &permits).await {
+                tracing::warn!(error = ?e, "derivative worker: a round failed");
+            }
+            if last_expiry.elapsed() > StdDuration::from_secs(600) {
+                last_expiry = std::time::Instant::now();
+                if let Err(e) = expire_uploads(&state).await {
+                    tracing::warn!(error = ?e, "expiring unfinished uploads failed");
+                }
+            }
+            tokio::select! {
+                _ = state.photos.wake.notified() => {}
+                _ = tokio::time::sleep(StdDuration::from_secs(10)) => {}
+            }
+        }
+    })
+}
+
+/// Takes the jobs that are due, as many as there are free permits, and starts them.
+pub async fn run_once(state: &AppState, permits: &Arc<Semaphore>) -> anyhow::Result<usize> {
+    let free = permits.available_permits();
+    if free == 0 {
+        return Ok(0);
+    }
+    let now = Utc::now();
+    let due = Condition::any()
+        .add(photo::Column::DeriveLeaseUntil.is_null())
+        .add(photo::Column::DeriveLeaseUntil.lt(now));
+    let candidates: Vec<Uuid> = photo::Entity::find()
+        .select_only()
+        .column(photo::Column::Id)
+        .filter(photo::Column::DerivativeState.eq(DerivativeState::Pending.as_str()))
+        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
+        .filter(photo::Column::DeletedSeq.is_null())
+        .filter(due.clone())
+        .order_by_asc(photo::Column::UploadedAt)
+        .limit(free as u64)
+        .into_tuple()
+        .all(&state.db.read)
+        .await?;
+    let mut started = 0;
+    for id in candidates {
+        let lease = now + Duration::seconds(LEASE);
+        let taken = photo::Entity::update_many()
+            .col_expr(photo::Column::DeriveLeaseUntil, Expr::value(lease))
+            .filter(photo::Column::Id.eq(id))
+            .filter(photo::Column::DerivativeState.eq(DerivativeState::Pending.as_str()))
+            .filter(due.clone())
+            .exec(&state.db.write)
+            .await?;
+        if taken.rows_affected != 1 {
+            continue;
+        }
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            break;
+        };
+        let st = state.clone();
+        started += 1;
+        tokio::spawn(async move {
+            if let Err(e) = derive_one(&st, id).await {
+                tracing::warn!(photo = %id, error = ?e, "derivative job failed; it will be retried");
+            }
+            drop(permit);
+            st.photos.wake.notify_one();
+        });
+    }
+    Ok(started)
+}
+
+enum Outcome {
+    Done,
+    /// The original cannot be decoded: kept as evidence, no derivatives.
+    Undecodable(String),
+}
+
+/// One job: read the original, derive, store both, then mark the row.
+pub async fn derive_one(state: &AppState, id: Uuid) -> anyhow::Result<()> {
+    let Some(m) = photo::Entity::find_by_id(id).one(&state.db.write).await? else {
+        return Ok(());
+    };
+    let blobs = &state.photos.blobs;
+    let result: anyhow::Result<Outcome> = async {
+        let original = blobs.read(&BlobStore::original_key(&m.sha256)).await?;
+        let limits = state.photos.limits.clone();
+        let derived =
+            tokio::task::spawn_blocking(move || imaging::derive(&original, &limits)).await;
+        match derived {
+            Ok(Ok(d)) => {
+                blobs
+                    .put(
+                        &BlobStore::derivative_key(&m.sha256, Derivative::Thumbnail),
+                        d.thumbnail,
+                    )
+                    .await?;
+                blobs
+                    .put(
+                        &BlobStore::derivative_key(&m.sha256, Derivative::Preview),
+                        d.preview,
+                    )
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            Ok(Err(e)) => Ok(Outcome::Undecodable(e.to_string())),
+            // A panic inside the decoder: the image is the cause, retrying will not help.
+            Err(e) => Ok(Outcome::Undecodable(format!("the decoder failed: {e}"))),
+        }
+    }
+    .await;
+    let now = Utc::now();
+    let actor = Actor::system("photo-worker");
+    let txn = state.db.write.begin().await?;
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let attempts = m.derive_attempts + 1;
+            let give_up = attempts >= MAX_ATTEMPTS;
+            let text = format!("{e:#}");
+            store::server_update(&txn, &actor, id, now, |_, am| {
+                am.derive_attempts = Set(attempts);
+                am.derive_lease_until =
+                    Set(Some(now + Duration::seconds(30 * i64::from(attempts))));
+                if give_up {
+                    am.derivative_state = Set(DerivativeState::Failed.as_str().into());
+                    am.derivative_error = Set(Some(text.clone()));
+                    (vec!["derivative_state"], None)
+                } else {
+                    (vec![], None)
+                }
+            })
+            .await?;
+            txn.commit().await?;
+            return Err(e);
+        }
+    };
+    store::server_update(&txn, &actor, id, now, |_, am| {
+        am.derive_lease_until = Set(None);
+        am.derive_attempts = Set(m.derive_attempts + 1);
+        match &outcome {
+            Outcome::Done => {
+                am.derivative_state = Set(DerivativeState::Done.as_str().into());
+                am.derivative_error = Set(None);
+            }
+            Outcome::Undecodable(why) => {
+                am.derivative_state = Set(DerivativeState::Failed.as_str().into());
+                am.derivative_error = Set(Some(why.clone()));
+            }
+        }
+        (vec!["derivative_state"], None)
+    })
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Drops the bytes of unfinished uploads past their expiry; their records go back to pending.
+pub async fn expire_uploads(state: &AppState) -> anyhow::Result<usize> {
+    let now = Utc::now();
+    let ids: Vec<Uuid> = photo::Entity::find()
+        .select_only()
+        .column(photo::Column::Id)
+        .filter(photo::Column::UploadState.eq(UploadState::Partial.as_str()))
+        .filter(photo::Column::UploadExpiresAt.lt(now))
+        .into_tuple()
+        .all(&state.db.read)
+        .await?;
+    let actor = Actor::system("upload-expiry");
+    for id in &ids {
+        super::tus::reset_upload(state, &actor, *id, None, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(ids.len())
+}
