@@ -137,12 +137,48 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tus_options, tus_create))
         .routes(routes!(tus_head, tus_patch, tus_delete))
-        .layer(axum::middleware::map_response(tus_header))
+        .layer(axum::middleware::from_fn(tus_envelope))
 }
 
-async fn tus_header(mut res: Response) -> Response {
+/// Every tus answer carries `Tus-Resumable`. An answer given before the request's body was read
+/// (an error, or "already complete") closes the connection, so the phone stops sending bytes
+/// that nobody reads and does not reuse a connection the server is about to drop.
+async fn tus_envelope(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let finished = Arc::new(AtomicBool::new(false));
+    let req = if has_body {
+        let (parts, body) = req.into_parts();
+        let flag = finished.clone();
+        let tracked = futures_util::stream::unfold(
+            (body.into_data_stream(), flag),
+            |(mut s, flag)| async move {
+                match s.next().await {
+                    Some(item) => Some((item, (s, flag))),
+                    None => {
+                        flag.store(true, Ordering::SeqCst);
+                        None
+                    }
+                }
+            },
+        );
+        axum::extract::Request::from_parts(parts, Body::from_stream(tracked))
+    } else {
+        req
+    };
+    let mut res = next.run(req).await;
     res.headers_mut()
         .insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    if has_body && !finished.load(Ordering::SeqCst) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     res
 }
 

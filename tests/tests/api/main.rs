@@ -5,6 +5,7 @@ mod cursor_race;
 mod demo;
 mod openapi;
 mod ops;
+mod photos;
 mod reference;
 mod sync;
 mod sync_doc;
