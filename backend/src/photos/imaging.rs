@@ -725,16 +725,17 @@ pub fn derive(bytes: &[u8], limits: &Limits) -> Result<Derivatives, ImageError> 
     let src = catch_unwind(AssertUnwindSafe(|| decode_rgb(bytes, p, (pw, ph), limits)))
         .map_err(|_| ImageError::Corrupt("decoder panicked".into()))??;
 
-    let preview = resize_rgb(src, pw, ph)?;
-    let thumb = resize_rgb(
-        Rgb {
-            width: preview.width,
-            height: preview.height,
-            data: preview.data.clone(),
-        },
-        tw,
-        th,
-    )?;
+    let preview = if (src.width, src.height) == (pw, ph) {
+        src
+    } else {
+        resize_rgb(&src, pw, ph)?
+    };
+    // The thumbnail is made from the preview, never from the full-size decode.
+    let thumb = if (pw, ph) == (tw, th) {
+        preview.clone()
+    } else {
+        resize_rgb(&preview, tw, th)?
+    };
     let preview = orient(preview, orientation)?;
     let thumb = orient(thumb, orientation)?;
     Ok(Derivatives {
@@ -760,6 +761,7 @@ fn fit(w: u32, h: u32, max: u32) -> (u32, u32) {
 }
 
 /// Interleaved 8-bit RGB buffer.
+#[derive(Clone)]
 struct Rgb {
     width: u32,
     height: u32,
@@ -849,9 +851,10 @@ fn decode_jpeg_scaled(
         PixelFormat::CMYK32 => pixels
             .chunks_exact(4)
             .flat_map(|c| {
-                // jpeg-decoder yields Adobe-style inverted CMYK: channel × K.
+                // jpeg-decoder un-inverts Adobe CMYK, so these are ink amounts:
+                // RGB = (255 - C) × (255 - K) / 255.
                 let [c0, c1, c2, k] = <[u8; 4]>::try_from(c).unwrap_or([0; 4]);
-                let ch = |v: u8| ((u16::from(v) * u16::from(k) + 127) / 255) as u8;
+                let ch = |v: u8| ((u16::from(255 - v) * u16::from(255 - k) + 127) / 255) as u8;
                 [ch(c0), ch(c1), ch(c2)]
             })
             .collect(),
@@ -868,10 +871,8 @@ fn decode_jpeg_scaled(
     })
 }
 
-fn resize_rgb(src: Rgb, w: u32, h: u32) -> Result<Rgb, ImageError> {
-    if src.width == w && src.height == h {
-        return Ok(src);
-    }
+/// Lanczos3 resize of an RGB buffer to exactly `w`×`h`.
+fn resize_rgb(src: &Rgb, w: u32, h: u32) -> Result<Rgb, ImageError> {
     let err = |e: &dyn fmt::Display| ImageError::Resize(e.to_string());
     let src_img = fr::images::ImageRef::new(src.width, src.height, &src.data, fr::PixelType::U8x3)
         .map_err(|e| err(&e))?;
@@ -914,9 +915,11 @@ fn encode_jpeg(img: &Rgb) -> Result<Vec<u8>, ImageError> {
     let h = u16::try_from(img.height).map_err(|e| err(&e))?;
     let mut out = Vec::with_capacity(img.data.len() / 10);
     let mut enc = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
-    // Same as libjpeg/libvips defaults at Q80: 4:2:0 chroma, optimised Huffman tables.
+    // 4:2:0 chroma as libjpeg/libvips do at Q80. Standard Huffman tables on purpose:
+    // zune-jpeg 0.5.15 (the `image` crate's JPEG decoder) mis-decodes the chroma of
+    // jpeg-encoder 0.7.1 output with optimised tables + 4:2:0 (libjpeg-turbo and
+    // jpeg-decoder are fine); optimised tables would save ~5-10 % of bytes.
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
-    enc.set_optimized_huffman_tables(true);
     enc.encode(&img.data, w, h, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| err(&e))?;
     Ok(out)
@@ -1334,6 +1337,150 @@ mod tests {
         NaiveDateTime::parse_from_str(s, "%Y:%m:%d %H:%M:%S").unwrap()
     }
 
+    /// Checks one corpus entry; returns the thumbnail of the "Landscape_N" files.
+    fn check_corpus_entry(
+        dir: &std::path::Path,
+        e: &serde_json::Value,
+    ) -> Option<(String, image::RgbImage)> {
+        let name = e["file"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let ctx = |what: &str| format!("{name}: {what}");
+
+        // Format and dimensions.
+        let expected_format = match e["format"].as_str().unwrap() {
+            "JPEG" => ImageFormat::Jpeg,
+            "PNG" => ImageFormat::Png,
+            "WEBP" => ImageFormat::Webp,
+            "HEIF" => ImageFormat::Heif,
+            other => panic!("{name}: unknown format {other}"),
+        };
+        let (pw, ph) = (
+            e["pixel_size"][0].as_u64().unwrap() as u32,
+            e["pixel_size"][1].as_u64().unwrap() as u32,
+        );
+        let p = probe(&bytes).unwrap_or_else(|err| panic!("{}", ctx(&err.to_string())));
+        assert_eq!(p.format, expected_format, "{}", ctx("format"));
+        assert_eq!((p.width, p.height), (pw, ph), "{}", ctx("pixel_size"));
+
+        // EXIF.
+        let m = read_exif(&bytes);
+        let want_orientation = match e.get("orientation_tag").and_then(|v| v.as_u64()) {
+            Some(o @ 1..=8) => o as u16,
+            _ => 1,
+        };
+        assert_eq!(m.orientation, want_orientation, "{}", ctx("orientation"));
+        if let Some(make) = e.get("make").and_then(|v| v.as_str()) {
+            assert_eq!(m.make.as_deref(), Some(make), "{}", ctx("make"));
+        }
+        if let Some(model) = e.get("model").and_then(|v| v.as_str()) {
+            assert_eq!(m.model.as_deref(), Some(model), "{}", ctx("model"));
+        }
+        if let Some(dt) = e.get("datetime_original").and_then(|v| v.as_str()) {
+            assert_eq!(
+                m.taken_at,
+                Some(exif_dt(dt)),
+                "{}",
+                ctx("datetime_original")
+            );
+        }
+        match (
+            e.get("gps_lat").and_then(|v| v.as_f64()),
+            e.get("gps_lon").and_then(|v| v.as_f64()),
+        ) {
+            (Some(lat), Some(lon)) => {
+                let (a, o) = (m.lat.unwrap_or(f64::NAN), m.lon.unwrap_or(f64::NAN));
+                assert!(
+                    (a - lat).abs() < 1e-4,
+                    "{}",
+                    ctx(&format!("lat {a} vs {lat}"))
+                );
+                assert!(
+                    (o - lon).abs() < 1e-4,
+                    "{}",
+                    ctx(&format!("lon {o} vs {lon}"))
+                );
+            }
+            _ => assert_eq!(
+                (m.lat, m.lon),
+                (None, None),
+                "{}",
+                ctx("GPS should be None")
+            ),
+        }
+        if e["kamadak_exif_0_6_2"].as_str().unwrap().starts_with("ERR")
+            && !e["kamadak_exif_0_6_2"]
+                .as_str()
+                .unwrap()
+                .contains("No Exif data")
+        {
+            assert!(
+                m.error.is_some(),
+                "{}",
+                ctx("broken EXIF must report error")
+            );
+        }
+
+        // Derivatives.
+        let pillow_ok = e["pillow_decodes"].as_bool().unwrap();
+        let res = derive(&bytes, &Limits::default());
+        match (expected_format, pillow_ok) {
+            (ImageFormat::Heif, _) => {
+                assert!(
+                    matches!(res, Err(ImageError::Unsupported(ImageFormat::Heif))),
+                    "{}",
+                    ctx("HEIF must be Unsupported")
+                );
+                return None;
+            }
+            (_, false) => {
+                // Truncated etc.: a partial image or Corrupt, never a panic.
+                assert!(
+                    matches!(res, Ok(_) | Err(ImageError::Corrupt(_))),
+                    "{}",
+                    ctx(&format!("{res:?}"))
+                );
+                return None;
+            }
+            _ => {}
+        }
+        let d = res.unwrap_or_else(|err| panic!("{}", ctx(&err.to_string())));
+        check_output(&d.preview, d.preview_size);
+        check_output(&d.thumbnail, d.thumb_size);
+        let (ow, oh) = if (5..=8).contains(&m.orientation) {
+            (ph, pw)
+        } else {
+            (pw, ph)
+        };
+        let same_aspect = |(w, h): (u32, u32)| {
+            (f64::from(w) / f64::from(h) - f64::from(ow) / f64::from(oh)).abs() < 0.02
+        };
+        assert!(
+            same_aspect(d.preview_size),
+            "{}",
+            ctx(&format!("preview {:?}", d.preview_size))
+        );
+        assert!(
+            same_aspect(d.thumb_size),
+            "{}",
+            ctx(&format!("thumb {:?}", d.thumb_size))
+        );
+        if (5..=8).contains(&m.orientation) && pw != ph {
+            assert_eq!(
+                d.preview_size.0 > d.preview_size.1,
+                pw < ph,
+                "{}",
+                ctx("orientation 5-8 must swap portrait/landscape")
+            );
+        }
+        assert!(d.preview_size.0.max(d.preview_size.1) <= 1280);
+        assert!(d.thumb_size.0.max(d.thumb_size.1) <= 320);
+        if name.starts_with("orientation_") && name.contains("recurser") {
+            let t = image::load_from_memory(&d.thumbnail).unwrap().to_rgb8();
+            return Some((name.to_owned(), t));
+        }
+        None
+    }
+
     #[test]
     fn corpus_matches_summary() {
         let Some(dir) = corpus_dir() else {
@@ -1343,149 +1490,31 @@ mod tests {
             );
             return;
         };
+        eprintln!("corpus_matches_summary: using {}", dir.display());
         let summary: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("EXIF_SUMMARY.json")).unwrap()).unwrap();
         let entries = summary.as_array().unwrap();
         assert!(entries.len() >= 20, "summary unexpectedly small");
-        let mut upright_thumbs: Vec<(String, image::RgbImage)> = Vec::new();
-        for e in entries {
-            let name = e["file"].as_str().unwrap();
-            let bytes = std::fs::read(dir.join(name)).unwrap();
-            let ctx = |what: &str| format!("{name}: {what}");
-
-            // Format and dimensions.
-            let expected_format = match e["format"].as_str().unwrap() {
-                "JPEG" => ImageFormat::Jpeg,
-                "PNG" => ImageFormat::Png,
-                "WEBP" => ImageFormat::Webp,
-                "HEIF" => ImageFormat::Heif,
-                other => panic!("{name}: unknown format {other}"),
-            };
-            let (pw, ph) = (
-                e["pixel_size"][0].as_u64().unwrap() as u32,
-                e["pixel_size"][1].as_u64().unwrap() as u32,
-            );
-            let p = probe(&bytes).unwrap_or_else(|err| panic!("{}", ctx(&err.to_string())));
-            assert_eq!(p.format, expected_format, "{}", ctx("format"));
-            assert_eq!((p.width, p.height), (pw, ph), "{}", ctx("pixel_size"));
-
-            // EXIF.
-            let m = read_exif(&bytes);
-            let want_orientation = match e.get("orientation_tag").and_then(|v| v.as_u64()) {
-                Some(o @ 1..=8) => o as u16,
-                _ => 1,
-            };
-            assert_eq!(m.orientation, want_orientation, "{}", ctx("orientation"));
-            if let Some(make) = e.get("make").and_then(|v| v.as_str()) {
-                assert_eq!(m.make.as_deref(), Some(make), "{}", ctx("make"));
-            }
-            if let Some(model) = e.get("model").and_then(|v| v.as_str()) {
-                assert_eq!(m.model.as_deref(), Some(model), "{}", ctx("model"));
-            }
-            if let Some(dt) = e.get("datetime_original").and_then(|v| v.as_str()) {
-                assert_eq!(
-                    m.taken_at,
-                    Some(exif_dt(dt)),
-                    "{}",
-                    ctx("datetime_original")
-                );
-            }
-            match (
-                e.get("gps_lat").and_then(|v| v.as_f64()),
-                e.get("gps_lon").and_then(|v| v.as_f64()),
-            ) {
-                (Some(lat), Some(lon)) => {
-                    let (a, o) = (m.lat.unwrap_or(f64::NAN), m.lon.unwrap_or(f64::NAN));
-                    assert!(
-                        (a - lat).abs() < 1e-4,
-                        "{}",
-                        ctx(&format!("lat {a} vs {lat}"))
-                    );
-                    assert!(
-                        (o - lon).abs() < 1e-4,
-                        "{}",
-                        ctx(&format!("lon {o} vs {lon}"))
-                    );
-                }
-                _ => assert_eq!(
-                    (m.lat, m.lon),
-                    (None, None),
-                    "{}",
-                    ctx("GPS should be None")
-                ),
-            }
-            if e["kamadak_exif_0_6_2"].as_str().unwrap().starts_with("ERR")
-                && !e["kamadak_exif_0_6_2"]
-                    .as_str()
-                    .unwrap()
-                    .contains("No Exif data")
-            {
-                assert!(
-                    m.error.is_some(),
-                    "{}",
-                    ctx("broken EXIF must report error")
-                );
-            }
-
-            // Derivatives.
-            let pillow_ok = e["pillow_decodes"].as_bool().unwrap();
-            let res = derive(&bytes, &Limits::default());
-            match (expected_format, pillow_ok) {
-                (ImageFormat::Heif, _) => {
-                    assert!(
-                        matches!(res, Err(ImageError::Unsupported(ImageFormat::Heif))),
-                        "{}",
-                        ctx("HEIF must be Unsupported")
-                    );
-                    continue;
-                }
-                (_, false) => {
-                    // Truncated etc.: a partial image or Corrupt, never a panic.
-                    assert!(
-                        matches!(res, Ok(_) | Err(ImageError::Corrupt(_))),
-                        "{}",
-                        ctx(&format!("{res:?}"))
-                    );
-                    continue;
-                }
-                _ => {}
-            }
-            let d = res.unwrap_or_else(|err| panic!("{}", ctx(&err.to_string())));
-            check_output(&d.preview, d.preview_size);
-            check_output(&d.thumbnail, d.thumb_size);
-            let (ow, oh) = if (5..=8).contains(&m.orientation) {
-                (ph, pw)
-            } else {
-                (pw, ph)
-            };
-            let same_aspect = |(w, h): (u32, u32)| {
-                (f64::from(w) / f64::from(h) - f64::from(ow) / f64::from(oh)).abs() < 0.02
-            };
-            assert!(
-                same_aspect(d.preview_size),
-                "{}",
-                ctx(&format!("preview {:?}", d.preview_size))
-            );
-            assert!(
-                same_aspect(d.thumb_size),
-                "{}",
-                ctx(&format!("thumb {:?}", d.thumb_size))
-            );
-            if (5..=8).contains(&m.orientation) && pw != ph {
-                assert_eq!(
-                    d.preview_size.0 > d.preview_size.1,
-                    pw < ph,
-                    "{}",
-                    ctx("orientation 5-8 must swap portrait/landscape")
-                );
-            }
-            assert!(d.preview_size.0.max(d.preview_size.1) <= 1280);
-            assert!(d.thumb_size.0.max(d.thumb_size.1) <= 320);
-            if name.starts_with("orientation_") && name.contains("recurser") {
-                let t = image::load_from_memory(&d.thumbnail).unwrap().to_rgb8();
-                upright_thumbs.push((name.to_owned(), t));
-            }
-        }
+        // Two workers: the debug build is slow at resizing/encoding 1800×1200 files.
+        let upright_thumbs: Vec<(String, image::RgbImage)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..2)
+                .map(|k| {
+                    let dir = &dir;
+                    s.spawn(move || {
+                        entries
+                            .iter()
+                            .skip(k)
+                            .step_by(2)
+                            .filter_map(|e| check_corpus_entry(dir, e))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
         // All eight "Landscape_N" files show the same upright picture once oriented.
         let (ref_name, reference) = upright_thumbs
             .iter()

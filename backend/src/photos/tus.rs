@@ -718,11 +718,11 @@ async fn receive(
         if offset == 0 && head.len() < 32 {
             let take = (32 - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
-            if head.len() >= 32 || received + chunk.len() as u64 == remaining {
-                if let Err(e) = accepted_type(&head) {
-                    refused = Some(e);
-                    break;
-                }
+            if (head.len() >= 32 || received + chunk.len() as u64 == remaining)
+                && let Err(e) = accepted_type(&head)
+            {
+                refused = Some(e);
+                break;
             }
         }
         received += chunk.len() as u64;

@@ -121,7 +121,7 @@ pub async fn derive_one(state: &AppState, id: Uuid) -> anyhow::Result<()> {
     let blobs = &state.photos.blobs;
     let result: anyhow::Result<Outcome> = async {
         let original = blobs.read(&BlobStore::original_key(&m.sha256)).await?;
-        let limits = state.photos.limits.clone();
+        let limits = state.photos.limits;
         let derived =
             tokio::task::spawn_blocking(move || imaging::derive(&original, &limits)).await;
         match derived {
