@@ -491,6 +491,35 @@ pub async fn of_violations<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Per report, the flags its photos raise for the reviewer: `photo_gps_far`, `photo_time_far`
+/// (see [`plausibility`]) and `photo_missing` (a photo whose bytes have not all arrived).
+pub async fn report_flags<C: ConnectionTrait>(
+    conn: &C,
+    reports: &[violation::Model],
+) -> ApiResult<HashMap<Uuid, Vec<String>>> {
+    let ids: Vec<Uuid> = reports.iter().map(|r| r.id).collect();
+    let photos = of_violations(conn, &ids).await?;
+    let mut out = HashMap::new();
+    for r in reports {
+        let Some(ps) = photos.get(&r.id) else {
+            continue;
+        };
+        let mut flags: Vec<String> = Vec::new();
+        for p in ps {
+            if p.upload_state != UploadState::Complete.as_str() {
+                flags.push("photo_missing".into());
+            }
+            flags.extend(flags_of(p, Some(r)));
+        }
+        flags.sort();
+        flags.dedup();
+        if !flags.is_empty() {
+            out.insert(r.id, flags);
+        }
+    }
+    Ok(out)
+}
+
 pub fn exif_of(m: &photo::Model) -> Option<ExifSummary> {
     m.exif
         .as_ref()

@@ -255,15 +255,18 @@ pub async fn purge(
             .to_owned(),
     )
     .await?;
-    let gone = txn
-        .execute(
-            &Query::delete()
-                .from_table("violation")
-                .and_where(Expr::col("deleted_seq").lte(mark))
-                .to_owned(),
-        )
-        .await?
-        .rows_affected();
+    let mut gone = 0;
+    for table in ["violation", "photo"] {
+        gone += txn
+            .execute(
+                &Query::delete()
+                    .from_table(table)
+                    .and_where(Expr::col("deleted_seq").lte(mark))
+                    .to_owned(),
+            )
+            .await?
+            .rows_affected();
+    }
     txn.execute(
         &Query::delete()
             .from_table("sync_change")

@@ -185,7 +185,9 @@ pub struct ViolationView {
     /// True when Wpg fields were withheld because the reader is not authorised for them.
     pub redacted: bool,
     /// Plausibility flags for the reviewer, never blocking: `clock_offset` (the phone's clock was
-    /// more than 5 minutes off when it sent the report).
+    /// more than 5 minutes off when it sent the report), `photo_missing` (a photo's bytes have
+    /// not all arrived), `photo_gps_far` (a photo was taken more than 150 m away),
+    /// `photo_time_far` (a photo was taken more than 2 hours from `observed_at`).
     pub flags: Vec<String>,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,

@@ -38,6 +38,16 @@ fn wpg_ids(views: &[ViolationView]) -> Vec<Uuid> {
         .collect()
 }
 
+/// Adds the flags a report's photos raise (see `photos::store::report_flags`).
+fn add_photo_flags(
+    v: &mut ViolationView,
+    flags: &mut std::collections::HashMap<Uuid, Vec<String>>,
+) {
+    if let Some(f) = flags.remove(&v.id) {
+        v.flags.extend(f);
+    }
+}
+
 /// Logs the read when Wpg data leaves the server unredacted.
 async fn log_wpg_read(
     state: &AppState,
@@ -119,7 +129,10 @@ pub async fn get_violation(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ViolationView>> {
     let m = store::get(&state.db, &p, id).await?;
-    let v = store::view(&m, &state.reference, !p.reads_wpg());
+    let mut v = store::view(&m, &state.reference, !p.reads_wpg());
+    let mut photo_flags =
+        crate::photos::store::report_flags(&state.db.read, std::slice::from_ref(&m)).await?;
+    add_photo_flags(&mut v, &mut photo_flags);
     log_wpg_read(
         &state,
         &p,
@@ -202,9 +215,14 @@ pub async fn list_violations(
                 cursor,
             };
             let (rows, more) = store::list(&state.db, &p, &filter).await?;
+            let mut photo_flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;
             let items: Vec<ViolationView> = rows
                 .iter()
-                .map(|m| store::view(m, &state.reference, redact))
+                .map(|m| {
+                    let mut v = store::view(m, &state.reference, redact);
+                    add_photo_flags(&mut v, &mut photo_flags);
+                    v
+                })
                 .collect();
             let next_cursor = if more {
                 rows.last().map(store::encode_cursor)

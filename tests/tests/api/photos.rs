@@ -255,6 +255,17 @@ async fn an_interrupted_upload_resumes_and_is_stored_as_evidence(b: Backend) {
     assert_eq!(res.status(), 204);
     assert_eq!(res.headers()["upload-offset"], third.to_string());
     assert_eq!(photo(&app, &t, pid).await["upload_state"], "partial");
+    // The report tells its reviewer a photo is still missing.
+    let flags = |v: Value| v["flags"].as_array().unwrap().clone();
+    let rep: Value = app
+        .get(&t, &format!("/api/v1/violations/{rid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(flags(rep).contains(&json!("photo_missing")));
     patch_and_drop(&app, &t, pid, third, &bytes[third..], third).await;
     // The server notices the drop, flushes what arrived and records it.
     let mut recorded = json!(null);
@@ -289,6 +300,15 @@ async fn an_interrupted_upload_resumes_and_is_stored_as_evidence(b: Backend) {
     assert_eq!(p["width"], 1600);
     assert_eq!(p["height"], 1200);
     assert_eq!(p["flags"], json!([]));
+    let rep: Value = app
+        .get(&t, &format!("/api/v1/violations/{rid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!flags(rep).contains(&json!("photo_missing")));
 
     // The original, byte for byte, and its read in the audit log.
     let audit_before = app.count("audit_log").await;
