@@ -12,8 +12,9 @@ command -v vipsthumbnail >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=n
 command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
 [ -x /usr/bin/time ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 port=${PORT:-18484}
+pid=""
 work=${WORK:-$(mktemp -d -p "$PWD/target")}
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 size_mb=${SIZE_MB:-25}
 
 echo "=== derivatives of a 12-megapixel JPEG (4000x3000, q90, 4:2:0 as phones write it)"
@@ -31,7 +32,7 @@ import sys, time, statistics, pyvips
 f = sys.argv[1]; ts = []
 for _ in range(21):
     t = time.perf_counter()
-    big = pyvips.Image.thumbnail(f, 1280); big.write_to_buffer('.jpg[Q=80,strip]')
+    big = pyvips.Image.thumbnail(f, 1280).copy_memory(); big.write_to_buffer('.jpg[Q=80,strip]')
     big.thumbnail_image(320).write_to_buffer('.jpg[Q=80,strip]')
     ts.append((time.perf_counter() - t) * 1000)
 print(f"libvips in one process (pyvips), both sizes: median={statistics.median(ts):.1f} ms")
