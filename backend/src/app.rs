@@ -108,6 +108,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::sync::routes::router())
         .merge(crate::photos::routes::router())
         .merge(crate::photos::tus::router())
+        .merge(crate::records::routes::router())
+        .merge(crate::rounds::routes::router())
 }
 
 /// The OpenAPI document the code generates.

@@ -13,6 +13,8 @@ pub mod geo;
 pub mod openapi;
 pub mod ops;
 pub mod photos;
+pub mod records;
 pub mod reference;
+pub mod rounds;
 pub mod sync;
 pub mod violations;

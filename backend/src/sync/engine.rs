@@ -23,10 +23,12 @@ use crate::reference::Reference;
 
 /// Every record type that syncs, in one place.
 pub fn tables() -> Vec<Box<dyn SyncTable>> {
-    vec![
-        Box::new(crate::violations::sync::ViolationsTable),
-        Box::new(crate::photos::sync::PhotosTable),
-    ]
+    let mut t: Vec<Box<dyn SyncTable>> = vec![Box::new(crate::violations::sync::ViolationsTable)];
+    for kind in crate::records::kinds::all() {
+        t.push(Box::new(crate::records::sync::KindTable(kind)));
+    }
+    t.push(Box::new(crate::photos::sync::PhotosTable));
+    t
 }
 
 /// WatermelonDB's change set of one table.

@@ -76,9 +76,30 @@ pub async fn pull(
         schema_version: q.schema_version,
         migration,
     };
-    Ok(Json(
-        engine::pull(&state.db, &state.reference, &p, req).await?,
-    ))
+    let res = engine::pull(&state.db, &state.reference, &p, req).await?;
+    // Wpg records leave the server only after their read is logged.
+    for kind in crate::records::kinds::all().into_iter().filter(|k| k.wpg()) {
+        let Some(c) = res.changes.get(kind.wire_name()) else {
+            continue;
+        };
+        let ids: Vec<&str> = c
+            .created
+            .iter()
+            .chain(c.updated.iter())
+            .filter_map(|r| r.get("id").and_then(serde_json::Value::as_str))
+            .collect();
+        if !ids.is_empty() {
+            let entry = Entry {
+                action: "sync_pull",
+                record_type: kind.wire_name(),
+                record_id: None,
+                reason: None,
+                detail: Some(json!({ "ids": ids })),
+            };
+            state.audit.read(&p.actor(), entry).await?;
+        }
+    }
+    Ok(Json(res))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

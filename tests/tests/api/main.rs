@@ -3,6 +3,7 @@
 mod auth;
 mod cursor_race;
 mod demo;
+mod field;
 mod openapi;
 mod ops;
 mod photos;

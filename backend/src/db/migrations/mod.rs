@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_foundation;
 mod m20261126_000002_sync;
 mod m20261126_000003_photos;
+mod m20261126_000004_field_records;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_foundation::Migration),
             Box::new(m20261126_000002_sync::Migration),
             Box::new(m20261126_000003_photos::Migration),
+            Box::new(m20261126_000004_field_records::Migration),
         ]
     }
 }

@@ -1,0 +1,309 @@
+//! REST for the office, one set of thin handlers per field-record kind, all through the one
+//! generic store. Times are RFC 3339 here (ms since 1970 on sync); the fields of each kind are
+//! its columns in `mobile-api-spec/SYNC.md`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::TransactionTrait;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+use super::RecordKind;
+use super::store::{self, Created};
+use crate::app::AppState;
+use crate::audit::Entry;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// A day (YYYY-MM-DD, Europe/Amsterdam); or use `from`/`to`.
+    pub date: Option<NaiveDate>,
+    /// From this time (RFC 3339), inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Until this time (RFC 3339), exclusive.
+    pub to: Option<DateTime<Utc>>,
+    /// Only records under this parent (the round of a segment, the group of an observation or
+    /// person).
+    pub parent: Option<Uuid>,
+    /// At most this many (1–5000, default 500).
+    pub limit: Option<u32>,
+}
+
+/// Logs a read of Wpg records before they leave the server.
+async fn log_read(
+    state: &AppState,
+    kind: &dyn RecordKind,
+    p: &Principal,
+    ids: Vec<Uuid>,
+) -> ApiResult<()> {
+    if !kind.wpg() || ids.is_empty() {
+        return Ok(());
+    }
+    let entry = Entry {
+        action: "read",
+        record_type: kind.wire_name(),
+        record_id: (ids.len() == 1).then(|| ids[0].to_string()),
+        reason: None,
+        detail: Some(json!({ "ids": ids })),
+    };
+    state.audit.read(&p.actor(), entry).await
+}
+
+pub async fn list(
+    state: &AppState,
+    kind: &'static dyn RecordKind,
+    p: &Principal,
+    q: ListQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=5000).contains(&limit) {
+        return Err(ApiError::field("limit", "1 to 5000"));
+    }
+    let (from, to) = match q.date {
+        Some(d) => {
+            let (a, b) = crate::violations::store::amsterdam_day(d);
+            (Some(a), Some(b))
+        }
+        None => (q.from, q.to),
+    };
+    let rows = store::list(
+        &state.db.read,
+        kind,
+        p,
+        from,
+        to,
+        q.parent,
+        u64::from(limit),
+    )
+    .await?;
+    log_read(state, kind, p, rows.iter().map(|r| r.id).collect()).await?;
+    Ok(Json(rows.iter().map(|r| store::view(kind, r)).collect()))
+}
+
+fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::BadRequest {
+            detail: "the body is a JSON object".into(),
+            errors: vec![],
+        }),
+    }
+}
+
+pub async fn create(
+    state: &AppState,
+    kind: &'static dyn RecordKind,
+    p: &Principal,
+    body: Value,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let input = store::from_rest(kind, body_object(body)?)?;
+    let id: Uuid = input
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::field("id", "required: a UUID made by the client"))?
+        .parse()
+        .map_err(|_| ApiError::field("id", "a UUID"))?;
+    let txn = state.db.write.begin().await?;
+    let created = store::create_in(&txn, kind, p, id, &input, Utc::now()).await?;
+    txn.commit().await?;
+    Ok(match created {
+        Created::New(r) => (StatusCode::CREATED, Json(store::view(kind, &r))),
+        Created::Existing(r) => (StatusCode::OK, Json(store::view(kind, &r))),
+    })
+}
+
+pub async fn get(
+    state: &AppState,
+    kind: &'static dyn RecordKind,
+    p: &Principal,
+    id: Uuid,
+) -> ApiResult<Json<Value>> {
+    let r = store::get(&state.db.read, kind, p, id).await?;
+    log_read(state, kind, p, vec![r.id]).await?;
+    Ok(Json(store::view(kind, &r)))
+}
+
+pub async fn patch(
+    state: &AppState,
+    kind: &'static dyn RecordKind,
+    p: &Principal,
+    id: Uuid,
+    body: Value,
+) -> ApiResult<Json<Value>> {
+    let input = store::from_rest(kind, body_object(body)?)?;
+    let txn = state.db.write.begin().await?;
+    let r = store::update_in(&txn, kind, p, id, &input, Utc::now()).await?;
+    txn.commit().await?;
+    Ok(Json(store::view(kind, &r)))
+}
+
+pub async fn delete(
+    state: &AppState,
+    kind: &'static dyn RecordKind,
+    p: &Principal,
+    id: Uuid,
+) -> ApiResult<StatusCode> {
+    let txn = state.db.write.begin().await?;
+    let done = store::delete_in(&txn, kind, p, id, Utc::now()).await?;
+    txn.commit().await?;
+    if done {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("{} {id}", kind.wire_name())))
+    }
+}
+
+/// The five REST operations of one kind, documented in the OpenAPI spec.
+macro_rules! kind_routes {
+    ($modname:ident, $kind:expr, $tag:literal, $coll:literal, $item:literal, $what:literal) => {
+        pub mod $modname {
+            use axum::Json;
+            use axum::extract::State;
+            use axum::http::StatusCode;
+            use serde_json::Value;
+            use utoipa_axum::router::OpenApiRouter;
+            use utoipa_axum::routes;
+            use uuid::Uuid;
+
+            use super::ListQuery;
+            use crate::app::AppState;
+            use crate::auth::Principal;
+            use crate::error::{ApiResult, Problem};
+            use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+            pub fn router() -> OpenApiRouter<AppState> {
+                OpenApiRouter::new()
+                    .routes(routes!(list, create))
+                    .routes(routes!(get, patch, delete))
+            }
+
+            #[doc = concat!("List ", $what, " in your scope, oldest first.")]
+            #[utoipa::path(get, path = $coll, tag = $tag, params(ListQuery),
+                responses(
+                    (status = 200, description = "The records (fields: see SYNC.md)", body = Vec<Object>),
+                    (status = 403, description = "This role may not read them", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
+                ))]
+            pub async fn list(State(s): State<AppState>, p: Principal, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Vec<Value>>> {
+                super::list(&s, &$kind, &p, q).await
+            }
+
+            #[doc = concat!("Record ", $what, ". The id is made by the client; the same id and content again is a retry (200).")]
+            #[utoipa::path(post, path = $coll, tag = $tag,
+                request_body(content = Object, description = "`id` and the record's fields (SYNC.md); times RFC 3339"),
+                responses(
+                    (status = 201, description = "Created", body = Object),
+                    (status = 200, description = "A retry: this record exists with this content", body = Object),
+                    (status = 403, description = "This role may not record it", body = Problem, content_type = "application/problem+json"),
+                    (status = 409, description = "The id exists with other content", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "A field is missing or invalid; `errors` names it", body = Problem, content_type = "application/problem+json"),
+                ))]
+            pub async fn create(State(s): State<AppState>, p: Principal, ApiJson(body): ApiJson<Value>) -> ApiResult<(StatusCode, Json<Value>)> {
+                super::create(&s, &$kind, &p, body).await
+            }
+
+            #[doc = concat!("One of ", $what, ".")]
+            #[utoipa::path(get, path = $item, tag = $tag,
+                params(("id" = Uuid, Path, description = "The record's id")),
+                responses(
+                    (status = 200, description = "The record", body = Object),
+                    (status = 403, description = "This role may not read it", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "No such record in your scope", body = Problem, content_type = "application/problem+json"),
+                ))]
+            pub async fn get(State(s): State<AppState>, p: Principal, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Value>> {
+                super::get(&s, &$kind, &p, id).await
+            }
+
+            #[doc = concat!("Change one of ", $what, ": the given fields; the whole result is checked.")]
+            #[utoipa::path(patch, path = $item, tag = $tag,
+                params(("id" = Uuid, Path, description = "The record's id")),
+                request_body(content = Object, description = "The fields to change"),
+                responses(
+                    (status = 200, description = "The record as it is now", body = Object),
+                    (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "No such record in your scope", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "A field is invalid or immutable", body = Problem, content_type = "application/problem+json"),
+                ))]
+            pub async fn patch(State(s): State<AppState>, p: Principal, ApiPath(id): ApiPath<Uuid>, ApiJson(body): ApiJson<Value>) -> ApiResult<Json<Value>> {
+                super::patch(&s, &$kind, &p, id, body).await
+            }
+
+            #[doc = concat!("Delete one of ", $what, " (a tombstone that reaches every phone).")]
+            #[utoipa::path(delete, path = $item, tag = $tag,
+                params(("id" = Uuid, Path, description = "The record's id")),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "No such record in your scope", body = Problem, content_type = "application/problem+json"),
+                ))]
+            pub async fn delete(State(s): State<AppState>, p: Principal, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+                super::delete(&s, &$kind, &p, id).await
+            }
+        }
+    };
+}
+
+kind_routes!(
+    rounds,
+    crate::records::kinds::ROUNDS,
+    "rounds",
+    "/api/v1/rounds",
+    "/api/v1/rounds/{id}",
+    "patrol rounds"
+);
+kind_routes!(
+    segments,
+    crate::records::kinds::SEGMENTS,
+    "rounds",
+    "/api/v1/track-segments",
+    "/api/v1/track-segments/{id}",
+    "GPS track segments of rounds"
+);
+kind_routes!(
+    groups,
+    crate::records::kinds::GROUPS,
+    "youth",
+    "/api/v1/youth/groups",
+    "/api/v1/youth/groups/{id}",
+    "youth groups (jeugdboa's and Wpg-authorised leads)"
+);
+kind_routes!(
+    observations,
+    crate::records::kinds::OBSERVATIONS,
+    "youth",
+    "/api/v1/youth/observations",
+    "/api/v1/youth/observations/{id}",
+    "youth-group observations"
+);
+kind_routes!(
+    persons,
+    crate::records::kinds::PERSONS,
+    "youth",
+    "/api/v1/youth/persons",
+    "/api/v1/youth/persons/{id}",
+    "members of youth groups by name (Wpg: every read is logged)"
+);
+kind_routes!(
+    incidents,
+    crate::records::kinds::INCIDENTS,
+    "incidents",
+    "/api/v1/incidents",
+    "/api/v1/incidents/{id}",
+    "incidents (aggression, use of force, police assistance)"
+);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(rounds::router())
+        .merge(segments::router())
+        .merge(groups::router())
+        .merge(observations::router())
+        .merge(persons::router())
+        .merge(incidents::router())
+}

@@ -1,0 +1,183 @@
+//! Every field-record kind in the sync engine, through one `SyncTable`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::RecordKind;
+use super::store::{self, Row};
+use crate::auth::{Principal, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::sync::table::{Column, Current, PulledRow, PushCtx, SyncTable};
+
+pub struct KindTable(pub &'static dyn RecordKind);
+
+fn parse_id(kind: &dyn RecordKind, id: &str) -> ApiResult<Uuid> {
+    id.parse()
+        .map_err(|_| ApiError::field("id", format!("a {} id is a UUID", kind.wire_name())))
+}
+
+fn current(r: &Row) -> Current {
+    Current {
+        raw: store::canonical_row(r),
+        server_rev: r.server_rev,
+        field_revs: r.field_revs.clone(),
+        deleted: r.deleted_seq.is_some(),
+        team_id: r.team_id,
+    }
+}
+
+#[async_trait]
+impl SyncTable for KindTable {
+    fn name(&self) -> &'static str {
+        self.0.wire_name()
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        self.0.columns()
+    }
+
+    async fn load(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        id: &str,
+    ) -> ApiResult<Option<Current>> {
+        Ok(self.load_many(txn, p, &[id.to_string()]).await?.remove(id))
+    }
+
+    async fn load_many(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        ids: &[String],
+    ) -> ApiResult<HashMap<String, Current>> {
+        let uuids: Vec<Uuid> = ids.iter().filter_map(|i| i.parse().ok()).collect();
+        let rows = store::load_many(txn, self.0, &uuids, true).await?;
+        Ok(rows
+            .iter()
+            .filter(|r| store::visible(self.0, p, r))
+            .map(|r| (r.id.to_string(), current(r)))
+            .collect())
+    }
+
+    async fn create(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+        raw: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let id = parse_id(self.0, id)?;
+        store::create_in(txn, self.0, ctx.principal, id, raw, ctx.now)
+            .await
+            .map(|_| ())
+    }
+
+    async fn update(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+        changes: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        let id = parse_id(self.0, id)?;
+        store::update_in(txn, self.0, ctx.principal, id, changes, ctx.now)
+            .await
+            .map(|_| ())
+    }
+
+    async fn touch(&self, txn: &DatabaseTransaction, ctx: &PushCtx<'_>, id: &str) -> ApiResult<()> {
+        store::touch_in(txn, self.0, ctx.principal, parse_id(self.0, id)?, ctx.now).await
+    }
+
+    async fn delete(
+        &self,
+        txn: &DatabaseTransaction,
+        ctx: &PushCtx<'_>,
+        id: &str,
+    ) -> ApiResult<bool> {
+        let Ok(id) = id.parse::<Uuid>() else {
+            return Ok(false);
+        };
+        store::delete_in(txn, self.0, ctx.principal, id, ctx.now).await
+    }
+
+    async fn pull(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        window_start: DateTime<Utc>,
+        after: i64,
+        upto: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<PulledRow>> {
+        if !self.0.may_read(p) {
+            return Ok(vec![]);
+        }
+        let mut q = sea_orm::sea_query::Query::select();
+        q.columns([
+            "id",
+            "team_id",
+            "parent_id",
+            "occurred_at",
+            "data",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "create_hash",
+            "server_rev",
+            "field_revs",
+            "deleted_seq",
+            "last_device_id",
+        ])
+        .from(self.0.db_table())
+        .and_where(Expr::col("server_rev").gt(after))
+        .and_where(Expr::col("server_rev").lte(upto))
+        .cond_where(
+            Cond::any()
+                .add(Expr::col("deleted_seq").is_not_null())
+                .add(Expr::col("occurred_at").gte(window_start)),
+        );
+        match p.scope() {
+            Scope::All => {}
+            Scope::Team(t) => {
+                q.and_where(Expr::col("team_id").eq(t));
+            }
+            Scope::Nothing => return Ok(vec![]),
+        }
+        q.order_by("server_rev", Order::Asc).limit(limit);
+        let rows = store::query(txn, &q).await?;
+        Ok(rows
+            .iter()
+            .map(|r| PulledRow {
+                seq: r.server_rev,
+                id: r.id.to_string(),
+                row: if r.deleted_seq.is_some() {
+                    None
+                } else {
+                    Some(store::canonical_row(r))
+                },
+            })
+            .collect())
+    }
+
+    async fn window_exits(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> ApiResult<Vec<String>> {
+        if !self.0.may_read(p) {
+            return Ok(vec![]);
+        }
+        let rows = store::list(txn, self.0, p, Some(from), Some(to), None, 100_000).await?;
+        Ok(rows.into_iter().map(|r| r.id.to_string()).collect())
+    }
+}
