@@ -478,10 +478,8 @@ async fn a_round_pushed_in_pieces_out_of_order_derives_right(b: Backend) {
         wijk_of.push(l["wijk"]["code"].as_str().map(str::to_string));
     }
     for w in wijk_of.windows(2) {
-        for side in w {
-            if let Some(code) = side {
-                *expect.entry(code.clone()).or_default() += 5.0;
-            }
+        for code in w.iter().flatten() {
+            *expect.entry(code.clone()).or_default() += 5.0;
         }
     }
     assert!(
