@@ -10,6 +10,7 @@
 
 pub mod batcher;
 pub mod cache;
+pub mod duplicates;
 pub mod entity;
 pub mod routes;
 pub mod rules;

@@ -7,14 +7,16 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::IntoParams;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::cache::CachedPage;
+use super::duplicates;
 use super::store::{self, Created, Filter};
 use super::{Category, NewViolation, Status, ViolationPage, ViolationPatch, ViolationView};
 use crate::app::AppState;
@@ -27,6 +29,93 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_violations, create_violation))
         .routes(routes!(get_violation, patch_violation))
+        .routes(routes!(list_duplicates, mark_duplicate))
+        .routes(routes!(unmark_duplicate))
+}
+
+/// The duplicate candidates of a report.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Duplicates {
+    /// Reports of the same category within the category's radius (parkeren 30 m, others 50 m)
+    /// and 12 hours, nearest first; `marked` when the reviewer linked them.
+    pub candidates: Vec<duplicates::Candidate>,
+}
+
+/// Marks a report as a duplicate of this one.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MarkDuplicate {
+    /// The other report.
+    pub of: Uuid,
+}
+
+/// Reports that may describe the same thing as this one, for the reviewer.
+#[utoipa::path(
+    get, path = "/api/v1/violations/{id}/duplicates", tag = "violations",
+    params(("id" = Uuid, Path, description = "The report's id")),
+    responses(
+        (status = 200, description = "The candidates", body = Duplicates),
+        (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_duplicates(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Duplicates>> {
+    let m = store::get(&state.db, &p, id).await?;
+    Ok(Json(Duplicates {
+        candidates: duplicates::find(&state.db.read, &p, &m).await?,
+    }))
+}
+
+/// Link two reports as duplicates of each other (team lead).
+#[utoipa::path(
+    post, path = "/api/v1/violations/{id}/duplicates", tag = "violations",
+    params(("id" = Uuid, Path, description = "The report's id")),
+    request_body = MarkDuplicate,
+    responses(
+        (status = 204, description = "Linked, both ways"),
+        (status = 403, description = "Only a teamleider decides", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`of` is unknown, itself, or of another category", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn mark_duplicate(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<MarkDuplicate>,
+) -> ApiResult<StatusCode> {
+    use sea_orm::TransactionTrait;
+    let txn = state.db.write.begin().await?;
+    duplicates::set(&txn, &p, id, body.of, true, Utc::now()).await?;
+    txn.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Undo a duplicate link (team lead).
+#[utoipa::path(
+    delete, path = "/api/v1/violations/{id}/duplicates/{other}", tag = "violations",
+    params(
+        ("id" = Uuid, Path, description = "The report's id"),
+        ("other" = Uuid, Path, description = "The other report"),
+    ),
+    responses(
+        (status = 204, description = "Unlinked, both ways"),
+        (status = 403, description = "Only a teamleider decides", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn unmark_duplicate(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath((id, other)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    use sea_orm::TransactionTrait;
+    let txn = state.db.write.begin().await?;
+    duplicates::set(&txn, &p, id, other, false, Utc::now()).await?;
+    txn.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The Wpg records that leave the server unredacted in these views.

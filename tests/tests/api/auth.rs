@@ -13,7 +13,8 @@ async fn every_api_route_but_login_needs_a_token(b: Backend) {
             let concrete = path
                 .replace("{id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
-                .replace("{device_id}", "phone");
+                .replace("{device_id}", "phone")
+                .replace("{other}", &uuid::Uuid::new_v4().to_string());
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let res = app
                 .client

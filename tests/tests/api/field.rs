@@ -508,3 +508,136 @@ async fn a_round_pushed_in_pieces_out_of_order_derives_right(b: Backend) {
 }
 
 both!(a_round_pushed_in_pieces_out_of_order_derives_right);
+
+/// A prepared set around one dumped mattress: the candidates are exactly the expected ones, and
+/// marking one links both ways and can be undone.
+async fn duplicate_candidates_are_exactly_the_expected_ones(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let lead = app.login("teamleider", "pc-lead").await;
+    let base = chrono::Utc::now() - chrono::Duration::hours(14);
+    let (lat0, lon0): (f64, f64) = (52.4599, 4.6218);
+    let deg_n = |m: f64| m / 111_195.0;
+    let deg_e = |m: f64| m / (111_195.0 * lat0.to_radians().cos());
+    let mk = |category: &str, minutes: i64, north: f64, east: f64| {
+        let at = base + chrono::Duration::minutes(minutes);
+        json!({
+            "id": Uuid::new_v4(), "category": category, "observed_at": at.to_rfc3339(),
+            "location": { "lat": lat0 + deg_n(north), "lon": lon0 + deg_e(east), "accuracy_m": 5.0, "source": "gps" },
+            "description": "Matras naast de container", "outcome": "warning"
+        })
+    };
+    let target = mk("afval", 13 * 60, 0.0, 0.0);
+    let set = [
+        (mk("afval", 14 * 60, 30.0, 0.0), true), // 30 m, an hour later
+        (mk("afval", 13 * 60, 80.0, 0.0), false), // 80 m: too far
+        (mk("parkeren", 13 * 60, 10.0, 0.0), false), // another category
+        (mk("afval", 0, 20.0, 0.0), false),      // 13 hours earlier
+        (mk("afval", 2 * 60, 0.0, 45.0), true),  // 45 m, 11 hours earlier
+    ];
+    for v in std::iter::once(&target).chain(set.iter().map(|(v, _)| v)) {
+        let res = app.post(&hh, "/api/v1/violations", v).send().await.unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+    let tid = target["id"].as_str().unwrap();
+    let got: Value = app
+        .get(&lead, &format!("/api/v1/violations/{tid}/duplicates"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = got["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = vec![
+        set[0].0["id"].as_str().unwrap(),
+        set[4].0["id"].as_str().unwrap(),
+    ];
+    assert_eq!(ids, want, "nearest first: 30 m, then 45 m");
+
+    // Marking is the lead's; it links both ways; undoing unlinks both.
+    let other = set[0].0["id"].as_str().unwrap();
+    assert_problem(
+        app.post(
+            &hh,
+            &format!("/api/v1/violations/{tid}/duplicates"),
+            &json!({ "of": other }),
+        )
+        .send()
+        .await
+        .unwrap(),
+        403,
+        None,
+    )
+    .await;
+    let res = app
+        .post(
+            &lead,
+            &format!("/api/v1/violations/{tid}/duplicates"),
+            &json!({ "of": other }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let back: Value = app
+        .get(&lead, &format!("/api/v1/violations/{other}/duplicates"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = back["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == tid)
+        .unwrap()
+        .clone();
+    assert_eq!(link["marked"], true);
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/violations/{tid}/duplicates/{other}")))
+        .bearer_auth(&lead)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let back: Value = app
+        .get(&lead, &format!("/api/v1/violations/{other}/duplicates"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        back["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["marked"] == false)
+    );
+    assert_problem(
+        app.post(
+            &lead,
+            &format!("/api/v1/violations/{tid}/duplicates"),
+            &json!({ "of": set[2].0["id"] }),
+        )
+        .send()
+        .await
+        .unwrap(),
+        422,
+        Some("of"),
+    )
+    .await;
+}
+
+both!(duplicate_candidates_are_exactly_the_expected_ones);
