@@ -377,6 +377,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, size: usize, seed: u64) 
                 } else {
                     Status::Concept
                 }),
+                round_id: None,
             },
             review,
         });

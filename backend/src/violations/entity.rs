@@ -45,6 +45,8 @@ pub mod violation {
         pub flags: Json,
         /// Server time minus device time when the report arrived, if the device said.
         pub device_clock_offset_ms: Option<i64>,
+        /// The patrol round the report was made on.
+        pub round_id: Option<Uuid>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

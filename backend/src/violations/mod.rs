@@ -123,6 +123,9 @@ pub struct NewViolation {
     /// `concept` (default) or `submitted`.
     #[serde(default)]
     pub status: Option<Status>,
+    /// The patrol round the report was made on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_id: Option<Uuid>,
 }
 
 fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
@@ -181,6 +184,8 @@ pub struct ViolationView {
     pub reviewed_by: Option<Uuid>,
     pub reviewed_at: Option<DateTime<Utc>>,
     pub team_id: Option<Uuid>,
+    /// The patrol round the report was made on.
+    pub round_id: Option<Uuid>,
     /// `wpg` (investigative: an offence acted upon) or `avg` (supervision and signalling).
     pub privacy_regime: String,
     /// True when Wpg fields were withheld because the reader is not authorised for them.

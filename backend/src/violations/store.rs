@@ -483,6 +483,7 @@ fn new_model(
         last_device_id: Some(p.device_id.clone()),
         flags: json!(flags),
         device_clock_offset_ms: x.meta.clock_offset_ms,
+        round_id: x.v.round_id,
     }
 }
 
@@ -984,6 +985,7 @@ pub fn view(m: &violation::Model, reference: &Reference, redact: bool) -> Violat
         reviewed_by: m.reviewed_by,
         reviewed_at: m.reviewed_at,
         team_id: m.team_id,
+        round_id: m.round_id,
         privacy_regime: m.privacy_regime.clone(),
         redacted: redact,
         flags: serde_json::from_value(m.flags.clone()).unwrap_or_default(),
@@ -1043,6 +1045,7 @@ mod tests {
             driver_present: None,
             officer_ids: vec![other, me, other],
             status: None,
+            round_id: None,
         };
         let n = normalise(v.clone(), me);
         assert_eq!(n.officer_ids, vec![me, other]);

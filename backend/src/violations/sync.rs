@@ -59,6 +59,7 @@ pub const COLUMNS: &[Column] = &[
     Column::new("created_at", Millis, ServerOwned, Never),
     Column::new("updated_at", Millis, ServerOwned, Never),
     Column::new("flags", JsonList, ServerOwned, Never),
+    Column::new("round_id", Text, ImmutableAfterCreate, OnCreate),
 ];
 
 const WPG_COLUMNS: &[&str] = &["description", "plate"];
@@ -95,6 +96,7 @@ pub fn canonical_row(m: &violation::Model) -> Map<String, Value> {
     r.insert("created_at".into(), millis(m.created_at));
     r.insert("updated_at".into(), millis(m.updated_at));
     r.insert("flags".into(), m.flags.clone());
+    r.insert("round_id".into(), json!(m.round_id.map(|u| u.to_string())));
     r
 }
 
@@ -161,6 +163,13 @@ fn new_violation(id: &str, raw: &Map<String, Value>) -> ApiResult<NewViolation> 
         driver_present: raw.get("driver_present").and_then(Value::as_bool),
         officer_ids: uuids(raw.get("officer_ids"))?,
         status: enum_field(raw, "status", Status::parse)?,
+        round_id: match text(raw, "round_id") {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| ApiError::field("round_id", "a round id is a UUID"))?,
+            ),
+            None => None,
+        },
     })
 }
 

@@ -37,6 +37,7 @@ fn new_report() -> NewViolation {
         driver_present: None,
         officer_ids: vec![],
         status: None,
+        round_id: None,
     }
 }
 

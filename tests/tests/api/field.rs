@@ -336,6 +336,18 @@ async fn rounds_incidents_and_their_rules(b: Backend) {
         .unwrap();
     assert_problem(res, 422, Some("points[0]")).await;
 
+    // A report made on the round links to it.
+    let mut v = thor_tests::report(Uuid::new_v4());
+    v["round_id"] = json!(adhoc);
+    let res = app
+        .post(&hh, "/api/v1/violations", &v)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let got: Value = res.json().await.unwrap();
+    assert_eq!(got["round_id"], adhoc.to_string());
+
     // Incidents.
     let res = app
         .post(&hh, "/api/v1/incidents", &json!({
