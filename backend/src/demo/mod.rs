@@ -13,6 +13,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
+pub mod field;
+
 use crate::app::AppState;
 use crate::auth::entities::app_user;
 use crate::auth::{Principal, Role, accounts};
@@ -131,9 +133,11 @@ pub struct DemoViolation {
 pub struct Scenario {
     pub date: NaiveDate,
     pub violations: Vec<DemoViolation>,
+    /// Rounds with their tracks, youth groups and observations, an incident.
+    pub field: Vec<field::DemoRecord>,
 }
 
-fn local(date: NaiveDate, minutes: i64) -> DateTime<Utc> {
+pub(crate) fn local(date: NaiveDate, minutes: i64) -> DateTime<Utc> {
     let t = date.and_time(NaiveTime::MIN);
     let start = Amsterdam
         .from_local_datetime(&t)
@@ -143,7 +147,7 @@ fn local(date: NaiveDate, minutes: i64) -> DateTime<Utc> {
     start + Duration::minutes(minutes)
 }
 
-fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random_range(f64::EPSILON..1.0);
     let u2: f64 = rng.random_range(0.0..1.0);
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -386,6 +390,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, size: usize, seed: u64) 
     Scenario {
         date,
         violations: out,
+        field: field::generate(reference, date, seed),
     }
 }
 
@@ -487,7 +492,64 @@ pub async fn load(state: &AppState, scenario: &Scenario) -> Result<Loaded, ApiEr
             .await?;
         }
     }
+    load_field(state, &users, &scenario.field, &mut loaded).await?;
     Ok(loaded)
+}
+
+/// Replaces `@user:N` references by the accounts' ids.
+fn resolve_users(v: &mut serde_json::Value, users: &[app_user::Model]) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Some(n) = s
+                .strip_prefix(field::USER_REF)
+                .and_then(|n| n.parse::<usize>().ok())
+                && let Some(u) = users.get(n)
+            {
+                *s = u.id.to_string();
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| resolve_users(x, users)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| resolve_users(x, users)),
+        _ => {}
+    }
+}
+
+async fn load_field(
+    state: &AppState,
+    users: &[app_user::Model],
+    records: &[field::DemoRecord],
+    loaded: &mut Loaded,
+) -> Result<(), ApiError> {
+    use crate::records::{kinds, store as rstore};
+    use sea_orm::TransactionTrait;
+    let mut ordered: Vec<&field::DemoRecord> = records.iter().collect();
+    ordered.sort_by_key(|r| r.received_at);
+    for r in ordered {
+        let p = principal_of(&users[r.user], USERS[r.user].role);
+        let (name, update) = match r.kind.split_once(':') {
+            Some((n, _)) => (n, true),
+            None => (r.kind, false),
+        };
+        let Some(kind) = kinds::all().into_iter().find(|k| k.wire_name() == name) else {
+            continue;
+        };
+        let mut data = serde_json::Value::Object(r.data.clone());
+        resolve_users(&mut data, users);
+        let serde_json::Value::Object(data) = data else {
+            continue;
+        };
+        let txn = state.db.write.begin().await?;
+        if update {
+            rstore::update_in(&txn, kind, &p, r.id, &data, r.received_at).await?;
+        } else {
+            match rstore::create_in(&txn, kind, &p, r.id, &data, r.received_at).await? {
+                rstore::Created::New(_) => loaded.created += 1,
+                rstore::Created::Existing(_) => loaded.already_there += 1,
+            }
+        }
+        txn.commit().await?;
+    }
+    Ok(())
 }
 
 /// Today in Europe/Amsterdam.

@@ -66,9 +66,98 @@ async fn the_demo_lead_lists_today_with_wijk_and_buurt_names(b: Backend) {
     assert_eq!(ids(&scenario), ids(&again));
     let seq = app.last_seq().await;
     let loaded = thor::demo::load(&app.state, &again).await.unwrap();
-    assert_eq!((loaded.created, loaded.already_there), (0, 150));
+    let field_creates = again.field.iter().filter(|r| !r.kind.contains(':')).count();
+    assert_eq!(
+        (loaded.created, loaded.already_there),
+        (0, 150 + field_creates)
+    );
     assert_eq!(app.last_seq().await, seq);
     app.stop().await;
 }
 
 both!(the_demo_lead_lists_today_with_wijk_and_buurt_names);
+
+/// The demo day's rounds walk on Velsen's ground at walking or cycling speed and pass their
+/// checkpoints; the youth register, its observations and the incident are there.
+async fn the_demo_day_has_rounds_youth_groups_and_an_incident(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.load_demo().await;
+    let lead = app.login("teamleider", "laptop").await;
+    let jb = app.login("jeugdboa", "phone").await;
+    let get = |t: &str, path: &str| {
+        let req = app.get(t, path);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let today = thor::demo::today();
+    let rounds = get(&lead, &format!("/api/v1/rounds?date={today}")).await;
+    let rounds = rounds.as_array().unwrap();
+    assert_eq!(rounds.len(), 4);
+    let done: Vec<&Value> = rounds
+        .iter()
+        .filter(|r| r["status"] == "completed")
+        .collect();
+    assert_eq!(done.len(), 3);
+    assert_eq!(
+        rounds.iter().filter(|r| r["status"] == "planned").count(),
+        1
+    );
+    for r in done {
+        let s = get(
+            &lead,
+            &format!("/api/v1/rounds/{}/stats", r["id"].as_str().unwrap()),
+        )
+        .await;
+        let d = s["distance_m"].as_f64().unwrap();
+        let secs = s["duration_s"].as_f64().unwrap();
+        assert!(d > 1000.0 && secs > 3000.0, "{s}");
+        assert!(d / secs < 6.0, "walking or cycling speed: {} m/s", d / secs);
+        assert_eq!(
+            s["points_used"], s["points_received"],
+            "no wild fixes in the demo"
+        );
+        let in_wijken: f64 = s["per_wijk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["seconds"].as_f64().unwrap())
+            .sum();
+        assert!(
+            (in_wijken - secs).abs() <= 60.0,
+            "the whole walk is inside Velsen: {in_wijken} of {secs} s"
+        );
+        let reached = s["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| !c["reached_at_ms"].is_null())
+            .count();
+        assert_eq!(reached, 3, "{s}");
+    }
+    assert_eq!(
+        get(&jb, "/api/v1/youth/groups")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        get(&jb, &format!("/api/v1/youth/observations?date={today}"))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(
+        get(&lead, &format!("/api/v1/incidents?date={today}"))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.stop().await;
+}
+
+both!(the_demo_day_has_rounds_youth_groups_and_an_incident);
