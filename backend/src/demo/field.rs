@@ -121,8 +121,26 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
     };
     let mut out = Vec::new();
 
-    // Rounds: (lead plans, officer walks) name, shift, start minute, minutes, speed, start, officer.
-    let plans: [(&str, &str, i64, i64, f64, (f64, f64), usize); 3] = [
+    // Rounds the lead plans and an officer walks (or cycles).
+    struct Plan {
+        name: &'static str,
+        shift: &'static str,
+        start_min: i64,
+        minutes: i64,
+        speed: f64,
+        start: (f64, f64),
+        officer: usize,
+    }
+    let plan = |name, shift, start_min, minutes, speed, start, officer| Plan {
+        name,
+        shift,
+        start_min,
+        minutes,
+        speed,
+        start,
+        officer,
+    };
+    let plans = [
         (
             "Ochtendronde IJmuiden-centrum",
             "early",
