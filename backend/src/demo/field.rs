@@ -141,7 +141,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
         officer,
     };
     let plans = [
-        (
+        plan(
             "Ochtendronde IJmuiden-centrum",
             "early",
             7 * 60 + 30,
@@ -150,7 +150,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
             ijmuiden,
             1,
         ),
-        (
+        plan(
             "Fietsronde Velserbroek",
             "early",
             10 * 60,
@@ -159,7 +159,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
             velserbroek,
             4,
         ),
-        (
+        plan(
             "Middagronde haven en strand",
             "late",
             15 * 60 + 30,
@@ -169,7 +169,16 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
             5,
         ),
     ];
-    for (name, shift, start_min, minutes, speed, start, officer) in plans {
+    for Plan {
+        name,
+        shift,
+        start_min,
+        minutes,
+        speed,
+        start,
+        officer,
+    } in plans
+    {
         let rid = id(&mut rng);
         let t0 = local(date, start_min);
         let points = track(&mut rng, reference, start, t0, minutes, speed, 5);
