@@ -41,6 +41,8 @@ pub struct AppState {
     pub violation_pages: Arc<crate::violations::cache::PageCache>,
     /// The evidence store, upload limits and uploads in progress.
     pub photos: Arc<crate::photos::tus::Photos>,
+    /// The start hours of the shifts (`THOR_SHIFTS`).
+    pub shifts: crate::briefing::ShiftHours,
     /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
     pub ready: Arc<AtomicBool>,
 }
@@ -82,7 +84,10 @@ impl AppState {
         let blobs = crate::photos::blob::BlobStore::from_config(&config)?;
         tracing::info!(store = %blobs.describe, "photo store");
         let photos = Arc::new(crate::photos::tus::Photos::new(blobs, &config));
+        let shifts = crate::briefing::ShiftHours::parse(&config.shifts)
+            .map_err(|e| anyhow::anyhow!("THOR_SHIFTS: {e}"))?;
         Ok(AppState {
+            shifts,
             photos,
             audit: AuditLog::start(db.clone()),
             violation_creates: crate::violations::batcher::CreateBatcher::start(
@@ -110,6 +115,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::photos::tus::router())
         .merge(crate::records::routes::router())
         .merge(crate::rounds::routes::router())
+        .merge(crate::briefing::routes::router())
 }
 
 /// The OpenAPI document the code generates.

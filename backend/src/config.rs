@@ -83,6 +83,10 @@ pub struct Config {
     #[arg(long, env = "THOR_S3_REGION", default_value = "eu-west-1")]
     pub s3_region: String,
 
+    /// Start of the early, late and night shifts (Europe/Amsterdam), for the briefing.
+    #[arg(long, env = "THOR_SHIFTS", default_value = "07:00,15:00,23:00")]
+    pub shifts: String,
+
     /// Log as JSON lines (for a log shipper) instead of human-readable text.
     #[arg(long, env = "THOR_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -110,6 +114,7 @@ impl Config {
             s3_bucket: None,
             s3_endpoint: None,
             s3_region: "eu-west-1".to_string(),
+            shifts: "07:00,15:00,23:00".to_string(),
             log_json: false,
         }
     }

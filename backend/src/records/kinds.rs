@@ -664,8 +664,72 @@ impl RecordKind for Incidents {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Attention points (the team lead's notes for the briefing)
+
+/// The team lead's attention point for a day (and shift) of the briefing; leads write and edit
+/// them, offline too; every phone reads them.
+pub struct Notes;
+pub static NOTES: Notes = Notes;
+
+const NOTE_FIELDS: [Column; 3] = [
+    col("date", Text, ImmutableAfterCreate, OnCreate),
+    col("shift", Text, LastReceivedWins, Always),
+    col("text", Text, LastReceivedWins, Always),
+];
+static NOTE_COLUMNS: [Column; 7] = concat(NOTE_FIELDS, meta_columns!());
+
+impl RecordKind for Notes {
+    fn wire_name(&self) -> &'static str {
+        "briefing_notes"
+    }
+    fn db_table(&self) -> &'static str {
+        "briefing_note"
+    }
+    fn columns(&self) -> &'static [Column] {
+        &NOTE_COLUMNS
+    }
+    fn may_read(&self, p: &Principal) -> bool {
+        field_role(p) || p.role == Role::Beheerder
+    }
+    fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
+        p.role == Role::Teamleider
+    }
+    fn may_edit(&self, p: &Principal, _c: Uuid, _d: &Map<String, Value>) -> bool {
+        p.role == Role::Teamleider
+    }
+    fn occurred_at(&self, d: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
+        text(d, "date")
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .map(|day| crate::violations::store::amsterdam_day(day).0)
+            .unwrap_or(now)
+    }
+    fn check(
+        &self,
+        d: &Map<String, Value>,
+        _before: Option<&Map<String, Value>>,
+        _now: DateTime<Utc>,
+    ) -> Vec<FieldError> {
+        let mut e = Vec::new();
+        if text(d, "date")
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .is_none()
+        {
+            e.push(FieldError::new("date", "required: YYYY-MM-DD"));
+        }
+        one_of(d, "shift", SHIFTS, false, &mut e);
+        if text(d, "text").is_none_or(|t| t.trim().is_empty()) {
+            e.push(FieldError::new("text", "required"));
+        }
+        if text(d, "text").is_some_and(|t| t.len() > 4000) {
+            e.push(FieldError::new("text", "at most 4000 characters"));
+        }
+        e
+    }
+}
+
 /// Every kind, parents before children (a push applies them in this order).
-pub fn all() -> [&'static dyn RecordKind; 6] {
+pub fn all() -> [&'static dyn RecordKind; 7] {
     [
         &ROUNDS,
         &SEGMENTS,
@@ -673,5 +737,6 @@ pub fn all() -> [&'static dyn RecordKind; 6] {
         &OBSERVATIONS,
         &PERSONS,
         &INCIDENTS,
+        &NOTES,
     ]
 }

@@ -298,6 +298,15 @@ kind_routes!(
     "incidents (aggression, use of force, police assistance)"
 );
 
+kind_routes!(
+    notes,
+    crate::records::kinds::NOTES,
+    "briefing",
+    "/api/v1/briefing/notes",
+    "/api/v1/briefing/notes/{id}",
+    "the team lead's attention points for the briefing"
+);
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(rounds::router())
@@ -306,4 +315,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(observations::router())
         .merge(persons::router())
         .merge(incidents::router())
+        .merge(notes::router())
 }

@@ -256,7 +256,17 @@ pub async fn purge(
     )
     .await?;
     let mut gone = 0;
-    for table in ["violation", "photo"] {
+    for table in [
+        "violation",
+        "photo",
+        "patrol_round",
+        "track_segment",
+        "youth_group",
+        "youth_observation",
+        "youth_person",
+        "incident",
+        "briefing_note",
+    ] {
         gone += txn
             .execute(
                 &Query::delete()

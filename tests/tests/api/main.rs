@@ -1,6 +1,7 @@
 //! Black-box tests of the thor API, each on SQLite and (with THOR_TEST_POSTGRES) PostgreSQL.
 
 mod auth;
+mod briefing;
 mod cursor_race;
 mod demo;
 mod field;

@@ -7,6 +7,7 @@ mod m20261126_000001_foundation;
 mod m20261126_000002_sync;
 mod m20261126_000003_photos;
 mod m20261126_000004_field_records;
+mod m20261126_000005_briefing;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_sync::Migration),
             Box::new(m20261126_000003_photos::Migration),
             Box::new(m20261126_000004_field_records::Migration),
+            Box::new(m20261126_000005_briefing::Migration),
         ]
     }
 }

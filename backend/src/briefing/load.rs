@@ -1,0 +1,513 @@
+//! Gathers the facts of a briefing from the database, in the reader's scope, and builds it.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::aggregate::{self, HistoryFact, Inputs, ObservationFact, RoundFact, ViolationFact};
+use super::{
+    Addendum, AttentionPoint, Briefing, IncidentLine, Shift, ShiftHours, SignOff, YouthPerson,
+};
+use crate::auth::{Principal, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::photos::entity::photo;
+use crate::records::RecordKind;
+use crate::records::kinds::{self, GROUPS, INCIDENTS, NOTES, OBSERVATIONS, PERSONS, ROUNDS};
+use crate::records::{list as doc_list, ms, num, store as records, text};
+use crate::reference::Reference;
+use crate::violations::entity::violation;
+
+fn scoped<Q: QueryFilter>(q: Q, p: &Principal, col: violation::Column) -> Option<Q> {
+    match p.scope() {
+        Scope::All => Some(q),
+        Scope::Team(t) => Some(q.filter(col.eq(t))),
+        Scope::Nothing => None,
+    }
+}
+
+/// The briefing of a date (and shift) as this principal may see it: built now, or as signed
+/// with an addendum of what changed since.
+pub async fn briefing<C: ConnectionTrait>(
+    conn: &C,
+    reference: &Reference,
+    hours: &ShiftHours,
+    p: &Principal,
+    date: NaiveDate,
+    shift: Option<Shift>,
+    now: DateTime<Utc>,
+) -> ApiResult<Briefing> {
+    let current = build(conn, reference, hours, p, date, shift, now).await?;
+    match signed(conn, date, shift).await? {
+        None => Ok(current),
+        Some((sign, snapshot)) => {
+            // The frozen copy, redacted the same way for this reader.
+            let mut frozen: Briefing = serde_json::from_value(snapshot)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("stored briefing: {e}")))?;
+            if current.youth.is_none() {
+                frozen.youth = None;
+            }
+            if current.youth_persons.is_none() {
+                frozen.youth_persons = None;
+            }
+            frozen.redacted = current.redacted.clone();
+            let changes = aggregate::addendum(&frozen, &current);
+            frozen.signed = Some(sign);
+            frozen.addendum = (!changes.is_empty()).then(|| Addendum {
+                computed_at: now,
+                changes,
+            });
+            Ok(frozen)
+        }
+    }
+}
+
+fn shift_key(shift: Option<Shift>) -> &'static str {
+    shift.map(Shift::as_str).unwrap_or("day")
+}
+
+/// The sign-off of a date and shift, with the briefing as signed.
+pub async fn signed<C: ConnectionTrait>(
+    conn: &C,
+    date: NaiveDate,
+    shift: Option<Shift>,
+) -> ApiResult<Option<(SignOff, Value)>> {
+    let q = Query::select()
+        .columns(["signed_by", "signed_by_name", "signed_at", "snapshot"])
+        .from("briefing_signoff")
+        .and_where(Expr::col("date").eq(date.to_string()))
+        .and_where(Expr::col("shift").eq(shift_key(shift)))
+        .to_owned();
+    let Some(row) = conn.query_one(&q).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        SignOff {
+            by: row.try_get("", "signed_by")?,
+            by_name: row.try_get("", "signed_by_name")?,
+            at: row.try_get("", "signed_at")?,
+        },
+        row.try_get("", "snapshot")?,
+    )))
+}
+
+/// Signs the briefing off: the complete (unredacted) briefing is frozen as signed. Only a team
+/// lead signs; a signed briefing is not signed again.
+pub async fn sign(
+    txn: &sea_orm::DatabaseTransaction,
+    reference: &Reference,
+    hours: &ShiftHours,
+    p: &Principal,
+    date: NaiveDate,
+    shift: Option<Shift>,
+    now: DateTime<Utc>,
+) -> ApiResult<Briefing> {
+    if p.role != crate::auth::Role::Teamleider {
+        return Err(ApiError::Forbidden(
+            "only a teamleider signs the briefing off".into(),
+        ));
+    }
+    if signed(txn, date, shift).await?.is_some() {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "the briefing of {date} ({}) is already signed off",
+                shift_key(shift)
+            ),
+            existing: None,
+        });
+    }
+    let b = build(txn, reference, hours, p, date, shift, now).await?;
+    let ins = Query::insert()
+        .into_table("briefing_signoff")
+        .columns([
+            "date",
+            "shift",
+            "team_id",
+            "signed_by",
+            "signed_by_name",
+            "signed_at",
+            "snapshot",
+        ])
+        .values_panic([
+            date.to_string().into(),
+            shift_key(shift).into(),
+            p.team_id.into(),
+            p.user_id.into(),
+            p.username.clone().into(),
+            now.into(),
+            serde_json::to_value(&b).map_err(ApiError::internal)?.into(),
+        ])
+        .to_owned();
+    txn.execute(&ins).await?;
+    crate::audit::record(
+        txn,
+        &p.actor(),
+        crate::audit::Entry::new(
+            "sign_off",
+            "briefing",
+            format!("{date}/{}", shift_key(shift)),
+        )
+        .detail(
+            serde_json::json!({ "violations": b.violations.total, "rounds_done": b.rounds.done }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(b)
+}
+
+/// Which of the 28 previous days' same window a time falls in.
+fn days_ago(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<usize> {
+    if t >= from {
+        return None;
+    }
+    let k = ((from - t).num_seconds() + 86_399) / 86_400;
+    let k = std::cmp::max(k, 1);
+    let (a, b) = (from - Duration::days(k), to - Duration::days(k));
+    (t >= a && t < b && k <= 28).then_some(k as usize)
+}
+
+/// Builds the briefing now, in the reader's scope.
+pub async fn build<C: ConnectionTrait>(
+    conn: &C,
+    reference: &Reference,
+    hours: &ShiftHours,
+    p: &Principal,
+    date: NaiveDate,
+    shift: Option<Shift>,
+    now: DateTime<Utc>,
+) -> ApiResult<Briefing> {
+    let (from, to) = super::window(date, shift, hours);
+
+    // Violations in the window, with their photo flags.
+    let mut violations: Vec<violation::Model> = Vec::new();
+    if let Some(q) = scoped(
+        violation::Entity::find()
+            .filter(violation::Column::DeletedSeq.is_null())
+            .filter(violation::Column::ObservedAt.gte(from))
+            .filter(violation::Column::ObservedAt.lt(to)),
+        p,
+        violation::Column::TeamId,
+    ) {
+        violations = q.all(conn).await?;
+    }
+    let photo_flags = crate::photos::store::report_flags(conn, &violations).await?;
+    let ids: Vec<Uuid> = violations.iter().map(|v| v.id).collect();
+    let mut photos_missing = 0;
+    for chunk in ids.chunks(500) {
+        photos_missing += photo::Entity::find()
+            .filter(photo::Column::ViolationId.is_in(chunk.to_vec()))
+            .filter(photo::Column::DeletedSeq.is_null())
+            .filter(photo::Column::UploadState.ne("complete"))
+            .all(conn)
+            .await?
+            .len();
+    }
+    let mut duplicates = 0;
+    for chunk in ids.chunks(500) {
+        let q = Query::select()
+            .expr_as(Expr::col("violation_id").count(), "n")
+            .from("violation_duplicate")
+            .and_where(Expr::col("violation_id").is_in(chunk.iter().copied()))
+            .to_owned();
+        if let Some(row) = conn.query_one(&q).await? {
+            duplicates += row.try_get::<i64>("", "n").unwrap_or(0) as usize;
+        }
+    }
+    let facts: Vec<ViolationFact> = violations
+        .iter()
+        .map(|v| {
+            let mut flags: Vec<String> =
+                serde_json::from_value(v.flags.clone()).unwrap_or_default();
+            if let Some(f) = photo_flags.get(&v.id) {
+                flags.extend(f.iter().cloned());
+            }
+            ViolationFact {
+                id: v.id,
+                category: v.category.clone(),
+                feitcode: v.feitcode.clone(),
+                outcome: v.outcome.clone(),
+                status: v.status.clone(),
+                observed_at: v.observed_at,
+                lat: v.lat,
+                lon: v.lon,
+                wijk: v.wijk_code.clone(),
+                buurt: v.buurt_code.clone(),
+                flags,
+            }
+        })
+        .collect();
+
+    // The same hours of the 28 previous days, for trends.
+    let mut history = Vec::new();
+    if let Some(q) = scoped(
+        violation::Entity::find()
+            .select_only()
+            .columns([
+                violation::Column::Category,
+                violation::Column::Feitcode,
+                violation::Column::Outcome,
+                violation::Column::WijkCode,
+                violation::Column::ObservedAt,
+            ])
+            .filter(violation::Column::DeletedSeq.is_null())
+            .filter(violation::Column::ObservedAt.gte(from - Duration::days(28)))
+            .filter(violation::Column::ObservedAt.lt(to - Duration::days(1))),
+        p,
+        violation::Column::TeamId,
+    ) {
+        let rows: Vec<(
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            DateTime<Utc>,
+        )> = q.into_tuple().all(conn).await?;
+        for (category, feitcode, outcome, wijk, t) in rows {
+            if let Some(k) = days_ago(t, from, to) {
+                history.push(HistoryFact {
+                    category,
+                    feitcode,
+                    outcome,
+                    wijk,
+                    days_ago: k,
+                });
+            }
+        }
+    }
+
+    // Rounds of the window with what their tracks say.
+    let round_rows = records::list(conn, &ROUNDS, p, Some(from), Some(to), None, 10_000).await?;
+    let round_ids: Vec<Uuid> = round_rows.iter().map(|r| r.id).collect();
+    let mut segs_by_round: HashMap<Uuid, Vec<records::Row>> = HashMap::new();
+    for chunk in round_ids.chunks(200) {
+        let mut q = Query::select();
+        q.columns([
+            "id",
+            "team_id",
+            "parent_id",
+            "occurred_at",
+            "data",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "create_hash",
+            "server_rev",
+            "field_revs",
+            "deleted_seq",
+            "last_device_id",
+        ])
+        .from("track_segment")
+        .and_where(Expr::col("deleted_seq").is_null())
+        .and_where(Expr::col("parent_id").is_in(chunk.iter().copied()));
+        for s in records::query(conn, &q).await? {
+            if let Some(r) = s.parent_id {
+                segs_by_round.entry(r).or_default().push(s);
+            }
+        }
+    }
+    let params = crate::rounds::derive::Params::default();
+    let mut rounds = Vec::new();
+    for r in &round_rows {
+        let segs = segs_by_round.remove(&r.id).unwrap_or_default();
+        let docs: Vec<&serde_json::Map<String, Value>> = segs.iter().map(|s| &s.data).collect();
+        let stats = crate::rounds::stats(&r.data, &docs, reference, &params);
+        let track: Vec<(f64, f64)> = docs
+            .iter()
+            .flat_map(|d| {
+                doc_list(d, "points")
+                    .iter()
+                    .filter_map(crate::rounds::point)
+            })
+            .filter(|pt| pt.accuracy_m.is_none_or(|a| a <= params.max_accuracy_m))
+            .map(|pt| (pt.lat, pt.lon))
+            .collect();
+        rounds.push(RoundFact {
+            id: r.id,
+            name: text(&r.data, "name").unwrap_or_default().to_string(),
+            shift: text(&r.data, "shift").map(str::to_string),
+            status: text(&r.data, "status").unwrap_or_default().to_string(),
+            ad_hoc: r
+                .data
+                .get("ad_hoc")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            stats,
+            track,
+        });
+    }
+
+    // Youth-group sightings and, for those allowed, the names of members of the groups seen.
+    let youth_ok = kinds::youth_reader(p);
+    let (observations, persons) = if youth_ok {
+        let obs = records::list(conn, &OBSERVATIONS, p, Some(from), Some(to), None, 10_000).await?;
+        let group_ids: Vec<Uuid> = obs
+            .iter()
+            .filter_map(|o| o.parent_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let groups = records::load_many(conn, &GROUPS, &group_ids, false).await?;
+        let group_of: HashMap<Uuid, &records::Row> = groups.iter().map(|g| (g.id, g)).collect();
+        let facts: Vec<ObservationFact> = obs
+            .iter()
+            .map(|o| {
+                let g = o.parent_id.and_then(|id| group_of.get(&id));
+                ObservationFact {
+                    group_id: o.parent_id,
+                    group: g
+                        .and_then(|g| text(&g.data, "name"))
+                        .or_else(|| text(&o.data, "new_group_name"))
+                        .unwrap_or("onbekende groep")
+                        .to_string(),
+                    duiding: g.and_then(|g| text(&g.data, "duiding")).map(str::to_string),
+                    spot: text(&o.data, "spot").map(str::to_string),
+                    size: num(&o.data, "size_estimate"),
+                    behaviours: doc_list(&o.data, "behaviours")
+                        .iter()
+                        .filter_map(|b| b.as_str().map(str::to_string))
+                        .collect(),
+                    referral: text(&o.data, "referral").map(str::to_string),
+                }
+            })
+            .collect();
+        let mut people = Vec::new();
+        for gid in &group_ids {
+            for person in records::list(conn, &PERSONS, p, None, None, Some(*gid), 1000).await? {
+                people.push(YouthPerson {
+                    group: group_of
+                        .get(gid)
+                        .and_then(|g| text(&g.data, "name"))
+                        .unwrap_or_default()
+                        .to_string(),
+                    name: text(&person.data, "name").unwrap_or_default().to_string(),
+                    date_of_birth: text(&person.data, "date_of_birth").map(str::to_string),
+                });
+            }
+        }
+        (Some(facts), Some(people))
+    } else {
+        (None, None)
+    };
+
+    // Incidents.
+    let incidents: Vec<IncidentLine> = if INCIDENTS.may_read(p) {
+        records::list(conn, &INCIDENTS, p, Some(from), Some(to), None, 10_000)
+            .await?
+            .iter()
+            .map(|r| {
+                let kind = text(&r.data, "kind").unwrap_or_default().to_string();
+                let notified = ms(r.data.get("hovj_notified_at")).is_some()
+                    && ms(r.data.get("supervisor_notified_at")).is_some();
+                IncidentLine {
+                    id: r.id,
+                    notifications_complete: kind != "use_of_force" || notified,
+                    kind,
+                    occurred_at: ms(r.data.get("occurred_at")),
+                    wijk: match (num(&r.data, "lat"), num(&r.data, "lon")) {
+                        (Some(lat), Some(lon)) => reference
+                            .areas
+                            .locate(lat, lon)
+                            .wijk
+                            .map(|w| w.name.clone()),
+                        _ => None,
+                    },
+                    police_requested: r
+                        .data
+                        .get("police_requested")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    description: text(&r.data, "description").map(str::to_string),
+                }
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+
+    // Open sync conflicts of the team.
+    let mut cq = Query::select();
+    cq.expr_as(Expr::col("id").count(), "n")
+        .from("sync_conflict")
+        .and_where(Expr::col("status").eq("open"));
+    if let Scope::Team(t) = p.scope() {
+        cq.and_where(Expr::col("team_id").eq(t));
+    }
+    let open_conflicts = match conn.query_one(&cq).await? {
+        Some(row) => row.try_get::<i64>("", "n").unwrap_or(0) as usize,
+        None => 0,
+    };
+
+    // The lead's attention points for this date (and shift).
+    let notes = if NOTES.may_read(p) {
+        let (day_from, day_to) = crate::violations::store::amsterdam_day(date);
+        records::list(conn, &NOTES, p, Some(day_from), Some(day_to), None, 1000).await?
+    } else {
+        vec![]
+    };
+    let attention_points: Vec<AttentionPoint> = notes
+        .iter()
+        .filter(|n| {
+            let s = text(&n.data, "shift");
+            shift.is_none() || s.is_none() || s == shift.map(Shift::as_str)
+        })
+        .map(|n| AttentionPoint {
+            id: n.id,
+            text: text(&n.data, "text").unwrap_or_default().to_string(),
+            shift: text(&n.data, "shift").map(str::to_string),
+            author: n.created_by,
+            updated_at: n.updated_at,
+        })
+        .collect();
+
+    let area_name = |code: &str| reference.areas.get(code).map(|a| a.name.clone());
+    let feitcode_label = |code: &str| {
+        reference
+            .feitcodes
+            .iter()
+            .find(|f| f.code == code)
+            .map(|f| f.description.clone())
+    };
+    Ok(aggregate::build(Inputs {
+        date,
+        shift,
+        from,
+        to,
+        now,
+        violations: facts,
+        history,
+        rounds,
+        observations,
+        persons,
+        incidents,
+        photos_missing,
+        open_conflicts,
+        duplicates_marked: duplicates / 2,
+        attention_points,
+        area_name: &area_name,
+        feitcode_label: &feitcode_label,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_same_hours_of_earlier_days() {
+        let from = Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap();
+        let to = Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap();
+        let t = |d: i64, h: u32| {
+            Utc.with_ymd_and_hms(2026, 11, 26, h, 30, 0).unwrap() - Duration::days(d)
+        };
+        assert_eq!(days_ago(t(1, 7), from, to), Some(1));
+        assert_eq!(days_ago(t(1, 15), from, to), None);
+        assert_eq!(days_ago(t(28, 13), from, to), Some(28));
+        assert_eq!(days_ago(t(29, 13), from, to), None);
+        assert_eq!(days_ago(t(0, 7), from, to), None);
+    }
+}

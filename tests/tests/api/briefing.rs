@@ -1,0 +1,184 @@
+//! The daily briefing: its counts checked against the records, redaction, sign-off.
+
+use std::collections::HashMap;
+
+use chrono::Timelike;
+use chrono_tz::Europe::Amsterdam;
+use serde_json::{Value, json};
+use thor_tests::{Backend, TestApp, assert_problem, both};
+
+async fn get(app: &TestApp, t: &str, path: &str) -> Value {
+    let res = app.get(t, path).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.unwrap()
+}
+
+async fn the_demo_briefing_matches_the_records(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.load_demo().await;
+    let lead = app.login("teamleider", "pc-lead").await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let today = thor::demo::today();
+
+    // Independently: the day's reports as the list endpoint gives them.
+    let page = get(
+        &app,
+        &lead,
+        &format!("/api/v1/violations?date={today}&limit=500"),
+    )
+    .await;
+    let items = page["items"].as_array().unwrap();
+    let mut per_cat: HashMap<String, usize> = HashMap::new();
+    let mut per_wijk: HashMap<String, usize> = HashMap::new();
+    for v in items {
+        *per_cat
+            .entry(v["category"].as_str().unwrap().into())
+            .or_default() += 1;
+        *per_wijk
+            .entry(v["wijk"]["code"].as_str().unwrap_or("buiten Velsen").into())
+            .or_default() += 1;
+    }
+    let count = |f: &dyn Fn(&Value) -> bool| items.iter().filter(|v| f(v)).count();
+
+    let b = get(&app, &lead, &format!("/api/v1/briefing?date={today}")).await;
+    let v = &b["violations"];
+    assert_eq!(v["total"], items.len());
+    assert_eq!(v["warnings"], count(&|v| v["outcome"] == "warning"));
+    assert_eq!(v["fines"], count(&|v| v["outcome"] == "fine"));
+    for c in v["by_category"].as_array().unwrap() {
+        assert_eq!(c["count"], per_cat[c["key"].as_str().unwrap()], "{c}");
+        assert_eq!(c["daily"].as_array().unwrap().len(), 29);
+    }
+    let wijk_sum: u64 = v["by_wijk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(wijk_sum as usize, items.len());
+    for w in v["by_wijk"].as_array().unwrap() {
+        assert_eq!(w["count"], per_wijk[w["key"].as_str().unwrap()]);
+        assert!(w["label"].as_str().unwrap().starts_with("Wijk"), "{w}");
+    }
+    assert_eq!(
+        b["follow_ups"]["awaiting_review"],
+        count(&|v| v["status"] == "submitted")
+    );
+    // Rounds: three planned and walked, one planned for tonight.
+    let r = &b["rounds"];
+    assert_eq!(
+        (
+            r["planned"].as_u64(),
+            r["done"].as_u64(),
+            r["not_started"].as_u64()
+        ),
+        (Some(4), Some(3), Some(1))
+    );
+    assert!(r["distance_m"].as_f64().unwrap() > 5000.0);
+    assert!(!r["per_wijk"].as_array().unwrap().is_empty());
+    assert!(
+        !b["hotspots"].as_array().unwrap().is_empty(),
+        "the demo day has hotspots"
+    );
+    assert!(b["hotspots"][0]["buurt_name"].is_string());
+    assert_eq!(b["incidents"].as_array().unwrap().len(), 1);
+    // The Wpg-authorised lead sees the youth sections, with the named member of a group seen.
+    assert_eq!(b["youth"]["sightings"], 6);
+    assert_eq!(b["youth_persons"].as_array().unwrap().len(), 1);
+    assert_eq!(b["redacted"], json!([]));
+
+    // A handhaver without Wpg authorisation: the same briefing without the youth sections.
+    let hb = get(&app, &hh, &format!("/api/v1/briefing?date={today}")).await;
+    assert!(hb["youth"].is_null());
+    assert!(hb["youth_persons"].is_null());
+    assert_eq!(hb["redacted"], json!(["youth", "youth_persons"]));
+    assert_eq!(hb["violations"]["total"], items.len());
+
+    // One shift: the late shift's reports only.
+    let late = get(
+        &app,
+        &lead,
+        &format!("/api/v1/briefing?date={today}&shift=late"),
+    )
+    .await;
+    let in_late = count(&|v| {
+        let t: chrono::DateTime<chrono::Utc> = v["observed_at"].as_str().unwrap().parse().unwrap();
+        (15..23).contains(&t.with_timezone(&Amsterdam).hour())
+    });
+    assert_eq!(late["violations"]["total"], in_late);
+}
+
+async fn a_signed_briefing_is_frozen_with_an_addendum(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.load_demo().await;
+    let lead = app.login("teamleider", "pc-lead").await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let today = thor::demo::today();
+    // An attention point for the next shift, then the sign-off.
+    let res = app
+        .post(&lead, "/api/v1/briefing/notes", &json!({
+            "id": uuid::Uuid::new_v4(), "date": today.to_string(), "text": "Extra aandacht Stadhuisplein na 22:00"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    assert_problem(
+        app.post(&hh, "/api/v1/briefing/signoff", &json!({ "date": today }))
+            .send()
+            .await
+            .unwrap(),
+        403,
+        None,
+    )
+    .await;
+    let res = app
+        .post(&lead, "/api/v1/briefing/signoff", &json!({ "date": today }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let signed: Value = res.json().await.unwrap();
+    assert_eq!(signed["signed"]["by_name"], "teamleider");
+    assert_eq!(
+        signed["attention_points"][0]["text"],
+        "Extra aandacht Stadhuisplein na 22:00"
+    );
+    assert!(signed["addendum"].is_null());
+    assert_problem(
+        app.post(&lead, "/api/v1/briefing/signoff", &json!({ "date": today }))
+            .send()
+            .await
+            .unwrap(),
+        409,
+        None,
+    )
+    .await;
+    // A report arrives after the sign-off: the briefing stays as signed, with an addendum.
+    let total = signed["violations"]["total"].as_u64().unwrap();
+    let res = app
+        .post(
+            &hh,
+            "/api/v1/violations",
+            &thor_tests::report(uuid::Uuid::new_v4()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let after = get(&app, &lead, &format!("/api/v1/briefing?date={today}")).await;
+    assert_eq!(after["violations"]["total"], total);
+    let lines = after["addendum"]["changes"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("overtredingen: {total} → {}", total + 1))),
+        "{lines:?}"
+    );
+}
+
+both!(
+    the_demo_briefing_matches_the_records,
+    a_signed_briefing_is_frozen_with_an_addendum
+);
