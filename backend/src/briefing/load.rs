@@ -56,10 +56,14 @@ pub async fn briefing<C: ConnectionTrait>(
             frozen.redacted = current.redacted.clone();
             let changes = aggregate::addendum(&frozen, &current);
             frozen.signed = Some(sign);
-            frozen.addendum = (!changes.is_empty()).then(|| Addendum {
-                computed_at: now,
-                changes,
-            });
+            frozen.addendum = if changes.is_empty() {
+                None
+            } else {
+                Some(Addendum {
+                    computed_at: now,
+                    changes,
+                })
+            };
             Ok(frozen)
         }
     }
@@ -158,6 +162,15 @@ pub async fn sign(
     .await?;
     Ok(b)
 }
+
+/// Category, feitcode, outcome, wijk and time of an earlier report.
+type HistoryRow = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+);
 
 /// Which of the 28 previous days' same window a time falls in.
 fn days_ago(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<usize> {
@@ -259,13 +272,7 @@ pub async fn build<C: ConnectionTrait>(
         p,
         violation::Column::TeamId,
     ) {
-        let rows: Vec<(
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            DateTime<Utc>,
-        )> = q.into_tuple().all(conn).await?;
+        let rows: Vec<HistoryRow> = q.into_tuple().all(conn).await?;
         for (category, feitcode, outcome, wijk, t) in rows {
             if let Some(k) = days_ago(t, from, to) {
                 history.push(HistoryFact {

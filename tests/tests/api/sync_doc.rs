@@ -17,10 +17,15 @@ fn column_tables_match_the_code() {
             .find(&marker)
             .unwrap_or_else(|| panic!("SYNC.md lacks {marker}"));
         let start = at + marker.len();
-        let end = doc[start..]
-            .find("\n\n")
-            .map(|i| start + i + 1)
-            .unwrap_or(doc.len());
+        // An empty table (a new one) ends right at the marker's line.
+        let end = if doc[start..].starts_with('\n') {
+            start
+        } else {
+            doc[start..]
+                .find("\n\n")
+                .map(|i| start + i + 1)
+                .unwrap_or(doc.len())
+        };
         if doc[start..end] != rows {
             if std::env::var_os("UPDATE_OPENAPI").is_some() {
                 doc.replace_range(start..end, &rows);
