@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! THOR: the backend of the field app of Velsen's municipal enforcement team (Toezicht en
 //! Handhaving Openbare Ruimte). See `../shared/DESIGN.md` for the architecture.
 
@@ -19,3 +20,4 @@ pub mod reference;
 pub mod rounds;
 pub mod sync;
 pub mod violations;
+pub mod web;

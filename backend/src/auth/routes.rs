@@ -100,30 +100,12 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    check_device_id(&req.device_id)?;
-    state.login_limiter.check(&req.username, peer.ip())?;
-    let user = accounts::find_by_username(&state.db.read, &req.username).await?;
-    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await;
-    let user = match user {
-        Some(u) if ok && u.active => u,
-        other => {
-            let actor = Actor {
-                user_id: other.as_ref().map(|u| u.id),
-                name: req.username.chars().take(64).collect(),
-                device_id: Some(req.device_id.clone()),
-            };
-            let mut entry = Entry::new("login_failed", "user", "-");
-            entry.record_id = other.as_ref().map(|u| u.id.to_string());
-            entry.detail = Some(serde_json::json!({ "address": peer.ip().to_string() }));
-            audit::record(&state.db.write, &actor, entry, Utc::now()).await?;
-            return Err(ApiError::Unauthorized("wrong username or password".into()));
-        }
-    };
-    let (token, expires_at) = accounts::issue_token(
-        &state.db,
-        &user,
-        req.device_id.trim(),
-        state.config.token_ttl(),
+    let (token, expires_at, user) = authenticate(
+        &state,
+        &req.username,
+        req.password,
+        &req.device_id,
+        peer.ip(),
     )
     .await?;
     Ok(Json(LoginResponse {
@@ -132,6 +114,43 @@ pub async fn login(
         expires_at,
         user: UserView::from_model(&user)?,
     }))
+}
+
+/// The one login path (the API and the team lead's web page): throttled per account and
+/// address, failures audited, a device token issued on success.
+pub async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: String,
+    device_id: &str,
+    ip: std::net::IpAddr,
+) -> ApiResult<(
+    String,
+    chrono::DateTime<Utc>,
+    crate::auth::entities::app_user::Model,
+)> {
+    check_device_id(device_id)?;
+    state.login_limiter.check(username, ip)?;
+    let user = accounts::find_by_username(&state.db.read, username).await?;
+    let ok = password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let user = match user {
+        Some(u) if ok && u.active => u,
+        other => {
+            let actor = Actor {
+                user_id: other.as_ref().map(|u| u.id),
+                name: username.chars().take(64).collect(),
+                device_id: Some(device_id.to_string()),
+            };
+            let mut entry = Entry::new("login_failed", "user", "-");
+            entry.record_id = other.as_ref().map(|u| u.id.to_string());
+            entry.detail = Some(serde_json::json!({ "address": ip.to_string() }));
+            audit::record(&state.db.write, &actor, entry, Utc::now()).await?;
+            return Err(ApiError::Unauthorized("wrong username or password".into()));
+        }
+    };
+    let (token, expires_at) =
+        accounts::issue_token(&state.db, &user, device_id.trim(), state.config.token_ttl()).await?;
+    Ok((token, expires_at, user))
 }
 
 /// Log out: revoke the token of this device.

@@ -183,6 +183,18 @@ fn days_ago(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<
     (t >= a && t < b && k <= 28).then_some(k as usize)
 }
 
+/// What the map of a briefing draws, beside the briefing itself.
+#[derive(Debug, Default, Clone)]
+pub struct MapFacts {
+    /// `(lat, lon, category)` of the window's reports.
+    pub violations: Vec<(f64, f64, String)>,
+    /// The rounds' accepted fixes.
+    pub tracks: Vec<Vec<(f64, f64)>>,
+    /// Youth-group sightings (empty for readers without youth access).
+    pub sightings: Vec<(f64, f64)>,
+    pub incidents: Vec<(f64, f64)>,
+}
+
 /// Builds the briefing now, in the reader's scope.
 pub async fn build<C: ConnectionTrait>(
     conn: &C,
@@ -193,6 +205,22 @@ pub async fn build<C: ConnectionTrait>(
     shift: Option<Shift>,
     now: DateTime<Utc>,
 ) -> ApiResult<Briefing> {
+    Ok(build_full(conn, reference, hours, p, date, shift, now)
+        .await?
+        .0)
+}
+
+/// Builds the briefing and what its map draws.
+pub async fn build_full<C: ConnectionTrait>(
+    conn: &C,
+    reference: &Reference,
+    hours: &ShiftHours,
+    p: &Principal,
+    date: NaiveDate,
+    shift: Option<Shift>,
+    now: DateTime<Utc>,
+) -> ApiResult<(Briefing, MapFacts)> {
+    let mut map = MapFacts::default();
     let (from, to) = super::window(date, shift, hours);
 
     // Violations in the window, with their photo flags.
@@ -230,6 +258,10 @@ pub async fn build<C: ConnectionTrait>(
             duplicates += row.try_get::<i64>("", "n").unwrap_or(0) as usize;
         }
     }
+    map.violations = violations
+        .iter()
+        .map(|v| (v.lat, v.lon, v.category.clone()))
+        .collect();
     let facts: Vec<ViolationFact> = violations
         .iter()
         .map(|v| {
@@ -332,6 +364,7 @@ pub async fn build<C: ConnectionTrait>(
             .filter(|pt| pt.accuracy_m.is_none_or(|a| a <= params.max_accuracy_m))
             .map(|pt| (pt.lat, pt.lon))
             .collect();
+        map.tracks.push(track.clone());
         rounds.push(RoundFact {
             id: r.id,
             name: text(&r.data, "name").unwrap_or_default().to_string(),
@@ -359,6 +392,10 @@ pub async fn build<C: ConnectionTrait>(
             .collect();
         let groups = records::load_many(conn, &GROUPS, &group_ids, false).await?;
         let group_of: HashMap<Uuid, &records::Row> = groups.iter().map(|g| (g.id, g)).collect();
+        map.sightings = obs
+            .iter()
+            .filter_map(|o| num(&o.data, "lat").zip(num(&o.data, "lon")))
+            .collect();
         let facts: Vec<ObservationFact> = obs
             .iter()
             .map(|o| {
@@ -401,9 +438,17 @@ pub async fn build<C: ConnectionTrait>(
     };
 
     // Incidents.
-    let incidents: Vec<IncidentLine> = if INCIDENTS.may_read(p) {
-        records::list(conn, &INCIDENTS, p, Some(from), Some(to), None, 10_000)
-            .await?
+    let incident_rows = if INCIDENTS.may_read(p) {
+        records::list(conn, &INCIDENTS, p, Some(from), Some(to), None, 10_000).await?
+    } else {
+        vec![]
+    };
+    map.incidents = incident_rows
+        .iter()
+        .filter_map(|r| num(&r.data, "lat").zip(num(&r.data, "lon")))
+        .collect();
+    let incidents: Vec<IncidentLine> = {
+        incident_rows
             .iter()
             .map(|r| {
                 let kind = text(&r.data, "kind").unwrap_or_default().to_string();
@@ -431,8 +476,6 @@ pub async fn build<C: ConnectionTrait>(
                 }
             })
             .collect()
-    } else {
-        vec![]
     };
 
     // Open sync conflicts of the team.
@@ -478,7 +521,7 @@ pub async fn build<C: ConnectionTrait>(
             .find(|f| f.code == code)
             .map(|f| f.description.clone())
     };
-    Ok(aggregate::build(Inputs {
+    let briefing = aggregate::build(Inputs {
         date,
         shift,
         from,
@@ -496,7 +539,8 @@ pub async fn build<C: ConnectionTrait>(
         attention_points,
         area_name: &area_name,
         feitcode_label: &feitcode_label,
-    }))
+    });
+    Ok((briefing, map))
 }
 
 #[cfg(test)]

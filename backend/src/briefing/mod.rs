@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod hotspots;
 pub mod load;
 pub mod routes;
+pub mod svg;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::Amsterdam;

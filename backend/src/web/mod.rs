@@ -1,0 +1,716 @@
+//! The team lead's web page: the briefing in Dutch, server-rendered (minijinja templates, SVG
+//! drawn on the server, no external CDN or tile server), mobile-first and printable, with its
+//! own login form and the review actions: approve or reject reports, write attention points,
+//! sign the briefing off.
+//!
+//! The session is the same device token the API uses, in an HttpOnly, SameSite=Strict cookie;
+//! a middleware hands it to the one `Principal` extractor, so roles and scope are decided in
+//! the same place as for the API. POSTs from another origin are refused.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Europe::Amsterdam;
+use minijinja::Environment;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{Action, Principal, Role};
+use crate::briefing::svg::{self, MapArea, MapHotspot, MapInput, MapPoint};
+use crate::briefing::{Briefing, Shift};
+use crate::error::ApiError;
+
+const COOKIE: &str = "thor_session";
+
+fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        let add = |env: &mut Environment<'static>, name: &'static str, src: &'static str| {
+            if let Err(e) = env.add_template(name, src) {
+                tracing::error!(template = name, error = %e, "a page template does not compile");
+            }
+        };
+        add(&mut env, "base.html", include_str!("templates/base.html"));
+        add(&mut env, "login.html", include_str!("templates/login.html"));
+        add(
+            &mut env,
+            "briefing.html",
+            include_str!("templates/briefing.html"),
+        );
+        env
+    })
+}
+
+fn render(name: &str, ctx: impl Serialize) -> Response {
+    match templates().get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => ApiError::internal(anyhow::anyhow!("rendering {name}: {e}")).into_response(),
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/briefing") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/briefing", get(briefing_page))
+        .route("/briefing/review/{id}", post(review))
+        .route("/briefing/notes", post(add_note))
+        .route("/briefing/signoff", post(sign_off))
+        .layer(axum::middleware::from_fn(session))
+}
+
+fn cookie_token(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Hands the session cookie to the `Principal` extractor; refuses cross-origin POSTs.
+async fn session(mut req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::POST {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if let Some(origin) = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            && !origin.ends_with(&format!("//{host}"))
+        {
+            return (StatusCode::FORBIDDEN, "cross-origin form posts are refused").into_response();
+        }
+    }
+    if !req.headers().contains_key(header::AUTHORIZATION)
+        && let Some(t) = cookie_token(&req)
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
+    {
+        req.headers_mut().insert(header::AUTHORIZATION, v);
+    }
+    next.run(req).await
+}
+
+#[derive(Serialize)]
+struct LoginCtx {
+    error: Option<String>,
+}
+
+async fn login_page() -> Response {
+    render("login.html", LoginCtx { error: None })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let device = format!("web-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    match crate::auth::routes::authenticate(
+        &state,
+        f.username.trim(),
+        f.password,
+        &device,
+        peer.ip(),
+    )
+    .await
+    {
+        Ok((token, _, _)) => {
+            let mut res = Redirect::to("/briefing").into_response();
+            let cookie =
+                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            res
+        }
+        Err(e) => {
+            let msg = match &e {
+                ApiError::TooManyRequests { .. } => {
+                    "Te veel pogingen; probeer het over een minuut opnieuw."
+                }
+                ApiError::Unauthorized(_) => "Onbekende gebruikersnaam of verkeerd wachtwoord.",
+                _ => "Inloggen lukt nu niet; probeer het later opnieuw.",
+            };
+            let mut res = render(
+                "login.html",
+                LoginCtx {
+                    error: Some(msg.into()),
+                },
+            );
+            *res.status_mut() = e.status();
+            res
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, p: Result<Principal, ApiError>) -> Response {
+    if let Ok(p) = p {
+        let _ = crate::auth::accounts::revoke(
+            &state.db,
+            &p.actor(),
+            p.user_id,
+            Some(&p.device_id),
+            "logout",
+        )
+        .await;
+    }
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("thor_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    res
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    date: Option<String>,
+    shift: Option<String>,
+}
+
+fn parse_day_shift(
+    date: Option<&str>,
+    shift: Option<&str>,
+) -> Result<(NaiveDate, Option<Shift>), ApiError> {
+    let date = match date.filter(|d| !d.is_empty()) {
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| ApiError::field("date", "YYYY-MM-DD"))?,
+        None => crate::demo::today(),
+    };
+    let shift = match shift.filter(|s| !s.is_empty()) {
+        Some(s) => {
+            Some(Shift::parse(s).ok_or_else(|| ApiError::field("shift", "early, late or night"))?)
+        }
+        None => None,
+    };
+    Ok((date, shift))
+}
+
+const DAYS: [&str; 7] = [
+    "maandag",
+    "dinsdag",
+    "woensdag",
+    "donderdag",
+    "vrijdag",
+    "zaterdag",
+    "zondag",
+];
+const MONTHS: [&str; 12] = [
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
+];
+
+fn dutch_date(d: NaiveDate) -> String {
+    format!(
+        "{} {} {} {}",
+        DAYS[d.weekday().num_days_from_monday() as usize],
+        d.day(),
+        MONTHS[d.month0() as usize],
+        d.year()
+    )
+}
+
+fn local_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Amsterdam).format("%H:%M").to_string()
+}
+
+fn dec(x: f64, digits: usize) -> String {
+    format!("{x:.digits$}").replace('.', ",")
+}
+
+fn duration(secs: i64) -> String {
+    format!("{}:{:02}", secs / 3600, (secs % 3600) / 60)
+}
+
+fn category_nl(c: &str) -> &str {
+    match c {
+        "afval" => "Afval",
+        "parkeren" => "Parkeren",
+        "honden" => "Honden",
+        "overig" => "Overig",
+        other => other,
+    }
+}
+
+fn outcome_nl(o: &str) -> &str {
+    match o {
+        "warning" => "Waarschuwing",
+        "fine" => "Boete",
+        "police_report" => "Aangifte/politie",
+        "removed" => "Opgeruimd/verwijderd",
+        "none" => "Geen",
+        other => other,
+    }
+}
+
+fn flag_nl(f: &str) -> &str {
+    match f {
+        "clock_offset" => "klok van de telefoon week af",
+        "photo_missing" => "foto ontbreekt",
+        "photo_gps_far" => "foto verder dan 150 m van de melding",
+        "photo_time_far" => "foto meer dan 2 uur van het tijdstip",
+        other => other,
+    }
+}
+
+fn status_nl(s: &str) -> &str {
+    match s {
+        "planned" => "gepland",
+        "started" => "bezig",
+        "paused" => "gepauzeerd",
+        "completed" => "afgerond",
+        other => other,
+    }
+}
+
+fn shift_nl(s: Option<&str>) -> String {
+    s.and_then(Shift::parse)
+        .map(|s| s.dutch().to_string())
+        .unwrap_or_default()
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+async fn briefing_page(
+    State(state): State<AppState>,
+    p: Result<Principal, ApiError>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let Ok(p) = p else { return to_login() };
+    match page(&state, &p, q).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response, ApiError> {
+    let (date, shift) = parse_day_shift(q.date.as_deref(), q.shift.as_deref())?;
+    let now = Utc::now();
+    let (current, facts) = crate::briefing::load::build_full(
+        &state.db.read,
+        &state.reference,
+        &state.shifts,
+        p,
+        date,
+        shift,
+        now,
+    )
+    .await?;
+    let b: Briefing = match crate::briefing::load::signed(&state.db.read, date, shift).await? {
+        Some(_) => {
+            crate::briefing::load::briefing(
+                &state.db.read,
+                &state.reference,
+                &state.shifts,
+                p,
+                date,
+                shift,
+                now,
+            )
+            .await?
+        }
+        None => current,
+    };
+    crate::briefing::routes::log_persons(state, p, &b).await?;
+
+    // The map.
+    let areas: Vec<MapArea> = state
+        .reference
+        .areas
+        .areas()
+        .iter()
+        .filter(|a| a.kind == crate::geo::AreaKind::Wijk)
+        .map(|a| MapArea {
+            code: a.code.clone(),
+            name: a.name.clone(),
+            shape: a.shape.clone(),
+        })
+        .collect();
+    let class = |c: &str| -> &'static str {
+        match c {
+            "afval" => "afval",
+            "parkeren" => "parkeren",
+            "honden" => "honden",
+            _ => "overig",
+        }
+    };
+    let mut points: Vec<MapPoint> = facts
+        .violations
+        .iter()
+        .map(|(lat, lon, c)| MapPoint {
+            lat: *lat,
+            lon: *lon,
+            class: class(c),
+        })
+        .collect();
+    points.extend(facts.sightings.iter().map(|(lat, lon)| MapPoint {
+        lat: *lat,
+        lon: *lon,
+        class: "youth",
+    }));
+    points.extend(facts.incidents.iter().map(|(lat, lon)| MapPoint {
+        lat: *lat,
+        lon: *lon,
+        class: "incident",
+    }));
+    let hotspots: Vec<MapHotspot> = b
+        .hotspots
+        .iter()
+        .map(|h| MapHotspot {
+            lat: h.lat,
+            lon: h.lon,
+            radius_m: h.radius_m.max(40.0),
+            label: h.buurt_name.clone().unwrap_or_default(),
+            covered: h.covered_by_round,
+        })
+        .collect();
+    let title = format!("Velsen, {}", dutch_date(date));
+    let map_svg = svg::map_svg(
+        &MapInput {
+            areas: &areas,
+            points: &points,
+            hotspots: &hotspots,
+            tracks: &facts.tracks,
+            title: &title,
+        },
+        900,
+    );
+
+    // Review list: the window's reports waiting for the lead.
+    let (from, to) = crate::briefing::window(date, shift, &state.shifts);
+    let review = if p.may(Action::ReviewViolation) {
+        use crate::violations::entity::violation;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+        let mut q = violation::Entity::find()
+            .filter(violation::Column::DeletedSeq.is_null())
+            .filter(violation::Column::Status.eq("submitted"))
+            .filter(violation::Column::ObservedAt.gte(from))
+            .filter(violation::Column::ObservedAt.lt(to));
+        if let crate::auth::Scope::Team(t) = p.scope() {
+            q = q.filter(violation::Column::TeamId.eq(t));
+        }
+        let rows = q
+            .order_by_asc(violation::Column::ObservedAt)
+            .limit(25)
+            .all(&state.db.read)
+            .await?;
+        let flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;
+        rows.iter()
+            .map(|m| {
+                let v = crate::violations::store::view(m, &state.reference, !p.reads_wpg());
+                let mut fl: Vec<String> = v.flags.iter().map(|f| flag_nl(f).to_string()).collect();
+                fl.extend(flags.get(&m.id).into_iter().flatten().map(|f| flag_nl(f).to_string()));
+                serde_json::json!({
+                    "id": m.id,
+                    "time": local_time(m.observed_at),
+                    "what": format!("{}{}, {}", category_nl(&m.category), m.feitcode.as_deref().map(|f| format!(" {f}")).unwrap_or_default(), outcome_nl(&m.outcome).to_lowercase()),
+                    "description": v.description.unwrap_or_default(),
+                    "wijk": v.buurt.map(|a| a.name).unwrap_or_default(),
+                    "flags": fl,
+                })
+            })
+            .collect::<Vec<_>>()
+    } else {
+        vec![]
+    };
+
+    let lead = p.role == Role::Teamleider;
+    let shift_key = shift.map(Shift::as_str).unwrap_or("");
+    let shifts = [("", "Hele dag"), ("early", "Vroeg 07–15"), ("late", "Laat 15–23"), ("night", "Nacht 23–07")]
+        .iter()
+        .map(|(k, l)| {
+            serde_json::json!({
+                "label": l, "on": *k == shift_key,
+                "href": if k.is_empty() { format!("/briefing?date={date}") } else { format!("/briefing?date={date}&shift={k}") },
+            })
+        })
+        .collect::<Vec<_>>();
+    let v = &b.violations;
+    let cards = vec![
+        serde_json::json!({ "key": "violations", "n": v.total, "l": format!("overtredingen (gem. {})", dec(v.avg7, 1)) }),
+        serde_json::json!({ "key": "warnings", "n": v.warnings, "l": "waarschuwingen" }),
+        serde_json::json!({ "key": "fines", "n": v.fines, "l": "boetes" }),
+        serde_json::json!({ "key": "rounds", "n": format!("{}/{}", b.rounds.done, b.rounds.planned), "l": "rondes gelopen/gepland" }),
+        serde_json::json!({ "key": "km", "n": dec(b.rounds.distance_m / 1000.0, 1), "l": "km op straat" }),
+        serde_json::json!({ "key": "hours", "n": duration(b.rounds.duration_s), "l": "uur op straat" }),
+        serde_json::json!({ "key": "incidents", "n": b.incidents.len(), "l": "incidenten" }),
+        serde_json::json!({ "key": "awaiting", "n": b.follow_ups.awaiting_review, "l": "te beoordelen" }),
+    ];
+    let back = format!(
+        "/briefing?date={date}{}",
+        if shift_key.is_empty() {
+            String::new()
+        } else {
+            format!("&shift={shift_key}")
+        }
+    );
+    let ctx = serde_json::json!({
+        "user_name": p.username, "user_role": p.role.as_str(),
+        "date": date.to_string(), "date_label": dutch_date(date),
+        "shift": shift_key, "shift_label": shift.map(Shift::dutch).unwrap_or(""),
+        "prev_date": (date - chrono::Duration::days(1)).to_string(),
+        "next_date": (date + chrono::Duration::days(1)).to_string(),
+        "shifts": shifts,
+        "signed": b.signed.is_some(),
+        "signed_by": b.signed.as_ref().map(|s| s.by_name.clone()),
+        "signed_at": b.signed.as_ref().map(|s| s.at.with_timezone(&Amsterdam).format("%d-%m-%Y %H:%M").to_string()),
+        "addendum": b.addendum.as_ref().map(|a| a.changes.clone()).unwrap_or_default(),
+        "can_sign": lead && b.signed.is_none(),
+        "can_review": p.may(Action::ReviewViolation),
+        "can_write_notes": lead,
+        "cards": cards,
+        "map_svg": map_svg,
+        "total_spark": svg::sparkline_svg(&v.daily.iter().map(|n| *n as f64).collect::<Vec<_>>(), 420, 70, "Overtredingen per dag, 28 dagen en vandaag"),
+        "avg7": dec(v.avg7, 1), "avg28": dec(v.avg28, 1),
+        "category_bars": svg::bars_svg(&v.by_category.iter().map(|c| (category_nl(&c.key).to_string(), c.count as f64)).collect::<Vec<_>>(), 420, "Overtredingen per categorie"),
+        "by_outcome": v.by_outcome.iter().map(|o| serde_json::json!({ "label": outcome_nl(&o.key), "count": o.count })).collect::<Vec<_>>(),
+        "by_wijk": v.by_wijk.iter().map(|w| serde_json::json!({
+            "name": w.label.clone().unwrap_or_else(|| w.key.clone()), "count": w.count,
+            "avg7": dec(w.avg7, 1), "avg28": dec(w.avg28, 1),
+            "spark": svg::sparkline_svg(&w.daily.iter().map(|n| *n as f64).collect::<Vec<_>>(), 110, 24, &format!("Trend {}", w.label.clone().unwrap_or_default())),
+        })).collect::<Vec<_>>(),
+        "by_feitcode": v.by_feitcode.iter().take(10).map(|f| serde_json::json!({ "code": f.key, "label": f.label, "count": f.count })).collect::<Vec<_>>(),
+        "hotspots": b.hotspots.iter().take(12).map(|h| serde_json::json!({
+            "name": h.buurt_name.clone().unwrap_or_else(|| "buiten Velsen".into()), "count": h.count,
+            "category": category_nl(&h.top_category), "covered": h.covered_by_round,
+        })).collect::<Vec<_>>(),
+        "rounds_done": b.rounds.done, "rounds_planned": b.rounds.planned,
+        "rounds": b.rounds.rounds.iter().map(|r| serde_json::json!({
+            "name": r.name, "shift": shift_nl(r.shift.as_deref()), "status": status_nl(&r.status),
+            "km": dec(r.distance_m / 1000.0, 1), "time": duration(r.duration_s),
+            "checkpoints": format!("{}/{}", r.checkpoints_reached, r.checkpoints_total),
+            "coverage": r.coverage.map(|c| format!("{} %", (c * 100.0).round())).unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+        "rounds_per_wijk": b.rounds.per_wijk.iter().map(|w| serde_json::json!({ "name": w.name.clone().unwrap_or_else(|| w.code.clone()), "time": duration(w.seconds) })).collect::<Vec<_>>(),
+        "youth": b.youth.as_ref().map(|y| serde_json::json!({
+            "sightings": y.sightings,
+            "groups": y.by_group.iter().map(|g| serde_json::json!({
+                "group": g.group, "duiding": g.duiding.clone().unwrap_or_default(), "sightings": g.sightings,
+                "size": g.largest_size.map(|s| s.round()).unwrap_or_default(), "behaviours": g.behaviours.join(", "), "spots": g.spots.join(", "),
+            })).collect::<Vec<_>>(),
+        })),
+        "persons": b.youth_persons.as_ref().map(|ps| ps.iter().map(|p| serde_json::json!({ "name": p.name, "group": p.group, "dob": p.date_of_birth })).collect::<Vec<_>>()),
+        "incidents": b.incidents.iter().map(|i| serde_json::json!({
+            "kind": match i.kind.as_str() { "aggression" => "Agressie", "use_of_force" => "Geweldsaanwending", "police_assistance" => "Politie-assistentie", k => k },
+            "time": i.occurred_at.map(local_time).unwrap_or_default(), "wijk": i.wijk, "police": i.police_requested,
+            "notified": i.notifications_complete, "description": i.description,
+        })).collect::<Vec<_>>(),
+        "follow": {
+            "awaiting": b.follow_ups.awaiting_review, "concepts": b.follow_ups.concepts,
+            "photos_missing": b.follow_ups.photos_missing, "conflicts": b.follow_ups.open_conflicts,
+            "duplicates": b.follow_ups.duplicates_marked,
+            "flags": b.follow_ups.flags.iter().map(|f| serde_json::json!({ "label": flag_nl(&f.key), "count": f.count })).collect::<Vec<_>>(),
+        },
+        "review": review,
+        "back": back,
+        "notes": b.attention_points.iter().map(|n| serde_json::json!({ "text": n.text, "shift": shift_nl(n.shift.as_deref()) })).collect::<Vec<_>>(),
+        "generated_at": b.generated_at.with_timezone(&Amsterdam).format("%d-%m-%Y %H:%M").to_string(),
+    });
+    let mut res = render("briefing.html", ctx);
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    decision: String,
+    note: Option<String>,
+    back: Option<String>,
+}
+
+fn safe_back(back: Option<&str>) -> String {
+    match back {
+        Some(b) if b.starts_with("/briefing") && !b.starts_with("//") => b.to_string(),
+        _ => "/briefing".to_string(),
+    }
+}
+
+async fn review(
+    State(state): State<AppState>,
+    p: Result<Principal, ApiError>,
+    Path(id): Path<Uuid>,
+    Form(f): Form<ReviewForm>,
+) -> Response {
+    let Ok(p) = p else { return to_login() };
+    let status = match f.decision.as_str() {
+        "approved" => crate::violations::Status::Approved,
+        "rejected" => crate::violations::Status::Rejected,
+        _ => return ApiError::field("decision", "approved or rejected").into_response(),
+    };
+    let patch = crate::violations::ViolationPatch {
+        status: Some(status),
+        review_note: f.note.filter(|n| !n.trim().is_empty()),
+        ..Default::default()
+    };
+    match crate::violations::store::update(&state.db, &state.reference, &p, id, patch, Utc::now())
+        .await
+    {
+        Ok(_) => {
+            Redirect::to(&format!("{}#beoordelen", safe_back(f.back.as_deref()))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    date: String,
+    shift: Option<String>,
+    text: String,
+}
+
+async fn add_note(
+    State(state): State<AppState>,
+    p: Result<Principal, ApiError>,
+    Form(f): Form<NoteForm>,
+) -> Response {
+    let Ok(p) = p else { return to_login() };
+    let mut data = serde_json::Map::new();
+    data.insert("date".into(), f.date.clone().into());
+    if let Some(s) = f.shift.as_deref().filter(|s| !s.is_empty()) {
+        data.insert("shift".into(), s.into());
+    }
+    data.insert("text".into(), f.text.trim().into());
+    let result: Result<(), ApiError> = async {
+        use sea_orm::TransactionTrait;
+        let txn = state.db.write.begin().await?;
+        crate::records::store::create_in(
+            &txn,
+            &crate::records::kinds::NOTES,
+            &p,
+            Uuid::new_v4(),
+            &data,
+            Utc::now(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!(
+            "/briefing?date={}{}#aandachtspunten",
+            f.date,
+            f.shift
+                .filter(|s| !s.is_empty())
+                .map(|s| format!("&shift={s}"))
+                .unwrap_or_default()
+        ))
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignForm {
+    date: String,
+    shift: Option<String>,
+}
+
+async fn sign_off(
+    State(state): State<AppState>,
+    p: Result<Principal, ApiError>,
+    Form(f): Form<SignForm>,
+) -> Response {
+    let Ok(p) = p else { return to_login() };
+    let result: Result<String, ApiError> = async {
+        let (date, shift) = parse_day_shift(Some(&f.date), f.shift.as_deref())?;
+        use sea_orm::TransactionTrait;
+        let txn = state.db.write.begin().await?;
+        crate::briefing::load::sign(
+            &txn,
+            &state.reference,
+            &state.shifts,
+            &p,
+            date,
+            shift,
+            Utc::now(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(format!(
+            "/briefing?date={date}{}#signoff",
+            shift
+                .map(|s| format!("&shift={}", s.as_str()))
+                .unwrap_or_default()
+        ))
+    }
+    .await;
+    match result {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles_and_escapes() {
+        for name in ["base.html", "login.html", "briefing.html"] {
+            assert!(templates().get_template(name).is_ok(), "{name}");
+        }
+        let html = templates()
+            .get_template("login.html")
+            .and_then(|t| {
+                t.render(LoginCtx {
+                    error: Some("<script>".into()),
+                })
+            })
+            .unwrap();
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("<form method=\"post\" action=\"/login\">"));
+    }
+
+    #[test]
+    fn dates_and_numbers_in_dutch() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        assert_eq!(dutch_date(d), "donderdag 26 november 2026");
+        assert_eq!(dec(12.345, 1), "12,3");
+        assert_eq!(duration(3 * 3600 + 5 * 60), "3:05");
+        assert_eq!(safe_back(Some("//evil.example")), "/briefing");
+        assert_eq!(
+            safe_back(Some("/briefing?date=2026-11-26")),
+            "/briefing?date=2026-11-26"
+        );
+    }
+}

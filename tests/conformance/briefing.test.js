@@ -1,0 +1,71 @@
+// The team lead's briefing page in headless Chromium (Debian's, installed by .ci/run): log in as
+// the demo lead, open today's briefing, see the map and the counts, approve a report, sign off.
+// Screenshots go to SCREENSHOT_DIR (default ./screenshots).
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { chromium } = require('playwright-core')
+
+const BASE = process.env.THOR_URL
+if (!BASE) throw new Error('THOR_URL must point at a running thor server started with --demo')
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
+const SHOTS = process.env.SCREENSHOT_DIR || path.join(__dirname, 'screenshots')
+
+test('the lead logs in, reads the briefing with its map, approves a report and signs off', async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM} (.ci/run installs Debian's chromium)`)
+  fs.mkdirSync(SHOTS, { recursive: true })
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  try {
+    const page = await browser.newPage({ viewport: { width: 420, height: 900 } })
+    await page.goto(`${BASE}/`)
+    assert.match(page.url(), /\/login$/, 'without a session the page asks to log in')
+    await page.screenshot({ path: path.join(SHOTS, '1-login.png') })
+    await page.fill('#username', 'teamleider')
+    await page.fill('#password', 'demo')
+    await Promise.all([page.waitForURL(/\/briefing/), page.click('input[type=submit]')])
+
+    // The map of Velsen's wijken and the counts.
+    const map = page.locator('#map svg')
+    await map.waitFor()
+    assert.match(await map.getAttribute('aria-label'), /wijk/i)
+    const wijken = await page.locator('#map svg .bs-wijk').count()
+    assert.equal(wijken, 10, 'the ten wijken of Velsen are drawn')
+    const count = async (key) => (await page.locator(`[data-key=${key}]`).innerText()).trim()
+    const token = await (await fetch(`${BASE}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'teamleider', password: 'demo', device_id: 'check' }),
+    })).json()
+    const api = async (p) => (await fetch(`${BASE}${p}`, { headers: { authorization: `Bearer ${token.token}` } })).json()
+    const json = await api('/api/v1/briefing')
+    assert.ok(json.violations.total >= 150, 'the demo day is loaded')
+    assert.equal(await count('violations'), String(json.violations.total))
+    assert.equal(await count('rounds'), `${json.rounds.done}/${json.rounds.planned}`)
+    const awaiting = Number(await count('awaiting'))
+    assert.ok(awaiting > 0)
+    await page.screenshot({ path: path.join(SHOTS, '2-briefing.png'), fullPage: true })
+
+    // Approve the first report waiting for review.
+    const first = page.locator('#beoordelen + table tbody tr').first()
+    const id = (await first.getAttribute('id')).replace('report-', '')
+    await Promise.all([page.waitForURL(/\/briefing/), first.locator('button.approve').click()])
+    assert.equal(Number(await count('awaiting')), awaiting - 1, 'one fewer to review')
+    assert.equal(await page.locator(`#report-${id}`).count(), 0)
+    const report = await api(`/api/v1/violations/${id}`)
+    assert.equal(report.status, 'approved')
+
+    // Sign off: the page says who signed, and it is frozen.
+    await Promise.all([page.waitForURL(/\/briefing/), page.click('#signoff-button')])
+    const signed = await page.locator('#signoff').innerText()
+    assert.match(signed, /Afgetekend door teamleider/)
+    await page.screenshot({ path: path.join(SHOTS, '3-signed.png'), fullPage: true })
+    await page.emulateMedia({ media: 'print' })
+    await page.screenshot({ path: path.join(SHOTS, '4-print.png'), fullPage: true })
+  } finally {
+    await browser.close()
+  }
+})
