@@ -116,6 +116,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::records::routes::router())
         .merge(crate::rounds::routes::router())
         .merge(crate::briefing::routes::router())
+        .merge(crate::exports::router())
 }
 
 /// The OpenAPI document the code generates.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod geo;
 pub mod openapi;

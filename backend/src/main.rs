@@ -49,6 +49,21 @@ enum Command {
     },
     /// Print the OpenAPI document the code generates (as in mobile-api-spec/openapi.json).
     Openapi,
+    /// Print the briefing of a day (and shift) in the terminal: all teams, without the youth
+    /// sections (those are for jeugdboa's and Wpg-authorised leads); the read is audit-logged.
+    Briefing {
+        #[command(flatten)]
+        config: Config,
+        /// The day (YYYY-MM-DD); default today (Europe/Amsterdam).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// early, late or night; omitted: the whole day.
+        #[arg(long)]
+        shift: Option<String>,
+        /// Print the JSON the API serves instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -260,6 +275,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             print!("{}", thor::openapi::pretty_json()?);
+            Ok(())
+        }
+        Command::Briefing {
+            config,
+            date,
+            shift,
+            json,
+        } => {
+            init_logging(config.log_json);
+            let state = AppState::open(config).await?;
+            let shift = match shift.as_deref() {
+                Some(s) => Some(
+                    thor::briefing::Shift::parse(s)
+                        .ok_or_else(|| anyhow::anyhow!("--shift is early, late or night"))?,
+                ),
+                None => None,
+            };
+            let date = date.unwrap_or_else(thor::demo::today);
+            let operator = thor::auth::Principal {
+                user_id: uuid::Uuid::nil(),
+                username: "cli".into(),
+                role: thor::auth::Role::Beheerder,
+                team_id: None,
+                wpg_authorised: false,
+                device_id: "cli".into(),
+                token_id: uuid::Uuid::nil(),
+                seen_seq: 0,
+            };
+            thor::audit::record(
+                &state.db.write,
+                &thor::audit::Actor::system("cli"),
+                thor::audit::Entry::new("read", "briefing", format!("{date}/{shift:?}")),
+                chrono::Utc::now(),
+            )
+            .await?;
+            let b = thor::briefing::load::briefing(
+                &state.db.read,
+                &state.reference,
+                &state.shifts,
+                &operator,
+                date,
+                shift,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                print!("{}", thor::briefing::text::render(&b));
+            }
             Ok(())
         }
     }

@@ -10,6 +10,7 @@ pub mod hotspots;
 pub mod load;
 pub mod routes;
 pub mod svg;
+pub mod text;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::Amsterdam;

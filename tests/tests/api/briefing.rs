@@ -182,3 +182,107 @@ both!(
     the_demo_briefing_matches_the_records,
     a_signed_briefing_is_frozen_with_an_addendum
 );
+
+async fn exports_open_in_excel_and_qgis(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.load_demo().await;
+    let lead = app.login("teamleider", "pc-lead").await;
+    let admin = app.login("beheerder", "pc-admin").await;
+    let today = thor::demo::today();
+
+    let res = app
+        .get(
+            &lead,
+            &format!("/api/v1/exports/violations.csv?from={today}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(".csv")
+    );
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(
+        &bytes[..3],
+        b"\xEF\xBB\xBF",
+        "a byte-order mark, so Excel reads UTF-8"
+    );
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].starts_with("id;datum;tijd;categorie;"));
+    assert_eq!(lines.len(), 151, "a header and the day's 150 reports");
+    let first: Vec<&str> = lines[1].split(';').collect();
+    assert!(
+        first[9].starts_with("52,"),
+        "decimal comma for Dutch Excel: {}",
+        first[9]
+    );
+
+    // Without Wpg access the Wpg fields are withheld.
+    let text = app
+        .get(
+            &admin,
+            &format!("/api/v1/exports/violations.csv?from={today}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("[afgeschermd]"));
+    assert!(!text.contains("12ABC3"));
+
+    let g: Value = app
+        .get(
+            &lead,
+            &format!("/api/v1/exports/violations.geojson?from={today}&to={today}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["type"], "FeatureCollection");
+    assert_eq!(g["features"].as_array().unwrap().len(), 150);
+    assert_eq!(g["features"][0]["geometry"]["type"], "Point");
+    let t: Value = app
+        .get(
+            &lead,
+            &format!("/api/v1/exports/tracks.geojson?from={today}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines: Vec<&Value> = t["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["properties"]["fixes"].as_u64().unwrap() > 100)
+        .collect();
+    assert_eq!(lines.len(), 3, "three rounds walked today");
+    assert_eq!(lines[0]["geometry"]["type"], "LineString");
+
+    assert_problem(
+        app.get(
+            &lead,
+            "/api/v1/exports/violations.csv?from=2026-01-10&to=2026-01-01",
+        )
+        .send()
+        .await
+        .unwrap(),
+        422,
+        Some("to"),
+    )
+    .await;
+}
+
+both!(exports_open_in_excel_and_qgis);

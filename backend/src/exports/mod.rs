@@ -1,0 +1,435 @@
+//! Exports of a day's or a period's violations (CSV for Excel with Dutch settings, GeoJSON for
+//! QGIS) and round tracks (GeoJSON), streamed page by page: a year is never held in memory.
+//! Every export is written to the audit log before its first byte leaves.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Europe::Amsterdam;
+use futures_util::stream::{self, StreamExt};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::Entry;
+use crate::auth::{Principal, Scope};
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::ApiQuery;
+use crate::violations::entity::violation;
+
+/// Rows read per query while streaming.
+const PAGE: u64 = 1000;
+/// The longest period one export covers.
+const MAX_DAYS: i64 = 400;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(violations_csv))
+        .routes(routes!(violations_geojson))
+        .routes(routes!(tracks_geojson))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Period {
+    /// First day (YYYY-MM-DD, Europe/Amsterdam).
+    pub from: NaiveDate,
+    /// Last day, inclusive; default `from`.
+    pub to: Option<NaiveDate>,
+}
+
+impl Period {
+    fn bounds(&self) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
+        let to = self.to.unwrap_or(self.from);
+        if to < self.from {
+            return Err(ApiError::field("to", "on or after from"));
+        }
+        if (to - self.from).num_days() >= MAX_DAYS {
+            return Err(ApiError::field(
+                "to",
+                format!("at most {MAX_DAYS} days per export"),
+            ));
+        }
+        let (a, _) = crate::violations::store::amsterdam_day(self.from);
+        let (_, b) = crate::violations::store::amsterdam_day(to);
+        Ok((a, b))
+    }
+}
+
+async fn audit_export(
+    state: &AppState,
+    p: &Principal,
+    what: &'static str,
+    period: &Period,
+) -> ApiResult<()> {
+    state
+        .audit
+        .read(
+            &p.actor(),
+            Entry {
+                action: "export",
+                record_type: what,
+                record_id: None,
+                reason: None,
+                detail: Some(
+                    json!({ "from": period.from, "to": period.to.unwrap_or(period.from) }),
+                ),
+            },
+        )
+        .await
+}
+
+/// One page of the period's reports after the keyset cursor.
+async fn page(
+    db: &Db,
+    p: &Principal,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> ApiResult<Vec<violation::Model>> {
+    let mut q = violation::Entity::find()
+        .filter(violation::Column::DeletedSeq.is_null())
+        .filter(violation::Column::ObservedAt.gte(from))
+        .filter(violation::Column::ObservedAt.lt(to));
+    match p.scope() {
+        Scope::All => {}
+        Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
+        Scope::Nothing => return Ok(vec![]),
+    }
+    if let Some((t, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(violation::Column::ObservedAt.gt(t))
+                .add(
+                    Condition::all()
+                        .add(violation::Column::ObservedAt.eq(t))
+                        .add(violation::Column::Id.gt(id)),
+                ),
+        );
+    }
+    Ok(q.order_by_asc(violation::Column::ObservedAt)
+        .order_by_asc(violation::Column::Id)
+        .limit(PAGE)
+        .all(&db.read)
+        .await?)
+}
+
+/// Streams the period's reports, each page rendered by `render`, between `head` and `tail`.
+fn stream_reports(
+    state: &AppState,
+    p: Principal,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    head: Bytes,
+    tail: Bytes,
+    render: fn(&[violation::Model], &AppState, bool, bool) -> Bytes,
+) -> Body {
+    let st = state.clone();
+    let redact = !p.reads_wpg();
+    // States: Some(cursor) = more to read; None = done.
+    let pages = stream::unfold(
+        (Some(None::<(DateTime<Utc>, Uuid)>), true),
+        move |(cursor, first)| {
+            let st = st.clone();
+            let p = p.clone();
+            async move {
+                let after = cursor?;
+                match page(&st.db, &p, from, to, after).await {
+                    Ok(rows) if rows.is_empty() => None,
+                    Ok(rows) => {
+                        let next = rows.last().map(|m| (m.observed_at, m.id));
+                        let more = rows.len() as u64 == PAGE;
+                        let bytes = render(&rows, &st, redact, first);
+                        Some((
+                            Ok::<Bytes, std::io::Error>(bytes),
+                            (if more { Some(next) } else { None }, false),
+                        ))
+                    }
+                    Err(e) => {
+                        tracing::error!(error = ?e, "export failed mid-stream");
+                        Some((Err(std::io::Error::other("export failed")), (None, false)))
+                    }
+                }
+            }
+        },
+    );
+    let body = stream::once(async move { Ok::<Bytes, std::io::Error>(head) })
+        .chain(pages)
+        .chain(stream::once(async move { Ok(tail) }));
+    Body::from_stream(body)
+}
+
+fn attachment(body: Body, content_type: &'static str, name: String) -> Response {
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    res
+}
+
+/// A number with a decimal comma (Excel with Dutch settings reads it as a number).
+fn nl(x: f64, digits: usize) -> String {
+    format!("{x:.digits$}").replace('.', ",")
+}
+
+fn csv_rows(rows: &[violation::Model], st: &AppState, redact: bool, _first: bool) -> Bytes {
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .has_headers(false)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(rows.len() * 200));
+    for m in rows {
+        let t = m.observed_at.with_timezone(&Amsterdam);
+        let area = |c: &Option<String>| {
+            c.as_deref()
+                .and_then(|c| st.reference.areas.get(c))
+                .map(|a| a.name.clone())
+                .unwrap_or_default()
+        };
+        let wpg = redact && m.privacy_regime == "wpg";
+        let _ = w.write_record([
+            m.id.to_string(),
+            t.format("%d-%m-%Y").to_string(),
+            t.format("%H:%M:%S").to_string(),
+            m.category.clone(),
+            m.feitcode.clone().unwrap_or_default(),
+            m.outcome.clone(),
+            m.status.clone(),
+            area(&m.wijk_code),
+            area(&m.buurt_code),
+            nl(m.lat, 6),
+            nl(m.lon, 6),
+            nl(m.accuracy_m, 1),
+            if wpg {
+                String::new()
+            } else {
+                m.plate.clone().unwrap_or_default()
+            },
+            if wpg {
+                "[afgeschermd]".into()
+            } else {
+                m.description.clone()
+            },
+            m.round_id.map(|u| u.to_string()).unwrap_or_default(),
+        ]);
+    }
+    Bytes::from(w.into_inner().unwrap_or_default())
+}
+
+fn csv_head() -> Bytes {
+    let mut out = "\u{feff}".as_bytes().to_vec();
+    out.extend_from_slice(
+        b"id;datum;tijd;categorie;feitcode;afdoening;status;wijk;buurt;lat;lon;nauwkeurigheid_m;kenteken;omschrijving;ronde\r\n",
+    );
+    Bytes::from(out)
+}
+
+/// The period's reports as CSV for Excel with Dutch settings: UTF-8 with a byte-order mark,
+/// `;` between fields, decimal commas, local date and time (Europe/Amsterdam). Wpg fields are
+/// left empty for readers without Wpg access. Streamed.
+#[utoipa::path(
+    get, path = "/api/v1/exports/violations.csv", tag = "exports",
+    params(Period),
+    responses(
+        (status = 200, description = "CSV", content_type = "text/csv"),
+        (status = 422, description = "A bad period", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn violations_csv(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiQuery(period): ApiQuery<Period>,
+) -> ApiResult<Response> {
+    let (from, to) = period.bounds()?;
+    audit_export(&state, &p, "violations.csv", &period).await?;
+    let name = format!(
+        "overtredingen-{}-{}.csv",
+        period.from,
+        period.to.unwrap_or(period.from)
+    );
+    let body = stream_reports(&state, p, from, to, csv_head(), Bytes::new(), csv_rows);
+    Ok(attachment(body, "text/csv; charset=utf-8", name))
+}
+
+fn geojson_rows(rows: &[violation::Model], st: &AppState, redact: bool, first: bool) -> Bytes {
+    let mut out = String::with_capacity(rows.len() * 400);
+    for (i, m) in rows.iter().enumerate() {
+        if !(first && i == 0) {
+            out.push(',');
+        }
+        let area = |c: &Option<String>| {
+            c.as_deref()
+                .and_then(|c| st.reference.areas.get(c))
+                .map(|a| a.name.clone())
+        };
+        let wpg = redact && m.privacy_regime == "wpg";
+        let f = json!({
+            "type": "Feature",
+            "geometry": { "type": "Point", "coordinates": [m.lon, m.lat] },
+            "properties": {
+                "id": m.id, "observed_at": m.observed_at, "category": m.category, "feitcode": m.feitcode,
+                "outcome": m.outcome, "status": m.status, "wijk": area(&m.wijk_code), "buurt": area(&m.buurt_code),
+                "accuracy_m": m.accuracy_m, "round_id": m.round_id,
+                "plate": if wpg { None } else { m.plate.clone() },
+                "description": if wpg { None } else { Some(m.description.clone()) },
+            }
+        });
+        out.push_str(&f.to_string());
+        out.push('\n');
+    }
+    Bytes::from(out)
+}
+
+/// The period's reports as a GeoJSON FeatureCollection of points (WGS84), for QGIS. Streamed.
+#[utoipa::path(
+    get, path = "/api/v1/exports/violations.geojson", tag = "exports",
+    params(Period),
+    responses(
+        (status = 200, description = "GeoJSON", content_type = "application/geo+json"),
+        (status = 422, description = "A bad period", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn violations_geojson(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiQuery(period): ApiQuery<Period>,
+) -> ApiResult<Response> {
+    let (from, to) = period.bounds()?;
+    audit_export(&state, &p, "violations.geojson", &period).await?;
+    let name = format!(
+        "overtredingen-{}-{}.geojson",
+        period.from,
+        period.to.unwrap_or(period.from)
+    );
+    let head = Bytes::from_static(b"{\"type\":\"FeatureCollection\",\"features\":[\n");
+    let body = stream_reports(
+        &state,
+        p,
+        from,
+        to,
+        head,
+        Bytes::from_static(b"]}\n"),
+        geojson_rows,
+    );
+    Ok(attachment(body, "application/geo+json", name))
+}
+
+/// The period's round tracks as a GeoJSON FeatureCollection of lines (accepted fixes: accuracy
+/// 50 m or better), one feature per round, for QGIS. Streamed round by round.
+#[utoipa::path(
+    get, path = "/api/v1/exports/tracks.geojson", tag = "exports",
+    params(Period),
+    responses(
+        (status = 200, description = "GeoJSON", content_type = "application/geo+json"),
+        (status = 422, description = "A bad period", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn tracks_geojson(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiQuery(period): ApiQuery<Period>,
+) -> ApiResult<Response> {
+    let (from, to) = period.bounds()?;
+    audit_export(&state, &p, "tracks.geojson", &period).await?;
+    let rounds = crate::records::store::list(
+        &state.db.read,
+        &crate::records::kinds::ROUNDS,
+        &p,
+        Some(from),
+        Some(to),
+        None,
+        100_000,
+    )
+    .await?;
+    let ids: Vec<(Uuid, String)> = rounds
+        .iter()
+        .map(|r| {
+            (
+                r.id,
+                crate::records::text(&r.data, "name")
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let st = state.clone();
+    let features = stream::iter(ids.into_iter().enumerate()).then(move |(i, (id, name))| {
+        let st = st.clone();
+        async move {
+            let mut q = Query::select();
+            q.column("data")
+                .from("track_segment")
+                .and_where(Expr::col("deleted_seq").is_null())
+                .and_where(Expr::col("parent_id").eq(id))
+                .order_by("occurred_at", Order::Asc);
+            let rows = match sea_orm::ConnectionTrait::query_all(&st.db.read, &q).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = ?e, "track export failed mid-stream");
+                    return Err(std::io::Error::other("export failed"));
+                }
+            };
+            let mut pts: Vec<(i64, f64, f64)> = rows
+                .iter()
+                .filter_map(|r| r.try_get::<Value>("", "data").ok())
+                .flat_map(|d| {
+                    d.get("points")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|v| crate::rounds::point(&v))
+                .filter(|p| p.accuracy_m.is_none_or(|a| a <= 50.0))
+                .map(|p| (p.t_ms, p.lon, p.lat))
+                .collect();
+            pts.sort_by_key(|p| p.0);
+            pts.dedup_by_key(|p| p.0);
+            let coords: Vec<[f64; 2]> = pts.iter().map(|p| [p.1, p.2]).collect();
+            let f = json!({
+                "type": "Feature",
+                "geometry": { "type": "LineString", "coordinates": coords },
+                "properties": { "round_id": id, "name": name, "fixes": coords.len() },
+            });
+            let mut s = if i == 0 {
+                String::new()
+            } else {
+                ",".to_string()
+            };
+            s.push_str(&f.to_string());
+            s.push('\n');
+            Ok(Bytes::from(s))
+        }
+    });
+    let body = stream::once(async {
+        Ok::<Bytes, std::io::Error>(Bytes::from_static(
+            b"{\"type\":\"FeatureCollection\",\"features\":[\n",
+        ))
+    })
+    .chain(features)
+    .chain(stream::once(async { Ok(Bytes::from_static(b"]}\n")) }));
+    let name = format!(
+        "rondes-{}-{}.geojson",
+        period.from,
+        period.to.unwrap_or(period.from)
+    );
+    Ok(attachment(
+        Body::from_stream(body),
+        "application/geo+json",
+        name,
+    ))
+}
