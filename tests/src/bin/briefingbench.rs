@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
                 break (lat, lon);
             }
         };
-        let mut heading: f64 = rng.random_range(0.0..6.28);
+        let mut heading: f64 = rng.random_range(0.0..std::f64::consts::TAU);
         let points: Vec<Value> = (0..600)
             .map(|i| {
                 heading += rng.random_range(-0.2..0.2);
@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
                     lat = nlat;
                     lon = nlon;
                 } else {
-                    heading += 3.14;
+                    heading += std::f64::consts::PI;
                 }
                 json!([
                     lat,
