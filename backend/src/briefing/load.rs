@@ -146,6 +146,31 @@ pub async fn sign(
         ])
         .to_owned();
     txn.execute(&ins).await?;
+    // The signed briefing goes to every phone (read offline): youth sections apart, for those
+    // allowed to read them.
+    let mut public = b.clone();
+    public.youth = None;
+    public.youth_persons = None;
+    public.redacted = vec!["youth".into(), "youth_persons".into()];
+    public.signed = Some(SignOff {
+        by: p.user_id,
+        by_name: p.username.clone(),
+        at: now,
+    });
+    let youth = serde_json::json!({ "youth": b.youth, "youth_persons": b.youth_persons });
+    let mut doc = serde_json::Map::new();
+    doc.insert("date".into(), date.to_string().into());
+    doc.insert("shift".into(), shift_key(shift).into());
+    doc.insert("signed_by".into(), p.username.clone().into());
+    doc.insert("signed_at".into(), now.timestamp_millis().into());
+    doc.insert(
+        "content".into(),
+        serde_json::to_string(&public)
+            .map_err(ApiError::internal)?
+            .into(),
+    );
+    doc.insert("content_youth".into(), youth.to_string().into());
+    records::create_server_in(txn, &kinds::BRIEFINGS, p, Uuid::new_v4(), doc, now).await?;
     crate::audit::record(
         txn,
         &p.actor(),

@@ -728,8 +728,75 @@ impl RecordKind for Notes {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Signed briefings (read-only on phones)
+
+/// A signed briefing as a document phones pull and read offline. Written by the server at
+/// sign-off; `content` is the briefing without youth sections, `content_youth` the youth
+/// sections (names of group members included), withheld from readers without youth access.
+pub struct Briefings;
+pub static BRIEFINGS: Briefings = Briefings;
+
+const BRIEFING_FIELDS: [Column; 6] = [
+    col("date", Text, ServerOwned, Never),
+    col("shift", Text, ServerOwned, Never),
+    col("signed_by", Text, ServerOwned, Never),
+    col("signed_at", Millis, ServerOwned, Never),
+    col("content", Text, ServerOwned, Never),
+    col("content_youth", Text, ServerOwned, Never),
+];
+static BRIEFING_COLUMNS: [Column; 10] = concat(BRIEFING_FIELDS, meta_columns!());
+
+impl RecordKind for Briefings {
+    fn wire_name(&self) -> &'static str {
+        "briefings"
+    }
+    fn db_table(&self) -> &'static str {
+        "briefing_doc"
+    }
+    fn columns(&self) -> &'static [Column] {
+        &BRIEFING_COLUMNS
+    }
+    fn time_columns(&self) -> &'static [&'static str] {
+        &["signed_at"]
+    }
+    fn may_read(&self, p: &Principal) -> bool {
+        field_role(p) || p.role == Role::Beheerder
+    }
+    fn may_create(&self, _p: &Principal, _d: &Map<String, Value>) -> bool {
+        false
+    }
+    fn may_edit(&self, _p: &Principal, _c: Uuid, _d: &Map<String, Value>) -> bool {
+        false
+    }
+    fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
+        if youth_reader(p) {
+            &[]
+        } else {
+            &["content_youth"]
+        }
+    }
+    fn wpg(&self) -> bool {
+        true
+    }
+    fn occurred_at(&self, d: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
+        text(d, "date")
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .map(|day| crate::violations::store::amsterdam_day(day).0)
+            .unwrap_or(now)
+    }
+    fn check(
+        &self,
+        _d: &Map<String, Value>,
+        _before: Option<&Map<String, Value>>,
+        _now: DateTime<Utc>,
+    ) -> Vec<FieldError> {
+        vec![]
+    }
+}
+
 /// Every kind, parents before children (a push applies them in this order).
-pub fn all() -> [&'static dyn RecordKind; 7] {
+pub fn all() -> [&'static dyn RecordKind; 8] {
     [
         &ROUNDS,
         &SEGMENTS,
@@ -738,5 +805,6 @@ pub fn all() -> [&'static dyn RecordKind; 7] {
         &PERSONS,
         &INCIDENTS,
         &NOTES,
+        &BRIEFINGS,
     ]
 }

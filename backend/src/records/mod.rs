@@ -41,6 +41,10 @@ pub trait RecordKind: Send + Sync + 'static {
     fn may_create(&self, p: &Principal, data: &Map<String, Value>) -> bool;
     /// Whether the principal may change or delete this record.
     fn may_edit(&self, p: &Principal, created_by: Uuid, data: &Map<String, Value>) -> bool;
+    /// Columns withheld from this reader (on pull and REST).
+    fn hidden_columns(&self, _p: &Principal) -> &'static [&'static str] {
+        &[]
+    }
     /// Wpg data: every read goes to the audit log.
     fn wpg(&self) -> bool {
         false

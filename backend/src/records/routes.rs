@@ -83,7 +83,7 @@ pub async fn list(
     )
     .await?;
     log_read(state, kind, p, rows.iter().map(|r| r.id).collect()).await?;
-    Ok(Json(rows.iter().map(|r| store::view(kind, r)).collect()))
+    Ok(Json(rows.iter().map(|r| store::view(kind, p, r)).collect()))
 }
 
 fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
@@ -113,8 +113,8 @@ pub async fn create(
     let created = store::create_in(&txn, kind, p, id, &input, Utc::now()).await?;
     txn.commit().await?;
     Ok(match created {
-        Created::New(r) => (StatusCode::CREATED, Json(store::view(kind, &r))),
-        Created::Existing(r) => (StatusCode::OK, Json(store::view(kind, &r))),
+        Created::New(r) => (StatusCode::CREATED, Json(store::view(kind, p, &r))),
+        Created::Existing(r) => (StatusCode::OK, Json(store::view(kind, p, &r))),
     })
 }
 
@@ -126,7 +126,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let r = store::get(&state.db.read, kind, p, id).await?;
     log_read(state, kind, p, vec![r.id]).await?;
-    Ok(Json(store::view(kind, &r)))
+    Ok(Json(store::view(kind, p, &r)))
 }
 
 pub async fn patch(
@@ -140,7 +140,7 @@ pub async fn patch(
     let txn = state.db.write.begin().await?;
     let r = store::update_in(&txn, kind, p, id, &input, Utc::now()).await?;
     txn.commit().await?;
-    Ok(Json(store::view(kind, &r)))
+    Ok(Json(store::view(kind, p, &r)))
 }
 
 pub async fn delete(

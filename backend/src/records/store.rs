@@ -360,6 +360,64 @@ pub async fn create_in(
         deleted_seq: None,
         last_device_id: Some(p.device_id.clone()),
     };
+    insert_row(txn, kind, &row).await?;
+    audit::record(
+        txn,
+        &p.actor(),
+        Entry::new("create", kind.wire_name(), id),
+        now,
+    )
+    .await?;
+    keep_history(txn, kind, &row, now).await?;
+    Ok(Created::New(row))
+}
+
+/// Creates a record the server writes itself (a signed briefing): no device rules apply; the
+/// document is stored as given. Audit, history and sync stamp as for any record.
+pub async fn create_server_in(
+    txn: &DatabaseTransaction,
+    kind: &dyn RecordKind,
+    p: &Principal,
+    id: Uuid,
+    data: Map<String, Value>,
+    now: DateTime<Utc>,
+) -> ApiResult<Row> {
+    let create_hash = hash(&data);
+    let fields: Vec<&'static str> = kind
+        .columns()
+        .iter()
+        .filter(|c| data.contains_key(c.name))
+        .map(|c| c.name)
+        .collect();
+    let seq = stamp_one(txn, kind, id, Op::Upsert, fields.clone(), p, now).await?;
+    let row = Row {
+        id,
+        team_id: p.team_id,
+        parent_id: None,
+        occurred_at: kind.occurred_at(&data, now),
+        data,
+        created_by: p.user_id,
+        created_at: now,
+        updated_at: now,
+        create_hash,
+        server_rev: seq,
+        field_revs: fields.iter().map(|f| (f.to_string(), seq)).collect(),
+        deleted_seq: None,
+        last_device_id: Some(p.device_id.clone()),
+    };
+    insert_row(txn, kind, &row).await?;
+    audit::record(
+        txn,
+        &p.actor(),
+        Entry::new("create", kind.wire_name(), id),
+        now,
+    )
+    .await?;
+    keep_history(txn, kind, &row, now).await?;
+    Ok(row)
+}
+
+async fn insert_row(txn: &DatabaseTransaction, kind: &dyn RecordKind, row: &Row) -> ApiResult<()> {
     let mut ins = Query::insert();
     ins.into_table(kind.db_table())
         .columns(COLS.iter().copied())
@@ -380,15 +438,7 @@ pub async fn create_in(
         ])
         .map_err(|e| ApiError::internal(anyhow::anyhow!("building the insert: {e}")))?;
     txn.execute(&ins).await?;
-    audit::record(
-        txn,
-        &p.actor(),
-        Entry::new("create", kind.wire_name(), id),
-        now,
-    )
-    .await?;
-    keep_history(txn, kind, &row, now).await?;
-    Ok(Created::New(row))
+    Ok(())
 }
 
 /// Changes a record in the caller's transaction: `changes` are applied to its document and the
@@ -541,10 +591,14 @@ pub fn canonical_row(r: &Row) -> Map<String, Value> {
 }
 
 /// A record as REST shows it: its fields (times as RFC 3339) and the server's columns.
-pub fn view(kind: &dyn RecordKind, r: &Row) -> Value {
+pub fn view(kind: &dyn RecordKind, p: &Principal, r: &Row) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(r.id));
+    let hidden = kind.hidden_columns(p);
     for c in kind.columns() {
+        if hidden.contains(&c.name) {
+            continue;
+        }
         let v = r.data.get(c.name).cloned().unwrap_or(Value::Null);
         let v = if kind.time_columns().contains(&c.name) {
             super::ms(Some(&v))

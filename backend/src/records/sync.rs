@@ -42,6 +42,10 @@ impl SyncTable for KindTable {
         self.0.columns()
     }
 
+    fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
+        self.0.hidden_columns(p)
+    }
+
     async fn load(
         &self,
         txn: &DatabaseTransaction,

@@ -154,6 +154,33 @@ async fn a_signed_briefing_is_frozen_with_an_addendum(b: Backend) {
         None,
     )
     .await;
+    // The signed briefing reaches the phones through sync, to read offline; the youth
+    // sections only to those allowed.
+    let pulled: Value = get(&app, &hh, "/api/v1/sync/pull?last_pulled_at=0").await;
+    let docs = pulled["changes"]["briefings"]["updated"]
+        .as_array()
+        .unwrap();
+    assert_eq!(docs.len(), 1);
+    let content: Value = serde_json::from_str(docs[0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        content["violations"]["total"],
+        signed["violations"]["total"]
+    );
+    assert!(content["youth"].is_null());
+    assert!(
+        docs[0]["content_youth"].is_null(),
+        "no youth sections on a handhaver's phone"
+    );
+    let jb = app.login("jeugdboa", "phone-jb").await;
+    let pulled: Value = get(&app, &jb, "/api/v1/sync/pull?last_pulled_at=0").await;
+    let youth: Value = serde_json::from_str(
+        pulled["changes"]["briefings"]["updated"][0]["content_youth"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(youth["youth"]["sightings"], 6);
+
     // A report arrives after the sign-off: the briefing stays as signed, with an addendum.
     let total = signed["violations"]["total"].as_u64().unwrap();
     let res = app

@@ -8,6 +8,7 @@ mod m20261126_000002_sync;
 mod m20261126_000003_photos;
 mod m20261126_000004_field_records;
 mod m20261126_000005_briefing;
+mod m20261126_000006_briefing_docs;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_photos::Migration),
             Box::new(m20261126_000004_field_records::Migration),
             Box::new(m20261126_000005_briefing::Migration),
+            Box::new(m20261126_000006_briefing_docs::Migration),
         ]
     }
 }
