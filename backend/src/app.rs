@@ -41,6 +41,8 @@ pub struct AppState {
     pub violation_pages: Arc<crate::violations::cache::PageCache>,
     /// The evidence store, upload limits and uploads in progress.
     pub photos: Arc<crate::photos::tus::Photos>,
+    /// Derived round statistics, kept while their data is unchanged.
+    pub round_cache: Arc<crate::briefing::load::RoundCache>,
     /// The start hours of the shifts (`THOR_SHIFTS`).
     pub shifts: crate::briefing::ShiftHours,
     /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
@@ -87,6 +89,7 @@ impl AppState {
         let shifts = crate::briefing::ShiftHours::parse(&config.shifts)
             .map_err(|e| anyhow::anyhow!("THOR_SHIFTS: {e}"))?;
         Ok(AppState {
+            round_cache: Default::default(),
             shifts,
             photos,
             audit: AuditLog::start(db.clone()),

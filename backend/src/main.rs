@@ -313,6 +313,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let b = thor::briefing::load::briefing(
                 &state.db.read,
                 &state.reference,
+                &state.round_cache,
                 &state.shifts,
                 &operator,
                 date,

@@ -41,14 +41,21 @@ impl RTreeObject for Indexed {
     }
 }
 
+impl rstar::PointDistance for Indexed {
+    fn distance_2(&self, p: &[f64; 2]) -> f64 {
+        (self.x - p[0]).powi(2) + (self.y - p[1]).powi(2)
+    }
+}
+
 /// Local metres around a reference latitude (equirectangular; fine over a municipality).
 fn project(lat: f64, lon: f64, lat0: f64) -> (f64, f64) {
     let k = 111_320.0;
     (lon * k * lat0.to_radians().cos(), lat * k)
 }
 
-/// DBSCAN over `(lat, lon)` points: a cluster label per point (`None` = noise). Neighbour
-/// search runs on an R-tree of locally projected metres; the final distance test is geodesic.
+/// DBSCAN over `(lat, lon)` points: a cluster label per point (`None` = noise). Distances are
+/// taken in locally projected metres (equirectangular around the points' mean latitude: off by
+/// far less than a metre at these distances), with neighbours found through an R-tree.
 pub fn dbscan(points: &[(f64, f64)], eps_m: f64, min_points: usize) -> Vec<Option<usize>> {
     let n = points.len();
     let mut labels: Vec<Option<usize>> = vec![None; n];
@@ -56,38 +63,41 @@ pub fn dbscan(points: &[(f64, f64)], eps_m: f64, min_points: usize) -> Vec<Optio
         return labels;
     }
     let lat0 = points.iter().map(|p| p.0).sum::<f64>() / n as f64;
+    let xy: Vec<(f64, f64)> = points.iter().map(|p| project(p.0, p.1, lat0)).collect();
     let tree = RTree::bulk_load(
-        points
-            .iter()
+        xy.iter()
             .enumerate()
-            .map(|(i, p)| {
-                let (x, y) = project(p.0, p.1, lat0);
-                Indexed { i, x, y }
-            })
+            .map(|(i, &(x, y))| Indexed { i, x, y })
             .collect(),
     );
-    let margin = eps_m * 1.01;
-    let neighbours = |i: usize| -> Vec<usize> {
-        let (x, y) = project(points[i].0, points[i].1, lat0);
-        let env = AABB::from_corners([x - margin, y - margin], [x + margin, y + margin]);
-        tree.locate_in_envelope(&env)
-            .filter(|o| crate::geo::distance_m(points[i], points[o.i]) <= eps_m)
-            .map(|o| o.i)
-            .collect()
+    let eps2 = eps_m * eps_m;
+    let neighbours = |i: usize, out: &mut Vec<usize>| {
+        out.clear();
+        let (x, y) = xy[i];
+        out.extend(tree.locate_within_distance([x, y], eps2).map(|o| o.i));
     };
     let mut visited = vec![false; n];
+    let mut queued = vec![false; n];
     let mut cluster = 0;
+    let mut nb = Vec::new();
+    let mut queue = Vec::new();
     for i in 0..n {
         if visited[i] {
             continue;
         }
         visited[i] = true;
-        let nb = neighbours(i);
+        neighbours(i, &mut nb);
         if nb.len() < min_points {
             continue;
         }
         labels[i] = Some(cluster);
-        let mut queue = nb;
+        queue.clear();
+        for &j in &nb {
+            if !queued[j] {
+                queued[j] = true;
+                queue.push(j);
+            }
+        }
         while let Some(j) = queue.pop() {
             if labels[j].is_none() {
                 labels[j] = Some(cluster);
@@ -96,9 +106,14 @@ pub fn dbscan(points: &[(f64, f64)], eps_m: f64, min_points: usize) -> Vec<Optio
                 continue;
             }
             visited[j] = true;
-            let nb2 = neighbours(j);
-            if nb2.len() >= min_points {
-                queue.extend(nb2);
+            neighbours(j, &mut nb);
+            if nb.len() >= min_points {
+                for &k in &nb {
+                    if !queued[k] {
+                        queued[k] = true;
+                        queue.push(k);
+                    }
+                }
             }
         }
         cluster += 1;
@@ -173,12 +188,19 @@ pub fn hotspots(
             let reach = radius_m + EPS_M;
             let (cx, cy) = project(lat, lon, lat0);
             let env = AABB::from_corners([cx - reach, cy - reach], [cx + reach, cy + reach]);
+            let member_tree = RTree::bulk_load(
+                m.iter()
+                    .map(|&i| {
+                        let (x, y) = project(pts[i].0, pts[i].1, lat0);
+                        Indexed { i, x, y }
+                    })
+                    .collect(),
+            );
             let covered_by_round = fix_tree.locate_in_envelope(&env).any(|f| {
-                let fx = (f.x, f.y);
-                m.iter().any(|&i| {
-                    let (px, py) = project(pts[i].0, pts[i].1, lat0);
-                    ((px - fx.0).powi(2) + (py - fx.1).powi(2)).sqrt() <= EPS_M
-                })
+                member_tree
+                    .locate_within_distance([f.x, f.y], EPS_M * EPS_M)
+                    .next()
+                    .is_some()
             });
             Hotspot {
                 buurt_name: buurt_code.as_deref().and_then(buurt_name),

@@ -31,16 +31,18 @@ fn scoped<Q: QueryFilter>(q: Q, p: &Principal, col: violation::Column) -> Option
 
 /// The briefing of a date (and shift) as this principal may see it: built now, or as signed
 /// with an addendum of what changed since.
+#[allow(clippy::too_many_arguments)]
 pub async fn briefing<C: ConnectionTrait>(
     conn: &C,
     reference: &Reference,
+    cache: &RoundCache,
     hours: &ShiftHours,
     p: &Principal,
     date: NaiveDate,
     shift: Option<Shift>,
     now: DateTime<Utc>,
 ) -> ApiResult<Briefing> {
-    let current = build(conn, reference, hours, p, date, shift, now).await?;
+    let current = build(conn, reference, cache, hours, p, date, shift, now).await?;
     match signed(conn, date, shift).await? {
         None => Ok(current),
         Some((sign, snapshot)) => {
@@ -100,9 +102,11 @@ pub async fn signed<C: ConnectionTrait>(
 
 /// Signs the briefing off: the complete (unredacted) briefing is frozen as signed. Only a team
 /// lead signs; a signed briefing is not signed again.
+#[allow(clippy::too_many_arguments)]
 pub async fn sign(
     txn: &sea_orm::DatabaseTransaction,
     reference: &Reference,
+    cache: &RoundCache,
     hours: &ShiftHours,
     p: &Principal,
     date: NaiveDate,
@@ -123,7 +127,7 @@ pub async fn sign(
             existing: None,
         });
     }
-    let b = build(txn, reference, hours, p, date, shift, now).await?;
+    let b = build(txn, reference, cache, hours, p, date, shift, now).await?;
     let ins = Query::insert()
         .into_table("briefing_signoff")
         .columns([
@@ -208,6 +212,46 @@ fn days_ago(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<
     (t >= a && t < b && k <= 28).then_some(k as usize)
 }
 
+/// Derived round statistics by round, kept while the round and its segments are unchanged
+/// (keyed by their revisions), so a briefing re-derives only the rounds whose data changed.
+/// Per process; the key comes from the database, so it is right with several instances.
+#[derive(Default)]
+pub struct RoundCache {
+    entries: std::sync::Mutex<
+        HashMap<
+            Uuid,
+            (
+                String,
+                std::sync::Arc<(crate::rounds::derive::RoundStats, Vec<(f64, f64)>)>,
+            ),
+        >,
+    >,
+}
+
+impl RoundCache {
+    fn get(
+        &self,
+        id: Uuid,
+        key: &str,
+    ) -> Option<std::sync::Arc<(crate::rounds::derive::RoundStats, Vec<(f64, f64)>)>> {
+        let e = self.entries.lock().ok()?;
+        e.get(&id).filter(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+    fn put(
+        &self,
+        id: Uuid,
+        key: String,
+        v: std::sync::Arc<(crate::rounds::derive::RoundStats, Vec<(f64, f64)>)>,
+    ) {
+        if let Ok(mut e) = self.entries.lock() {
+            if e.len() > 20_000 {
+                e.clear();
+            }
+            e.insert(id, (key, v));
+        }
+    }
+}
+
 /// What the map of a briefing draws, beside the briefing itself.
 #[derive(Debug, Default, Clone)]
 pub struct MapFacts {
@@ -221,24 +265,30 @@ pub struct MapFacts {
 }
 
 /// Builds the briefing now, in the reader's scope.
+#[allow(clippy::too_many_arguments)]
 pub async fn build<C: ConnectionTrait>(
     conn: &C,
     reference: &Reference,
+    cache: &RoundCache,
     hours: &ShiftHours,
     p: &Principal,
     date: NaiveDate,
     shift: Option<Shift>,
     now: DateTime<Utc>,
 ) -> ApiResult<Briefing> {
-    Ok(build_full(conn, reference, hours, p, date, shift, now)
-        .await?
-        .0)
+    Ok(
+        build_full(conn, reference, cache, hours, p, date, shift, now)
+            .await?
+            .0,
+    )
 }
 
 /// Builds the briefing and what its map draws.
+#[allow(clippy::too_many_arguments)]
 pub async fn build_full<C: ConnectionTrait>(
     conn: &C,
     reference: &Reference,
+    cache: &RoundCache,
     hours: &ShiftHours,
     p: &Principal,
     date: NaiveDate,
@@ -346,8 +396,36 @@ pub async fn build_full<C: ConnectionTrait>(
     // Rounds of the window with what their tracks say.
     let round_rows = records::list(conn, &ROUNDS, p, Some(from), Some(to), None, 10_000).await?;
     let round_ids: Vec<Uuid> = round_rows.iter().map(|r| r.id).collect();
-    let mut segs_by_round: HashMap<Uuid, Vec<records::Row>> = HashMap::new();
+    // The revision and count of each round's segments: unchanged rounds come from the cache.
+    let mut seg_keys: HashMap<Uuid, (i64, i64)> = HashMap::new();
     for chunk in round_ids.chunks(200) {
+        let q = Query::select()
+            .column("parent_id")
+            .expr_as(Expr::col("server_rev").max(), "rev")
+            .expr_as(Expr::col("id").count(), "n")
+            .from("track_segment")
+            .and_where(Expr::col("deleted_seq").is_null())
+            .and_where(Expr::col("parent_id").is_in(chunk.iter().copied()))
+            .group_by_col("parent_id")
+            .to_owned();
+        for row in conn.query_all(&q).await? {
+            let id: Uuid = row.try_get("", "parent_id")?;
+            let rev: i64 = row.try_get("", "rev")?;
+            let n: i64 = row.try_get("", "n")?;
+            seg_keys.insert(id, (rev, n));
+        }
+    }
+    let key_of = |r: &records::Row| {
+        let (rev, n) = seg_keys.get(&r.id).copied().unwrap_or((0, 0));
+        format!("{}:{rev}:{n}", r.server_rev)
+    };
+    let stale: Vec<Uuid> = round_rows
+        .iter()
+        .filter(|r| cache.get(r.id, &key_of(r)).is_none())
+        .map(|r| r.id)
+        .collect();
+    let mut segs_by_round: HashMap<Uuid, Vec<records::Row>> = HashMap::new();
+    for chunk in stale.chunks(200) {
         let mut q = Query::select();
         q.columns([
             "id",
@@ -376,20 +454,30 @@ pub async fn build_full<C: ConnectionTrait>(
     let params = crate::rounds::derive::Params::default();
     let mut rounds = Vec::new();
     for r in &round_rows {
-        let segs = segs_by_round.remove(&r.id).unwrap_or_default();
-        let docs: Vec<&serde_json::Map<String, Value>> = segs.iter().map(|s| &s.data).collect();
-        let stats = crate::rounds::stats(&r.data, &docs, reference, &params);
-        let track: Vec<(f64, f64)> = docs
-            .iter()
-            .flat_map(|d| {
-                doc_list(d, "points")
+        let key = key_of(r);
+        let derived = match cache.get(r.id, &key) {
+            Some(d) => d,
+            None => {
+                let segs = segs_by_round.remove(&r.id).unwrap_or_default();
+                let docs: Vec<&serde_json::Map<String, Value>> =
+                    segs.iter().map(|s| &s.data).collect();
+                let stats = crate::rounds::stats(&r.data, &docs, reference, &params);
+                let track: Vec<(f64, f64)> = docs
                     .iter()
-                    .filter_map(crate::rounds::point)
-            })
-            .filter(|pt| pt.accuracy_m.is_none_or(|a| a <= params.max_accuracy_m))
-            .map(|pt| (pt.lat, pt.lon))
-            .collect();
-        map.tracks.push(track.clone());
+                    .flat_map(|d| {
+                        doc_list(d, "points")
+                            .iter()
+                            .filter_map(crate::rounds::point)
+                    })
+                    .filter(|pt| pt.accuracy_m.is_none_or(|a| a <= params.max_accuracy_m))
+                    .map(|pt| (pt.lat, pt.lon))
+                    .collect();
+                let d = std::sync::Arc::new((stats, track));
+                cache.put(r.id, key, d.clone());
+                d
+            }
+        };
+        map.tracks.push(derived.1.clone());
         rounds.push(RoundFact {
             id: r.id,
             name: text(&r.data, "name").unwrap_or_default().to_string(),
@@ -400,8 +488,8 @@ pub async fn build_full<C: ConnectionTrait>(
                 .get("ad_hoc")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            stats,
-            track,
+            stats: derived.0.clone(),
+            track: derived.1.clone(),
         });
     }
 

@@ -74,6 +74,7 @@ pub async fn get_briefing(
     let b = super::load::briefing(
         &state.db.read,
         &state.reference,
+        &state.round_cache,
         &state.shifts,
         &p,
         date,
@@ -118,6 +119,7 @@ pub async fn sign_off(
     super::load::sign(
         &txn,
         &state.reference,
+        &state.round_cache,
         &state.shifts,
         &p,
         req.date,
@@ -129,6 +131,7 @@ pub async fn sign_off(
     let b = super::load::briefing(
         &state.db.write,
         &state.reference,
+        &state.round_cache,
         &state.shifts,
         &p,
         req.date,

@@ -324,6 +324,7 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
     let (current, facts) = crate::briefing::load::build_full(
         &state.db.read,
         &state.reference,
+        &state.round_cache,
         &state.shifts,
         p,
         date,
@@ -336,6 +337,7 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
             crate::briefing::load::briefing(
                 &state.db.read,
                 &state.reference,
+                &state.round_cache,
                 &state.shifts,
                 p,
                 date,
@@ -658,6 +660,7 @@ async fn sign_off(
         crate::briefing::load::sign(
             &txn,
             &state.reference,
+            &state.round_cache,
             &state.shifts,
             &p,
             date,

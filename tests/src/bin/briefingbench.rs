@@ -143,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         let b = thor::briefing::load::briefing(
             &state.db.read,
             &state.reference,
+            &state.round_cache,
             &state.shifts,
             &lp,
             today,
