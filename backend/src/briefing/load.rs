@@ -212,37 +212,23 @@ fn days_ago(t: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<
     (t >= a && t < b && k <= 28).then_some(k as usize)
 }
 
+/// A round's statistics and its accepted fixes.
+type Derived = std::sync::Arc<(crate::rounds::derive::RoundStats, Vec<(f64, f64)>)>;
+
 /// Derived round statistics by round, kept while the round and its segments are unchanged
 /// (keyed by their revisions), so a briefing re-derives only the rounds whose data changed.
 /// Per process; the key comes from the database, so it is right with several instances.
 #[derive(Default)]
 pub struct RoundCache {
-    entries: std::sync::Mutex<
-        HashMap<
-            Uuid,
-            (
-                String,
-                std::sync::Arc<(crate::rounds::derive::RoundStats, Vec<(f64, f64)>)>,
-            ),
-        >,
-    >,
+    entries: std::sync::Mutex<HashMap<Uuid, (String, Derived)>>,
 }
 
 impl RoundCache {
-    fn get(
-        &self,
-        id: Uuid,
-        key: &str,
-    ) -> Option<std::sync::Arc<(crate::rounds::derive::RoundStats, Vec<(f64, f64)>)>> {
+    fn get(&self, id: Uuid, key: &str) -> Option<Derived> {
         let e = self.entries.lock().ok()?;
         e.get(&id).filter(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
-    fn put(
-        &self,
-        id: Uuid,
-        key: String,
-        v: std::sync::Arc<(crate::rounds::derive::RoundStats, Vec<(f64, f64)>)>,
-    ) {
+    fn put(&self, id: Uuid, key: String, v: Derived) {
         if let Ok(mut e) = self.entries.lock() {
             if e.len() > 20_000 {
                 e.clear();
