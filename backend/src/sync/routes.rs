@@ -296,6 +296,16 @@ pub async fn resolve_conflict(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<ResolveRequest>,
 ) -> ApiResult<Json<ConflictView>> {
+    resolve(&state, p, id, req).await.map(Json)
+}
+
+/// Resolves a conflict (the API and the team lead's page).
+pub async fn resolve(
+    state: &AppState,
+    p: Principal,
+    id: Uuid,
+    req: ResolveRequest,
+) -> ApiResult<ConflictView> {
     if !engine::may_resolve(&p) {
         return Err(ApiError::Forbidden(
             "only a teamleider resolves sync conflicts".into(),
@@ -393,5 +403,5 @@ pub async fn resolve_conflict(
     am.resolved_value = Set(value);
     let m = am.update(&txn).await?;
     txn.commit().await?;
-    Ok(Json(view(m)))
+    Ok(view(m))
 }

@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/briefing/review/{id}", post(review))
         .route("/briefing/notes", post(add_note))
         .route("/briefing/signoff", post(sign_off))
+        .route("/briefing/conflicts/{id}", post(resolve_conflict))
         .layer(axum::middleware::from_fn(session))
 }
 
@@ -451,6 +452,37 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
         vec![]
     };
 
+    // Open sync conflicts, for the lead to settle.
+    let conflicts = if crate::sync::engine::may_resolve(p) {
+        use crate::sync::entities::sync_conflict;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+        let mut q = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
+        if let crate::auth::Scope::Team(t) = p.scope() {
+            q = q.filter(sync_conflict::Column::TeamId.eq(t));
+        }
+        let show = |v: &Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "—".to_string(),
+            Some(other) => other.to_string(),
+        };
+        q.order_by_desc(sync_conflict::Column::CreatedAt)
+            .limit(20)
+            .all(&state.db.read)
+            .await?
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id,
+                    "what": format!("{} {}{}", c.table_name, &c.record_id.chars().take(8).collect::<String>(), c.field.as_deref().map(|f| format!(", veld {f}")).unwrap_or_default()),
+                    "server": show(&c.server_value), "phone": show(&c.client_value), "applied": show(&c.applied_value),
+                    "field": c.field.is_some(),
+                    "when": local_time(c.created_at),
+                })
+            })
+            .collect::<Vec<_>>()
+    } else {
+        vec![]
+    };
     let lead = p.role == Role::Teamleider;
     let shift_key = shift.map(Shift::as_str).unwrap_or("");
     let shifts = [("", "Hele dag"), ("early", "Vroeg 07–15"), ("late", "Laat 15–23"), ("night", "Nacht 23–07")]
@@ -539,6 +571,7 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
             "flags": b.follow_ups.flags.iter().map(|f| serde_json::json!({ "label": flag_nl(&f.key), "count": f.count })).collect::<Vec<_>>(),
         },
         "review": review,
+        "conflicts": conflicts,
         "back": back,
         "notes": b.attention_points.iter().map(|n| serde_json::json!({ "text": n.text, "shift": shift_nl(n.shift.as_deref()) })).collect::<Vec<_>>(),
         "generated_at": b.generated_at.with_timezone(&Amsterdam).format("%d-%m-%Y %H:%M").to_string(),
@@ -587,6 +620,38 @@ async fn review(
     {
         Ok(_) => {
             Redirect::to(&format!("{}#beoordelen", safe_back(f.back.as_deref()))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConflictForm {
+    resolution: String,
+    back: Option<String>,
+}
+
+async fn resolve_conflict(
+    State(state): State<AppState>,
+    p: Result<Principal, ApiError>,
+    Path(id): Path<Uuid>,
+    Form(f): Form<ConflictForm>,
+) -> Response {
+    use crate::sync::routes::{Resolution, ResolveRequest};
+    let Ok(p) = p else { return to_login() };
+    let resolution = match f.resolution.as_str() {
+        "keep_applied" => Resolution::KeepApplied,
+        "take_other" => Resolution::TakeOther,
+        _ => return ApiError::field("resolution", "keep_applied or take_other").into_response(),
+    };
+    let req = ResolveRequest {
+        resolution,
+        value: None,
+        note: Some("opgelost op de briefingpagina".into()),
+    };
+    match crate::sync::routes::resolve(&state, p, id, req).await {
+        Ok(_) => {
+            Redirect::to(&format!("{}#conflicten", safe_back(f.back.as_deref()))).into_response()
         }
         Err(e) => e.into_response(),
     }

@@ -313,3 +313,102 @@ async fn exports_open_in_excel_and_qgis(b: Backend) {
 }
 
 both!(exports_open_in_excel_and_qgis);
+
+/// The lead's page shows an open sync conflict and settles it.
+async fn the_page_settles_a_sync_conflict(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let a = app.login("handhaver", "phone-a").await;
+    let bb = app.login("handhaver", "phone-b").await;
+    // A report both phones edit offline: the description changes on both sides.
+    let id = uuid::Uuid::new_v4();
+    assert_eq!(
+        app.post(&a, "/api/v1/violations", &thor_tests::report(id))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let pull: Value = get(&app, &a, "/api/v1/sync/pull?last_pulled_at=0").await;
+    let row = pull["changes"]["violations"]["updated"][0].clone();
+    let cursor = pull["timestamp"].as_i64().unwrap();
+    for (t, text) in [(&a, "Auto op de stoep"), (&bb, "Auto half op de stoep")] {
+        let mut r = row.clone();
+        r["description"] = json!(text);
+        let res = app
+            .post(t, &format!("/api/v1/sync/push?last_pulled_at={cursor}"), &json!({ "changes": { "violations": { "created": [], "updated": [r], "deleted": [] } } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let lead = app.login("teamleider", "pc-lead").await;
+    let open: Value = get(&app, &lead, "/api/v1/conflicts?status=open").await;
+    let cid = open.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The page, with the session cookie of a form login.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=teamleider&password=demo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = client
+        .get(app.url("/briefing"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("conflict-{cid}")),
+        "the open conflict is on the page"
+    );
+    // A post from another site is refused; from the page itself it settles the conflict.
+    let res = client
+        .post(app.url(&format!("/briefing/conflicts/{cid}")))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("resolution=keep_applied")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = client
+        .post(app.url(&format!("/briefing/conflicts/{cid}")))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("resolution=keep_applied&back=/briefing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let open: Value = get(&app, &lead, "/api/v1/conflicts?status=open").await;
+    assert!(open.as_array().unwrap().is_empty());
+    // Without a session the page sends the browser to the login form.
+    let res = client.get(app.url("/briefing")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login");
+}
+
+both!(the_page_settles_a_sync_conflict);
