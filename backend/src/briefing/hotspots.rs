@@ -151,15 +151,35 @@ pub fn hotspots(
     } else {
         pts.iter().map(|p| p.0).sum::<f64>() / pts.len() as f64
     };
-    let fixes: Vec<Indexed> = tracks
+    // Only fixes near a clustered report can cover a hotspot: index just those.
+    let clustered: Vec<(f64, f64)> = labels
         .iter()
-        .flatten()
         .enumerate()
-        .map(|(i, p)| {
-            let (x, y) = project(p.0, p.1, lat0);
-            Indexed { i, x, y }
-        })
+        .filter(|(_, l)| l.is_some())
+        .map(|(i, _)| project(pts[i].0, pts[i].1, lat0))
         .collect();
+    let reach = EPS_M * 2.0;
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for &(x, y) in &clustered {
+        x0 = x0.min(x - reach);
+        y0 = y0.min(y - reach);
+        x1 = x1.max(x + reach);
+        y1 = y1.max(y + reach);
+    }
+    let fixes: Vec<Indexed> = if clustered.is_empty() {
+        vec![]
+    } else {
+        tracks
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, p)| {
+                let (x, y) = project(p.0, p.1, lat0);
+                Indexed { i, x, y }
+            })
+            .filter(|f| f.x >= x0 && f.x <= x1 && f.y >= y0 && f.y <= y1)
+            .collect()
+    };
     let fix_tree = RTree::bulk_load(fixes);
     let mut out: Vec<Hotspot> = members
         .into_iter()

@@ -14,7 +14,6 @@ use super::{
 };
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::photos::entity::photo;
 use crate::records::RecordKind;
 use crate::records::kinds::{self, GROUPS, INCIDENTS, NOTES, OBSERVATIONS, PERSONS, ROUNDS};
 use crate::records::{list as doc_list, ms, num, store as records, text};
@@ -192,6 +191,21 @@ pub async fn sign(
     Ok(b)
 }
 
+/// The columns of a report the briefing reads.
+type ViolationRow = (
+    Uuid,
+    String,
+    Option<String>,
+    String,
+    String,
+    DateTime<Utc>,
+    f64,
+    f64,
+    Option<String>,
+    Option<String>,
+    Value,
+);
+
 /// Category, feitcode, outcome, wijk and time of an earlier report.
 type HistoryRow = (
     String,
@@ -284,30 +298,39 @@ pub async fn build_full<C: ConnectionTrait>(
     let mut map = MapFacts::default();
     let (from, to) = super::window(date, shift, hours);
 
-    // Violations in the window, with their photo flags.
-    let mut violations: Vec<violation::Model> = Vec::new();
+    // Violations in the window (only the columns the briefing uses), with their photo flags.
+    let mut violations: Vec<ViolationRow> = Vec::new();
     if let Some(q) = scoped(
         violation::Entity::find()
+            .select_only()
+            .columns([
+                violation::Column::Id,
+                violation::Column::Category,
+                violation::Column::Feitcode,
+                violation::Column::Outcome,
+                violation::Column::Status,
+                violation::Column::ObservedAt,
+                violation::Column::Lat,
+                violation::Column::Lon,
+                violation::Column::WijkCode,
+                violation::Column::BuurtCode,
+                violation::Column::Flags,
+            ])
             .filter(violation::Column::DeletedSeq.is_null())
             .filter(violation::Column::ObservedAt.gte(from))
             .filter(violation::Column::ObservedAt.lt(to)),
         p,
         violation::Column::TeamId,
     ) {
-        violations = q.all(conn).await?;
+        violations = q.into_tuple().all(conn).await?;
     }
-    let photo_flags = crate::photos::store::report_flags(conn, &violations).await?;
-    let ids: Vec<Uuid> = violations.iter().map(|v| v.id).collect();
-    let mut photos_missing = 0;
-    for chunk in ids.chunks(500) {
-        photos_missing += photo::Entity::find()
-            .filter(photo::Column::ViolationId.is_in(chunk.to_vec()))
-            .filter(photo::Column::DeletedSeq.is_null())
-            .filter(photo::Column::UploadState.ne("complete"))
-            .all(conn)
-            .await?
-            .len();
-    }
+    let ids: Vec<Uuid> = violations.iter().map(|v| v.0).collect();
+    let photos = crate::photos::store::of_violations(conn, &ids).await?;
+    let photos_missing = photos
+        .values()
+        .flatten()
+        .filter(|ph| ph.upload_state != "complete")
+        .count();
     let mut duplicates = 0;
     for chunk in ids.chunks(500) {
         let q = Query::select()
@@ -319,32 +342,52 @@ pub async fn build_full<C: ConnectionTrait>(
             duplicates += row.try_get::<i64>("", "n").unwrap_or(0) as usize;
         }
     }
-    map.violations = violations
-        .iter()
-        .map(|v| (v.lat, v.lon, v.category.clone()))
-        .collect();
+    map.violations = violations.iter().map(|v| (v.6, v.7, v.1.clone())).collect();
     let facts: Vec<ViolationFact> = violations
-        .iter()
-        .map(|v| {
-            let mut flags: Vec<String> =
-                serde_json::from_value(v.flags.clone()).unwrap_or_default();
-            if let Some(f) = photo_flags.get(&v.id) {
-                flags.extend(f.iter().cloned());
-            }
-            ViolationFact {
-                id: v.id,
-                category: v.category.clone(),
-                feitcode: v.feitcode.clone(),
-                outcome: v.outcome.clone(),
-                status: v.status.clone(),
-                observed_at: v.observed_at,
-                lat: v.lat,
-                lon: v.lon,
-                wijk: v.wijk_code.clone(),
-                buurt: v.buurt_code.clone(),
+        .into_iter()
+        .map(
+            |(
+                id,
+                category,
+                feitcode,
+                outcome,
+                status,
+                observed_at,
+                lat,
+                lon,
+                wijk,
+                buurt,
                 flags,
-            }
-        })
+            )| {
+                let mut flags: Vec<String> = serde_json::from_value(flags).unwrap_or_default();
+                for ph in photos.get(&id).into_iter().flatten() {
+                    if ph.upload_state != "complete" {
+                        flags.push("photo_missing".into());
+                    }
+                    flags.extend(crate::photos::store::flags_against(
+                        ph,
+                        observed_at,
+                        lat,
+                        lon,
+                    ));
+                }
+                flags.sort();
+                flags.dedup();
+                ViolationFact {
+                    id,
+                    category,
+                    feitcode,
+                    outcome,
+                    status,
+                    observed_at,
+                    lat,
+                    lon,
+                    wijk,
+                    buurt,
+                    flags,
+                }
+            },
+        )
         .collect();
 
     // The same hours of the 28 previous days, for trends.

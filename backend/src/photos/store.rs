@@ -528,16 +528,26 @@ pub fn exif_of(m: &photo::Model) -> Option<ExifSummary> {
 
 /// Plausibility flags of a photo against its report.
 pub fn flags_of(m: &photo::Model, report: Option<&violation::Model>) -> Vec<String> {
-    let Some(r) = report else {
-        return vec![];
-    };
+    match report {
+        Some(r) => flags_against(m, r.observed_at, r.lat, r.lon),
+        None => vec![],
+    }
+}
+
+/// Plausibility flags of a photo against a report's time and place.
+pub fn flags_against(
+    m: &photo::Model,
+    observed_at: DateTime<Utc>,
+    lat: f64,
+    lon: f64,
+) -> Vec<String> {
     let exif = exif_of(m);
     let at = exif.as_ref().and_then(|e| e.taken_at_utc).or(m.captured_at);
     let pos = exif
         .as_ref()
         .and_then(|e| e.lat.zip(e.lon))
         .or(m.lat.zip(m.lon));
-    plausibility(r.observed_at, r.lat, r.lon, at, pos)
+    plausibility(observed_at, lat, lon, at, pos)
 }
 
 pub fn view(m: &photo::Model, report: Option<&violation::Model>) -> PhotoView {
