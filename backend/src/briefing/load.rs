@@ -41,9 +41,28 @@ pub async fn briefing<C: ConnectionTrait>(
     shift: Option<Shift>,
     now: DateTime<Utc>,
 ) -> ApiResult<Briefing> {
-    let current = build(conn, reference, cache, hours, p, date, shift, now).await?;
-    match signed(conn, date, shift).await? {
-        None => Ok(current),
+    Ok(
+        briefing_and_map(conn, reference, cache, hours, p, date, shift, now)
+            .await?
+            .0,
+    )
+}
+
+/// The briefing as [`briefing`] gives it, and what its map draws, from one build.
+#[allow(clippy::too_many_arguments)]
+pub async fn briefing_and_map<C: ConnectionTrait>(
+    conn: &C,
+    reference: &Reference,
+    cache: &RoundCache,
+    hours: &ShiftHours,
+    p: &Principal,
+    date: NaiveDate,
+    shift: Option<Shift>,
+    now: DateTime<Utc>,
+) -> ApiResult<(Briefing, MapFacts)> {
+    let (current, map) = build_full(conn, reference, cache, hours, p, date, shift, now).await?;
+    let b = match signed(conn, date, shift).await? {
+        None => current,
         Some((sign, snapshot)) => {
             // The frozen copy, redacted the same way for this reader.
             let mut frozen: Briefing = serde_json::from_value(snapshot)
@@ -65,9 +84,10 @@ pub async fn briefing<C: ConnectionTrait>(
                     changes,
                 })
             };
-            Ok(frozen)
+            frozen
         }
-    }
+    };
+    Ok((b, map))
 }
 
 fn shift_key(shift: Option<Shift>) -> &'static str {
@@ -174,6 +194,8 @@ pub async fn sign(
     );
     doc.insert("content_youth".into(), youth.to_string().into());
     records::create_server_in(txn, &kinds::BRIEFINGS, p, Uuid::new_v4(), doc, now).await?;
+    let mut b = b;
+    b.signed = public.signed.clone();
     crate::audit::record(
         txn,
         &p.actor(),

@@ -116,7 +116,7 @@ pub async fn sign_off(
         ));
     }
     let txn = state.db.write.begin().await?;
-    super::load::sign(
+    let b = super::load::sign(
         &txn,
         &state.reference,
         &state.round_cache,
@@ -128,16 +128,5 @@ pub async fn sign_off(
     )
     .await?;
     txn.commit().await?;
-    let b = super::load::briefing(
-        &state.db.write,
-        &state.reference,
-        &state.round_cache,
-        &state.shifts,
-        &p,
-        req.date,
-        req.shift,
-        Utc::now(),
-    )
-    .await?;
     Ok(Json(b))
 }

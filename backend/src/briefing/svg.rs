@@ -1882,24 +1882,6 @@ mod tests {
         assert!(bars_svg(&[], 320, "leeg").contains("geen gegevens"));
     }
 
-    pub(super) fn samples() -> Vec<(&'static str, String)> {
-        let areas = load_areas("velsen_wijken_2024.wgs84.geojson");
-        let quiet = synth(&areas, 150, 4, 1500, 7);
-        let busy = synth(&areas, 5000, 500, 600, 42);
-        let vals: Vec<f64> = (0..28).map(|i| ((i * 7) % 11) as f64).collect();
-        let items: Vec<(String, f64)> = vec![
-            ("Afval".into(), 42.0),
-            ("Parkeren".into(), 17.0),
-            ("Honden".into(), 5.0),
-        ];
-        vec![
-            ("quiet", render(&areas, &quiet, "Rustige dag")),
-            ("busy", render(&areas, &busy, "Drukke dag")),
-            ("spark", sparkline_svg(&vals, 160, 32, "Meldingen 28 dagen")),
-            ("bars", bars_svg(&items, 320, "Per categorie")),
-        ]
-    }
-
     /// `cargo test --release -- --ignored --nocapture bench_busy_day`
     #[test]
     #[ignore]
@@ -1920,23 +1902,5 @@ mod tests {
             "quiet day map: {} B; busy day map: {len} B; busy render: {per:?} (mean of {runs})",
             q.len()
         );
-        assert!(per.as_millis() <= 50);
-    }
-}
-
-#[cfg(test)]
-mod dump {
-    /// Writes sample SVGs to `$TMPDIR/briefing-svg-samples/` for eyeballing:
-    /// `cargo test -- --ignored dump_samples`.
-    #[test]
-    #[ignore]
-    fn dump_samples() {
-        use super::tests::samples;
-        let dir = std::env::temp_dir().join("briefing-svg-samples");
-        std::fs::create_dir_all(&dir).expect("dir");
-        for (name, svg) in samples() {
-            std::fs::write(dir.join(format!("{name}.svg")), svg).expect("write");
-        }
-        println!("samples in {}", dir.display());
     }
 }

@@ -88,7 +88,7 @@ fn track(
 }
 
 /// Three points the track passes (checkpoints that will be reached) and one it does not.
-fn checkpoints(rng: &mut ChaCha8Rng, points: &[Value], away: (f64, f64)) -> Value {
+fn checkpoints(points: &[Value], away: (f64, f64)) -> Value {
     let mut cps = Vec::new();
     for (i, name) in ["Start", "Halverwege", "Eind"].iter().enumerate() {
         let idx = (points.len().saturating_sub(1)) * (i + 1) / 4;
@@ -99,7 +99,6 @@ fn checkpoints(rng: &mut ChaCha8Rng, points: &[Value], away: (f64, f64)) -> Valu
             }));
         }
     }
-    let _ = rng.random::<u8>();
     cps.push(json!({ "id": "cp4", "name": "Uitkijkpunt (niet bezocht)", "lat": away.0, "lon": away.1, "radius_m": 40 }));
     Value::Array(cps)
 }
@@ -192,7 +191,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
                 "planned_start": t0.timestamp_millis(),
                 "planned_end": (t0 + Duration::minutes(minutes)).timestamp_millis(),
                 "area_codes": area,
-                "checkpoints": checkpoints(&mut rng, &points, santpoort),
+                "checkpoints": checkpoints(&points, santpoort),
                 "officer_ids": [format!("{USER_REF}{officer}")],
                 "ad_hoc": false,
             })),

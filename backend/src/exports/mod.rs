@@ -202,7 +202,7 @@ fn csv_rows(rows: &[violation::Model], st: &AppState, redact: bool, _first: bool
                 .unwrap_or_default()
         };
         let wpg = redact && m.privacy_regime == "wpg";
-        let _ = w.write_record([
+        let written = w.write_record([
             m.id.to_string(),
             t.format("%d-%m-%Y").to_string(),
             t.format("%H:%M:%S").to_string(),
@@ -227,6 +227,9 @@ fn csv_rows(rows: &[violation::Model], st: &AppState, redact: bool, _first: bool
             },
             m.round_id.map(|u| u.to_string()).unwrap_or_default(),
         ]);
+        if let Err(e) = written {
+            tracing::error!(error = %e, report = %m.id, "a CSV row could not be written");
+        }
     }
     Bytes::from(w.into_inner().unwrap_or_default())
 }

@@ -23,7 +23,7 @@ use crate::audit::{self, Actor, Entry};
 use crate::auth::{Action, Principal};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::sync::{self, Change, Op};
+use crate::sync::{self, Op};
 use crate::violations::entity::violation;
 
 /// The table name the sync engine and the audit log know photos by.
@@ -162,12 +162,7 @@ pub async fn create_in(
             "only the officers on a report and their teamleider add photos to it".into(),
         ));
     }
-    let twin = photo::Entity::find()
-        .filter(photo::Column::Sha256.eq(input.sha256.clone()))
-        .filter(photo::Column::SizeBytes.eq(input.size_bytes))
-        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
-        .one(txn)
-        .await?;
+    let twin = complete_twin(txn, &input.sha256, input.size_bytes).await?;
 
     let mut fields: Vec<&'static str> = FIELDS.to_vec();
     fields.retain(|f| !SERVER_ONLY.contains(f));
@@ -219,19 +214,7 @@ pub async fn create_in(
         last_device_id: Set(Some(p.device_id.clone())),
     };
     if let Some(t) = &twin {
-        am.upload_state = Set(UploadState::Complete.as_str().into());
-        am.upload_offset = Set(t.size_bytes);
-        am.uploaded_at = Set(Some(now));
-        am.format = Set(t.format.clone());
-        am.width = Set(t.width);
-        am.height = Set(t.height);
-        am.exif = Set(t.exif.clone());
-        am.derivative_state = Set(match DerivativeState::parse(&t.derivative_state) {
-            Some(DerivativeState::Done) => DerivativeState::Done.as_str().into(),
-            Some(DerivativeState::Failed) => DerivativeState::Failed.as_str().into(),
-            _ => DerivativeState::Pending.as_str().into(),
-        });
-        am.derivative_error = Set(t.derivative_error.clone());
+        take_from_twin(&mut am, t, now);
     }
     audit::record(
         txn,
@@ -247,6 +230,40 @@ pub async fn create_in(
     let m = am.insert(txn).await?;
     keep_history(txn, &m, now).await?;
     Ok(Created::New(m))
+}
+
+/// A complete photo with these bytes (same SHA-256 and size), if one is stored: dedupe by hash.
+pub async fn complete_twin<C: ConnectionTrait>(
+    conn: &C,
+    sha256: &str,
+    size_bytes: i64,
+) -> ApiResult<Option<photo::Model>> {
+    Ok(photo::Entity::find()
+        .filter(photo::Column::Sha256.eq(sha256))
+        .filter(photo::Column::SizeBytes.eq(size_bytes))
+        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
+        .one(conn)
+        .await?)
+}
+
+/// Makes a photo complete with what its twin's bytes told (type, size, EXIF, derivatives, which
+/// are stored under the same hash). Changes exactly the fields in [`SERVER_ONLY`].
+pub fn take_from_twin(am: &mut photo::ActiveModel, twin: &photo::Model, now: DateTime<Utc>) {
+    am.upload_state = Set(UploadState::Complete.as_str().into());
+    am.upload_offset = Set(twin.size_bytes);
+    am.upload_expires_at = Set(None);
+    am.uploaded_at = Set(Some(now));
+    am.failure = Set(None);
+    am.format = Set(twin.format.clone());
+    am.width = Set(twin.width);
+    am.height = Set(twin.height);
+    am.exif = Set(twin.exif.clone());
+    am.derivative_state = Set(match DerivativeState::parse(&twin.derivative_state) {
+        Some(DerivativeState::Done) => DerivativeState::Done.as_str().into(),
+        Some(DerivativeState::Failed) => DerivativeState::Failed.as_str().into(),
+        _ => DerivativeState::Pending.as_str().into(),
+    });
+    am.derivative_error = Set(twin.derivative_error.clone());
 }
 
 /// The synced fields, each with its own revision in `field_revs`.
@@ -270,8 +287,8 @@ pub const FIELDS: &[&str] = &[
     "derivative_state",
 ];
 
-/// Fields only the server sets.
-const SERVER_ONLY: &[&str] = &[
+/// Fields only the server sets: what the bytes tell.
+pub const SERVER_ONLY: &[&str] = &[
     "upload_state",
     "failure",
     "format",
@@ -292,21 +309,7 @@ async fn stamp_one(
     now: DateTime<Utc>,
 ) -> ApiResult<i64> {
     let device = (!device_id.is_empty()).then_some(device_id);
-    let seqs = sync::stamp(
-        txn,
-        &[Change {
-            table: TABLE,
-            record_id: id.to_string(),
-            op,
-            changed_fields: fields,
-        }],
-        device,
-        now,
-    )
-    .await?;
-    seqs.first()
-        .copied()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no sequence number allocated")))
+    Ok(sync::stamp_one(txn, TABLE, id.to_string(), op, fields, device, now).await?)
 }
 
 async fn keep_history(

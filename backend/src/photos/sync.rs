@@ -20,7 +20,7 @@ use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
-    Column, Current, Kind, PulledRow, PushCtx, SyncTable, Writable, from_millis, millis,
+    Column, Current, Kind, PulledRow, PushCtx, SyncTable, Writable, field_revs, from_millis, millis,
 };
 
 use Kind::*;
@@ -151,15 +151,7 @@ impl SyncTable for PhotosTable {
                 .all(txn)
                 .await?;
             for m in rows.into_iter().filter(|m| p.sees_team(m.team_id)) {
-                let field_revs = m
-                    .field_revs
-                    .as_object()
-                    .map(|o| {
-                        o.iter()
-                            .filter_map(|(k, v)| v.as_i64().map(|r| (k.clone(), r)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let field_revs = field_revs(&m.field_revs);
                 out.insert(
                     m.id.to_string(),
                     Current {

@@ -1028,17 +1028,7 @@ async fn finish(
         am.derive_attempts = Set(0);
         am.derive_lease_until = Set(None);
         (
-            vec![
-                "upload_state",
-                "failure",
-                "format",
-                "width",
-                "height",
-                "exif_taken_at",
-                "exif_lat",
-                "exif_lon",
-                "derivative_state",
-            ],
+            store::SERVER_ONLY.to_vec(),
             Some(ServerChange {
                 action: "upload",
                 detail: json!({ "sha256": sha, "bytes": m.size_bytes, "format": format_name(format) }),
@@ -1059,14 +1049,7 @@ async fn complete_from_twin(
     m: &photo::Model,
     now: DateTime<Utc>,
 ) -> ApiResult<Option<photo::Model>> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    let Some(twin) = photo::Entity::find()
-        .filter(photo::Column::Sha256.eq(m.sha256.clone()))
-        .filter(photo::Column::SizeBytes.eq(m.size_bytes))
-        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
-        .one(&state.db.write)
-        .await?
-    else {
+    let Some(twin) = store::complete_twin(&state.db.write, &m.sha256, m.size_bytes).await? else {
         return Ok(None);
     };
     if !state
@@ -1083,31 +1066,9 @@ async fn complete_from_twin(
         .ok();
     let txn = state.db.write.begin().await?;
     let done = store::server_update(&txn, actor, m.id, now, |_, am| {
-        am.upload_state = Set(UploadState::Complete.as_str().into());
-        am.upload_offset = Set(twin.size_bytes);
-        am.upload_expires_at = Set(None);
-        am.uploaded_at = Set(Some(now));
-        am.failure = Set(None);
-        am.format = Set(twin.format.clone());
-        am.width = Set(twin.width);
-        am.height = Set(twin.height);
-        am.exif = Set(twin.exif.clone());
-        am.derivative_state = Set(match DerivativeState::parse(&twin.derivative_state) {
-            Some(DerivativeState::Done) => DerivativeState::Done.as_str().into(),
-            _ => DerivativeState::Pending.as_str().into(),
-        });
+        store::take_from_twin(am, &twin, now);
         (
-            vec![
-                "upload_state",
-                "failure",
-                "format",
-                "width",
-                "height",
-                "exif_taken_at",
-                "exif_lat",
-                "exif_lon",
-                "derivative_state",
-            ],
+            store::SERVER_ONLY.to_vec(),
             Some(ServerChange {
                 action: "upload",
                 detail: json!({ "sha256": twin.sha256, "deduplicated_from": twin.id }),

@@ -18,7 +18,7 @@ use crate::audit::{self, Entry};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::table::Writable;
-use crate::sync::{self, Change, Op};
+use crate::sync::{self, Op};
 
 const COLS: &[&str] = &[
     "id",
@@ -71,14 +71,7 @@ fn from_result(r: &QueryResult) -> Result<Row, sea_orm::DbErr> {
         updated_at: r.try_get("", "updated_at")?,
         create_hash: r.try_get("", "create_hash")?,
         server_rev: r.try_get("", "server_rev")?,
-        field_revs: revs
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| v.as_i64().map(|n| (k.clone(), n)))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        field_revs: crate::sync::table::field_revs(&revs),
         deleted_seq: r.try_get("", "deleted_seq")?,
         last_device_id: r.try_get("", "last_device_id")?,
     })
@@ -251,21 +244,17 @@ async fn stamp_one(
     p: &Principal,
     now: DateTime<Utc>,
 ) -> ApiResult<i64> {
-    let seqs = sync::stamp(
+    let device = Some(p.device_id.as_str());
+    Ok(sync::stamp_one(
         txn,
-        &[Change {
-            table: kind.wire_name(),
-            record_id: id.to_string(),
-            op,
-            changed_fields: fields,
-        }],
-        Some(&p.device_id),
+        kind.wire_name(),
+        id.to_string(),
+        op,
+        fields,
+        device,
         now,
     )
-    .await?;
-    seqs.first()
-        .copied()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no sequence number allocated")))
+    .await?)
 }
 
 async fn keep_history(

@@ -108,6 +108,33 @@ pub async fn stamp<C: ConnectionTrait>(
     Ok(seqs)
 }
 
+/// Stamps one changed record and returns its sequence number (see [`stamp`]).
+pub async fn stamp_one<C: ConnectionTrait>(
+    conn: &C,
+    table: &'static str,
+    record_id: String,
+    op: Op,
+    changed_fields: Vec<&'static str>,
+    device_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    let seqs = stamp(
+        conn,
+        &[Change {
+            table,
+            record_id,
+            op,
+            changed_fields,
+        }],
+        device_id,
+        now,
+    )
+    .await?;
+    seqs.first()
+        .copied()
+        .ok_or_else(|| DbErr::Custom("no sequence number allocated".into()))
+}
+
 /// The newest sequence number.
 pub async fn last_seq<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
     let stmt = Query::select()

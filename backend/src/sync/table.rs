@@ -227,6 +227,17 @@ pub fn wire(kind: Kind, v: &Value) -> Value {
     }
 }
 
+/// The per-field revisions a record keeps as a JSON object (`{"status": 12, …}`).
+pub fn field_revs(v: &Value) -> HashMap<String, i64> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_i64().map(|r| (k.clone(), r)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn millis(t: DateTime<Utc>) -> Value {
     Value::from(t.timestamp_millis())
 }

@@ -512,21 +512,8 @@ async fn stamp_one(
     p: &Principal,
     now: DateTime<Utc>,
 ) -> ApiResult<i64> {
-    let seqs = sync::stamp(
-        txn,
-        &[Change {
-            table: TABLE,
-            record_id: id.to_string(),
-            op,
-            changed_fields: fields,
-        }],
-        Some(&p.device_id),
-        now,
-    )
-    .await?;
-    seqs.first()
-        .copied()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no sequence number allocated")))
+    let device = Some(p.device_id.as_str());
+    Ok(sync::stamp_one(txn, TABLE, id.to_string(), op, fields, device, now).await?)
 }
 
 fn officers_of(m: &violation::Model) -> Vec<Uuid> {

@@ -19,7 +19,7 @@ use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
-    Column, Current, Kind, PulledRow, PushCtx, SyncTable, Writable, from_millis, millis,
+    Column, Current, Kind, PulledRow, PushCtx, SyncTable, Writable, field_revs, from_millis, millis,
 };
 
 /// The review workflow as a rank: a later state wins a concurrent edit.
@@ -211,15 +211,7 @@ impl SyncTable for ViolationsTable {
                 .all(txn)
                 .await?;
             for m in rows.into_iter().filter(|m| p.sees_team(m.team_id)) {
-                let field_revs = m
-                    .field_revs
-                    .as_object()
-                    .map(|o| {
-                        o.iter()
-                            .filter_map(|(k, v)| v.as_i64().map(|r| (k.clone(), r)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let field_revs = field_revs(&m.field_revs);
                 out.insert(
                     m.id.to_string(),
                     Current {

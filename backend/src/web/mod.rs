@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::{Action, Principal, Role};
+use crate::briefing::Shift;
 use crate::briefing::svg::{self, MapArea, MapHotspot, MapInput, MapPoint};
-use crate::briefing::{Briefing, Shift};
 use crate::error::ApiError;
 
 const COOKIE: &str = "thor_session";
@@ -168,15 +168,18 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, p: Result<Principal, ApiError>) -> Response {
-    if let Ok(p) = p {
-        let _ = crate::auth::accounts::revoke(
+    if let Ok(p) = p
+        && let Err(e) = crate::auth::accounts::revoke(
             &state.db,
             &p.actor(),
             p.user_id,
             Some(&p.device_id),
             "logout",
         )
-        .await;
+        .await
+    {
+        // The cookie is cleared anyway; the token stays valid until it expires or is revoked.
+        tracing::warn!(error = ?e, "logout could not revoke the session token");
     }
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(
@@ -322,7 +325,7 @@ async fn briefing_page(
 async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response, ApiError> {
     let (date, shift) = parse_day_shift(q.date.as_deref(), q.shift.as_deref())?;
     let now = Utc::now();
-    let (current, facts) = crate::briefing::load::build_full(
+    let (b, facts) = crate::briefing::load::briefing_and_map(
         &state.db.read,
         &state.reference,
         &state.round_cache,
@@ -333,22 +336,6 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
         now,
     )
     .await?;
-    let b: Briefing = match crate::briefing::load::signed(&state.db.read, date, shift).await? {
-        Some(_) => {
-            crate::briefing::load::briefing(
-                &state.db.read,
-                &state.reference,
-                &state.round_cache,
-                &state.shifts,
-                p,
-                date,
-                shift,
-                now,
-            )
-            .await?
-        }
-        None => current,
-    };
     crate::briefing::routes::log_persons(state, p, &b).await?;
 
     // The map.
