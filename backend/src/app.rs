@@ -225,6 +225,7 @@ pub async fn serve(
     let ready = state.ready.clone();
     let db = state.db.clone();
     let worker = crate::photos::worker::start(state.clone());
+    let checkpointer = db.spawn_checkpointer();
     let app = router(state);
     axum::serve(
         listener,
@@ -238,6 +239,9 @@ pub async fn serve(
     .await
     .context("serving HTTP")?;
     worker.abort();
+    if let Some(c) = checkpointer {
+        c.abort();
+    }
     db.close().await;
     Ok(())
 }

@@ -496,6 +496,75 @@ pub async fn load(state: &AppState, scenario: &Scenario) -> Result<Loaded, ApiEr
     Ok(loaded)
 }
 
+/// Days of history `thor serve --demo` loads before the demo day, so that the briefing's trends
+/// (the same hours of the previous 7 and 28 days) read something.
+pub const HISTORY_DAYS: i64 = 28;
+
+/// Generates and loads the `days` days before `date`: each an ordinary day of the same generator
+/// (busier on Fridays and Saturdays), every report submitted and reviewed, so the past adds to the
+/// trends and not to today's follow-ups. One transaction per day, reports created in batches per
+/// officer through the same write path as a phone's push; days already there are skipped.
+pub async fn load_history(
+    state: &AppState,
+    date: NaiveDate,
+    days: i64,
+    seed: u64,
+) -> Result<Loaded, ApiError> {
+    use sea_orm::TransactionTrait;
+    let users = ensure_accounts(state).await?;
+    let lead = principal_of(&users[LEAD], USERS[LEAD].role);
+    let mut loaded = Loaded::default();
+    for back in 1..=days {
+        let day = date - Duration::days(back);
+        let busy = matches!(day.weekday(), chrono::Weekday::Fri | chrono::Weekday::Sat);
+        let size =
+            110 + (day.num_days_from_ce().rem_euclid(7) as usize) * 6 + if busy { 40 } else { 0 };
+        let mut scenario = generate(&state.reference, day, size, seed);
+        // Received by the end of the day (reports are received within 45 minutes of observing).
+        let received = local(day, 24 * 60) + Duration::hours(1);
+        let txn = state.db.write.begin().await?;
+        let mut by_officer: std::collections::BTreeMap<
+            usize,
+            Vec<(NewViolation, store::WriteMeta)>,
+        > = std::collections::BTreeMap::new();
+        for v in &mut scenario.violations {
+            v.report.status = Some(Status::Submitted);
+            by_officer
+                .entry(v.officer)
+                .or_default()
+                .push((v.report.clone(), store::WriteMeta::default()));
+        }
+        let mut new_ids = std::collections::HashSet::new();
+        for (officer, inputs) in by_officer {
+            let p = principal_of(&users[officer], USERS[officer].role);
+            for r in store::create_many_in(&txn, &state.reference, &p, inputs, received).await? {
+                match r? {
+                    Created::New(m) => {
+                        loaded.created += 1;
+                        new_ids.insert(m.id);
+                    }
+                    Created::Existing(_) => loaded.already_there += 1,
+                }
+            }
+        }
+        for v in scenario
+            .violations
+            .iter()
+            .filter(|v| new_ids.contains(&v.report.id))
+        {
+            let (status, note) = v.review.clone().unwrap_or((Status::Approved, None));
+            let patch = ViolationPatch {
+                status: Some(status),
+                review_note: note,
+                ..Default::default()
+            };
+            store::update_in(&txn, &state.reference, &lead, v.report.id, patch, received).await?;
+        }
+        txn.commit().await?;
+    }
+    Ok(loaded)
+}
+
 /// Replaces `@user:N` references by the accounts' ids.
 fn resolve_users(v: &mut serde_json::Value, users: &[app_user::Model]) {
     match v {

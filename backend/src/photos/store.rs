@@ -169,7 +169,7 @@ pub async fn create_in(
     let seq = stamp_one(
         txn,
         input.id,
-        Op::Upsert,
+        Op::Create,
         fields.clone(),
         p.device_id.as_str(),
         now,
@@ -228,7 +228,6 @@ pub async fn create_in(
     )
     .await?;
     let m = am.insert(txn).await?;
-    keep_history(txn, &m, now).await?;
     Ok(Created::New(m))
 }
 
@@ -380,9 +379,8 @@ where
     }
     am.server_rev = Set(seq);
     am.field_revs = Set(Value::Object(revs));
-    let m = am.update(txn).await?;
-    keep_history(txn, &m, now).await?;
-    Ok(m)
+    keep_history(txn, &cur, now).await?;
+    Ok(am.update(txn).await?)
 }
 
 /// Gives a photo a new revision without changing it (see `SyncTable::touch`).
@@ -401,10 +399,11 @@ pub async fn touch_in(
         return Ok(());
     };
     let seq = stamp_one(txn, id, Op::Upsert, vec![], &p.device_id, now).await?;
+    keep_history(txn, &cur, now).await?;
     let mut am: photo::ActiveModel = cur.into();
     am.server_rev = Set(seq);
-    let m = am.update(txn).await?;
-    keep_history(txn, &m, now).await
+    am.update(txn).await?;
+    Ok(())
 }
 
 /// Deletes (tombstones) a photo record: an officer withdraws a photo (a bystander in view,

@@ -333,7 +333,7 @@ pub async fn create_in(
         .filter(|c| data.contains_key(c.name))
         .map(|c| c.name)
         .collect();
-    let seq = stamp_one(txn, kind, id, Op::Upsert, fields.clone(), p, now).await?;
+    let seq = stamp_one(txn, kind, id, Op::Create, fields.clone(), p, now).await?;
     let row = Row {
         id,
         team_id,
@@ -357,7 +357,6 @@ pub async fn create_in(
         now,
     )
     .await?;
-    keep_history(txn, kind, &row, now).await?;
     Ok(Created::New(row))
 }
 
@@ -378,7 +377,7 @@ pub async fn create_server_in(
         .filter(|c| data.contains_key(c.name))
         .map(|c| c.name)
         .collect();
-    let seq = stamp_one(txn, kind, id, Op::Upsert, fields.clone(), p, now).await?;
+    let seq = stamp_one(txn, kind, id, Op::Create, fields.clone(), p, now).await?;
     let row = Row {
         id,
         team_id: p.team_id,
@@ -402,7 +401,6 @@ pub async fn create_server_in(
         now,
     )
     .await?;
-    keep_history(txn, kind, &row, now).await?;
     Ok(row)
 }
 
@@ -482,6 +480,7 @@ pub async fn update_in(
     )
     .await?;
     let seq = stamp_one(txn, kind, id, Op::Upsert, changed.clone(), p, now).await?;
+    keep_history(txn, kind, &cur, now).await?;
     let mut row = cur;
     for f in &changed {
         row.field_revs.insert(f.to_string(), seq);
@@ -492,7 +491,6 @@ pub async fn update_in(
     row.updated_at = now;
     row.last_device_id = Some(p.device_id.clone());
     write_back(txn, kind, &row).await?;
-    keep_history(txn, kind, &row, now).await?;
     Ok(row)
 }
 
@@ -526,9 +524,9 @@ pub async fn touch_in(
     else {
         return Ok(());
     };
+    keep_history(txn, kind, &row, now).await?;
     row.server_rev = stamp_one(txn, kind, id, Op::Upsert, vec![], p, now).await?;
-    write_back(txn, kind, &row).await?;
-    keep_history(txn, kind, &row, now).await
+    write_back(txn, kind, &row).await
 }
 
 /// Tombstones a record; `false` when there was nothing to delete.

@@ -489,12 +489,14 @@ pub async fn push(
             }
         }
         if !new_items.is_empty() {
-            let sp = txn.begin().await?;
+            // No savepoint: a create path judges every record before it writes any, and takes
+            // its own savepoint where it must retry (a create race on PostgreSQL). On SQLite a
+            // savepoint costs a statement journal of every page the batch touches.
             let items = new_items
                 .iter()
                 .map(|(id, values, _)| (id.clone(), values.clone()))
                 .collect();
-            let results = match table.create_many(&sp, &ctx, items).await {
+            let results = match table.create_many(&txn, &ctx, items).await {
                 Ok(r) => r,
                 Err(e) if e.status().is_client_error() => {
                     let problem = e.to_problem();
@@ -505,7 +507,6 @@ pub async fn push(
                 }
                 Err(e) => return Err(e),
             };
-            sp.commit().await?;
             for ((id, _, raw), result) in new_items.iter().zip(results) {
                 match result {
                     Ok(()) => response.applied += 1,

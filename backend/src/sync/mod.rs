@@ -25,6 +25,10 @@ pub const SPACE_ID: i32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// A new record: it takes a sequence number but is not written to the change log, which
+    /// only answers the merge's question "who changed this field after revision r", and no
+    /// revision of a record precedes its creation.
+    Create,
     Upsert,
     Delete,
 }
@@ -32,6 +36,7 @@ pub enum Op {
 impl Op {
     fn as_str(self) -> &'static str {
         match self {
+            Op::Create => "C",
             Op::Upsert => "U",
             Op::Delete => "D",
         }
@@ -78,7 +83,12 @@ pub async fn stamp<C: ConnectionTrait>(
     } else {
         500
     };
-    let rows: Vec<(i64, &Change)> = seqs.iter().copied().zip(changes).collect();
+    let rows: Vec<(i64, &Change)> = seqs
+        .iter()
+        .copied()
+        .zip(changes)
+        .filter(|(_, c)| c.op != Op::Create)
+        .collect();
     for part in rows.chunks(chunk) {
         let mut insert = Query::insert();
         insert.into_table("sync_change").columns([
@@ -150,6 +160,11 @@ pub async fn last_seq<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
 }
 
 /// Keeps a record's state at a revision, for later three-way merges against it.
+///
+/// Copy-on-write: a write path keeps the state it replaces (the old revision), not the one it
+/// writes, so the current revision lives only in the record itself and a create writes no
+/// history at all. A state kept twice (databases from before this rule kept the new state) is
+/// not an error.
 pub async fn record_history<C: ConnectionTrait>(
     conn: &C,
     table: &str,
@@ -168,9 +183,16 @@ pub async fn record_history<C: ConnectionTrait>(
             snapshot.into(),
             now.into(),
         ])
-        .map_err(|e| DbErr::Custom(format!("building record_history insert: {e}")))?;
+        .map_err(|e| DbErr::Custom(format!("building record_history insert: {e}")))?
+        .on_conflict(history_conflict());
     conn.execute(&stmt).await?;
     Ok(())
+}
+
+fn history_conflict() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::columns(["table_name", "record_id", "rev"])
+        .do_nothing()
+        .to_owned()
 }
 
 /// Keeps many records' states at their revisions, `chunk` rows per statement.
@@ -200,6 +222,7 @@ pub async fn record_history_many<C: ConnectionTrait>(
             ])
             .map_err(|e| DbErr::Custom(format!("building record_history insert: {e}")))?;
         }
+        stmt.on_conflict(history_conflict());
         conn.execute(&stmt).await?;
     }
     Ok(())

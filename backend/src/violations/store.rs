@@ -362,7 +362,7 @@ async fn try_create_many(
             .map(|(_, x)| Change {
                 table: TABLE,
                 record_id: x.v.id.to_string(),
-                op: Op::Upsert,
+                op: Op::Create,
                 changed_fields: FIELDS.to_vec(),
             })
             .collect();
@@ -370,7 +370,6 @@ async fn try_create_many(
         let mut models = Vec::with_capacity(new.len());
         let mut officers = Vec::new();
         let mut audits = Vec::with_capacity(new.len());
-        let mut history = Vec::with_capacity(new.len());
         for ((_, x), seq) in new.iter().zip(&seqs) {
             let m = new_model(reference, p, x, *seq, now);
             officers.extend(
@@ -387,11 +386,6 @@ async fn try_create_many(
                     json!({ "status": x.status.as_str(), "privacy_regime": m.privacy_regime }),
                 ),
                 now,
-            ));
-            history.push((
-                x.v.id.to_string(),
-                *seq,
-                Value::Object(super::sync::canonical_row(&m)),
             ));
             models.push(m);
         }
@@ -415,7 +409,6 @@ async fn try_create_many(
                 .await?;
         }
         audit::record_many(txn, audits).await?;
-        sync::record_history_many(txn, TABLE, &history, now, chunk).await?;
         for ((i, _), m) in new.into_iter().zip(models) {
             results[i] = Some(Ok(Created::New(m)));
         }
@@ -747,9 +740,8 @@ pub async fn update_in(
     am.server_rev = Set(seq);
     am.field_revs = Set(Value::Object(field_revs));
     am.last_device_id = Set(Some(p.device_id.clone()));
-    let m = am.update(txn).await?;
-    keep_history(txn, &m, now).await?;
-    Ok(m)
+    keep_history(txn, &cur, now).await?;
+    am.update(txn).await.map_err(Into::into)
 }
 
 /// Gives a report a new sync revision without changing its content (see `SyncTable::touch`).
@@ -768,10 +760,11 @@ pub async fn touch_in(
         return Ok(());
     };
     let seq = stamp_one(txn, id, Op::Upsert, vec![], p, now).await?;
+    keep_history(txn, &cur, now).await?;
     let mut am: violation::ActiveModel = cur.into();
     am.server_rev = Set(seq);
-    let m = am.update(txn).await?;
-    keep_history(txn, &m, now).await
+    am.update(txn).await?;
+    Ok(())
 }
 
 /// Deletes (tombstones) a report inside the caller's transaction. Reviewed reports are final and
