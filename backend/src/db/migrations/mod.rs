@@ -9,6 +9,7 @@ mod m20261126_000003_photos;
 mod m20261126_000004_field_records;
 mod m20261126_000005_briefing;
 mod m20261126_000006_briefing_docs;
+mod m20261126_000007_pull_indexes;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_field_records::Migration),
             Box::new(m20261126_000005_briefing::Migration),
             Box::new(m20261126_000006_briefing_docs::Migration),
+            Box::new(m20261126_000007_pull_indexes::Migration),
         ]
     }
 }
