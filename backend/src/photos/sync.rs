@@ -20,7 +20,8 @@ use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
-    Column, Current, Kind, PulledRow, PushCtx, SyncTable, Writable, field_revs, from_millis, millis,
+    Column, Current, Kind, Pulled, PulledRow, PushCtx, SyncTable, Writable, field_revs,
+    from_millis, millis,
 };
 
 use Kind::*;
@@ -246,9 +247,9 @@ impl SyncTable for PhotosTable {
                 seq: m.server_rev,
                 id: m.id.to_string(),
                 row: if m.deleted_seq.is_some() {
-                    None
+                    Pulled::Deleted
                 } else {
-                    Some(canonical_row(m))
+                    Pulled::Canonical(canonical_row(m))
                 },
             })
             .collect())

@@ -13,7 +13,7 @@ use super::RecordKind;
 use super::store::{self, Row};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::sync::table::{Column, Current, PulledRow, PushCtx, SyncTable};
+use crate::sync::table::{Column, Current, Pulled, PulledRow, PushCtx, SyncTable};
 
 pub struct KindTable(pub &'static dyn RecordKind);
 
@@ -163,9 +163,9 @@ impl SyncTable for KindTable {
                 seq: r.server_rev,
                 id: r.id.to_string(),
                 row: if r.deleted_seq.is_some() {
-                    None
+                    Pulled::Deleted
                 } else {
-                    Some(store::canonical_row(r))
+                    Pulled::Canonical(store::canonical_row(r))
                 },
             })
             .collect())

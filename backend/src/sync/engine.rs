@@ -8,6 +8,7 @@ use sea_orm::{
     IsolationLevel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use super::entities::{sync_conflict, sync_device, sync_push};
 use super::merge::merge_field;
-use super::table::{PushCtx, SyncTable, Writable, canonical, wire};
+use super::table::{Pulled, PushCtx, SyncTable, Writable, canonical, wire};
 use crate::auth::{Action, Principal, Role};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -658,12 +659,22 @@ async fn upsert_device<C: ConnectionTrait>(
     Ok(())
 }
 
+/// WatermelonDB's change set of one table as a pull sends it: rows already in wire form.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PulledChanges {
+    #[schema(value_type = Vec<Object>)]
+    pub created: Vec<Box<RawValue>>,
+    #[schema(value_type = Vec<Object>)]
+    pub updated: Vec<Box<RawValue>>,
+    pub deleted: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PullResponse {
     /// `{table: {created: [], updated: [rows], deleted: [ids]}}`; every live row is in `updated`
     /// (clients use `sendCreatedAsUpdated`). Reference tables come with a full pull.
     #[schema(value_type = Object)]
-    pub changes: BTreeMap<String, TableChanges>,
+    pub changes: BTreeMap<String, PulledChanges>,
     /// The cursor to send as `last_pulled_at` next time (WatermelonDB's `lastPulledAt`).
     pub timestamp: i64,
     /// More changes wait: pull again with this `timestamp` before pushing.
@@ -731,27 +742,20 @@ pub async fn pull(
         last_seq
     };
 
-    let mut changes: BTreeMap<String, TableChanges> = BTreeMap::new();
+    let mut changes: BTreeMap<String, PulledChanges> = BTreeMap::new();
     for t in &tables {
-        changes.insert(t.name().to_string(), TableChanges::default());
+        changes.insert(t.name().to_string(), PulledChanges::default());
     }
     for (t, row) in all {
         let entry = changes.entry(t.name().to_string()).or_default();
         match row.row {
-            Some(mut r) => {
-                let hidden = t.hidden_columns(p);
-                for col in t.columns() {
-                    if hidden.contains(&col.name) {
-                        r.insert(col.name.to_string(), Value::Null);
-                    } else if let Some(v) = r.get(col.name) {
-                        let w = wire(col.kind, v);
-                        r.insert(col.name.to_string(), w);
-                    }
-                }
-                r.insert("server_rev".into(), json!(row.seq));
-                entry.updated.push(r);
+            Pulled::Canonical(r) => {
+                entry
+                    .updated
+                    .push(to_raw(&wire_form(t, t.hidden_columns(p), r, row.seq))?);
             }
-            None => entry.deleted.push(row.id),
+            Pulled::Wire(w) => entry.updated.push(w),
+            Pulled::Deleted => entry.deleted.push(row.id),
         }
     }
     let device = sync_device::Entity::find_by_id((p.user_id, p.device_id.clone()))
@@ -792,6 +796,30 @@ pub async fn pull(
     })
 }
 
+/// A canonical row as it goes on the wire: hidden columns nulled, lists as JSON strings,
+/// `server_rev` added.
+pub fn wire_form(
+    t: &dyn SyncTable,
+    hidden: &[&str],
+    mut r: Map<String, Value>,
+    seq: i64,
+) -> Map<String, Value> {
+    for col in t.columns() {
+        if hidden.contains(&col.name) {
+            r.insert(col.name.to_string(), Value::Null);
+        } else if let Some(v) = r.get(col.name) {
+            let w = wire(col.kind, v);
+            r.insert(col.name.to_string(), w);
+        }
+    }
+    r.insert("server_rev".into(), json!(seq));
+    r
+}
+
+fn to_raw<T: Serialize>(v: &T) -> ApiResult<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).map_err(ApiError::internal)
+}
+
 async fn space<C: ConnectionTrait>(conn: &C) -> ApiResult<(i64, i64)> {
     use sea_orm::sea_query::{Expr, ExprTrait, Query};
     let stmt = Query::select()
@@ -820,16 +848,16 @@ async fn open_conflicts<C: ConnectionTrait>(conn: &C, p: &Principal) -> ApiResul
 
 /// Read-only reference tables, sent whole with a full pull.
 async fn add_reference(
-    changes: &mut BTreeMap<String, TableChanges>,
+    changes: &mut BTreeMap<String, PulledChanges>,
     reference: &Reference,
     txn: &DatabaseTransaction,
     p: &Principal,
 ) -> ApiResult<()> {
-    let rows = |items: Vec<Value>| TableChanges {
+    let rows = |items: Vec<Value>| PulledChanges {
         created: vec![],
         updated: items
-            .into_iter()
-            .filter_map(|v| v.as_object().cloned())
+            .iter()
+            .filter_map(|v| serde_json::value::to_raw_value(v).ok())
             .collect(),
         deleted: vec![],
     };

@@ -82,11 +82,15 @@ pub async fn pull(
         let Some(c) = res.changes.get(kind.wire_name()) else {
             continue;
         };
-        let ids: Vec<&str> = c
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let ids: Vec<String> = c
             .created
             .iter()
             .chain(c.updated.iter())
-            .filter_map(|r| r.get("id").and_then(serde_json::Value::as_str))
+            .filter_map(|r| serde_json::from_str::<Id>(r.get()).ok().map(|r| r.id))
             .collect();
         if !ids.is_empty() {
             let entry = Entry {
