@@ -37,6 +37,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Group commit of REST report creates.
     pub violation_creates: crate::violations::batcher::CreateBatcher,
+    /// Group commit of sync pushes.
+    pub pushes: crate::sync::committer::PushCommitter,
     /// Rendered pages of the violation list, keyed by sync sequence.
     pub violation_pages: Arc<crate::violations::cache::PageCache>,
     /// The evidence store, upload limits and uploads in progress.
@@ -97,6 +99,7 @@ impl AppState {
                 db.clone(),
                 reference.clone(),
             ),
+            pushes: crate::sync::committer::PushCommitter::start(db.clone(), reference.clone()),
             db,
             config: Arc::new(config),
             reference,

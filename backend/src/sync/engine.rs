@@ -348,8 +348,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
     crate::auth::token::hex(&Sha256::digest(bytes))
 }
 
-/// Applies a push. A record the rules refuse is rejected on its own (its id is reported in
-/// `experimentalRejectedIds`) and never fails the push; a database failure fails all of it.
+/// The SHA-256 of a push body, hex: what an Idempotency-Key is bound to.
+pub fn request_sha256(body_bytes: &[u8]) -> String {
+    sha256_hex(body_bytes)
+}
+
+/// Applies a push in its own transaction (see [`push_in`]).
 pub async fn push(
     db: &Db,
     reference: &Reference,
@@ -358,14 +362,32 @@ pub async fn push(
     body: PushBody,
     meta: PushMeta,
 ) -> ApiResult<PushResponse> {
+    let txn = db.write.begin().await?;
+    let response = push_in(&txn, reference, p, &sha256_hex(body_bytes), body, meta).await?;
+    txn.commit().await?;
+    Ok(response)
+}
+
+/// Applies a push inside the caller's transaction. A record the rules refuse is rejected on its
+/// own (its id is reported in `experimentalRejectedIds`) and never fails the push; a database
+/// failure fails all of it (the caller rolls back).
+pub async fn push_in(
+    txn: &DatabaseTransaction,
+    reference: &Reference,
+    p: &Principal,
+    request_sha: &str,
+    body: PushBody,
+    meta: PushMeta,
+) -> ApiResult<PushResponse> {
     let now = Utc::now();
-    let request_sha = sha256_hex(body_bytes);
+    let request_sha = request_sha.to_string();
     if let Some(key) = &meta.idempotency_key {
         if key.is_empty() || key.len() > 200 {
             return Err(ApiError::field("Idempotency-Key", "1 to 200 characters"));
         }
+        // Read inside the transaction: a retry committed in the same group commit is seen.
         if let Some(stored) = sync_push::Entity::find_by_id((p.user_id, key.clone()))
-            .one(&db.read)
+            .one(txn)
             .await?
         {
             if stored.request_sha256 == request_sha {
@@ -395,7 +417,6 @@ pub async fn push(
         ignored_tables: vec![],
     };
     let mut pending = Pending { conflicts: vec![] };
-    let txn = db.write.begin().await?;
     for (name, changes) in &body.changes {
         if !tables.iter().any(|t| t.name() == name)
             && (!changes.created.is_empty()
@@ -422,7 +443,7 @@ pub async fn push(
             .chain(changes.updated.iter())
             .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
             .collect();
-        let mut currents = table.load_many(&txn, p, &ids).await?;
+        let mut currents = table.load_many(txn, p, &ids).await?;
         for raw in changes.created.iter().chain(changes.updated.iter()) {
             let id = raw
                 .get("id")
@@ -441,7 +462,7 @@ pub async fn push(
                 Some(txn.begin().await?)
             };
             let mut local = Pending { conflicts: vec![] };
-            let conn: &DatabaseTransaction = sp.as_ref().unwrap_or(&txn);
+            let conn: &DatabaseTransaction = sp.as_ref().unwrap_or(txn);
             match push_record(conn, table.as_ref(), &ctx, &id, raw, current, &mut local).await {
                 Ok(outcome) => {
                     if let Some(sp) = sp {
@@ -497,7 +518,7 @@ pub async fn push(
                 .iter()
                 .map(|(id, values, _)| (id.clone(), values.clone()))
                 .collect();
-            let results = match table.create_many(&txn, &ctx, items).await {
+            let results = match table.create_many(txn, &ctx, items).await {
                 Ok(r) => r,
                 Err(e) if e.status().is_client_error() => {
                     let problem = e.to_problem();
@@ -588,10 +609,10 @@ pub async fn push(
     }
     if !pending.conflicts.is_empty() {
         sync_conflict::Entity::insert_many(pending.conflicts)
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
     }
-    upsert_device(&txn, p, |d| {
+    upsert_device(txn, p, |d| {
         d.last_push_at = Set(Some(now));
         if meta.clock_offset_ms.is_some() {
             d.clock_offset_ms = Set(meta.clock_offset_ms);
@@ -613,10 +634,9 @@ pub async fn push(
             response: Set(serde_json::to_value(&response).map_err(ApiError::internal)?),
             created_at: Set(now),
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
     }
-    txn.commit().await?;
     Ok(response)
 }
 

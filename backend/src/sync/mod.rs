@@ -7,6 +7,7 @@
 //! that commits late (the bug of bigserial and timestamp cursors). The pull/push engine builds
 //! on this (see `mobile-api-spec/SYNC.md`).
 
+pub mod committer;
 pub mod engine;
 pub mod entities;
 pub mod merge;

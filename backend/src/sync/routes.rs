@@ -158,7 +158,7 @@ pub async fn push(
         photo_max_bytes: state.config.photo_max_bytes,
     };
     Ok(Json(
-        engine::push(&state.db, &state.reference, &p, &body, parsed, meta).await?,
+        state.pushes.push(p, &body, parsed, meta).await?,
     ))
 }
 

@@ -107,6 +107,7 @@ async fn pullers_never_miss_a_commit_on_postgres() {
                 cursor = page.timestamp;
                 let rows = &page.changes["violations"].updated;
                 for r in rows {
+                    let r: serde_json::Value = serde_json::from_str(r.get()).unwrap();
                     seen.insert(r["id"].as_str().unwrap().to_string());
                 }
                 if finished && !page.has_more {

@@ -128,8 +128,13 @@ impl World {
             assert!(res.timestamp >= ph.cursor, "the cursor never goes back");
             ph.cursor = res.timestamp;
             let ch = res.changes.get("violations").cloned().unwrap_or_default();
+            let updated: Vec<serde_json::Map<String, Value>> = ch
+                .updated
+                .iter()
+                .map(|r| serde_json::from_str(r.get()).expect("a pulled row is a JSON object"))
+                .collect();
             let mut ids = HashSet::new();
-            for r in ch.updated.iter() {
+            for r in updated.iter() {
                 assert!(
                     ids.insert(r["id"].as_str().unwrap().to_string()),
                     "duplicate id in a pull"
@@ -142,7 +147,7 @@ impl World {
                 );
                 ph.recs.remove(d);
             }
-            for r in ch.updated {
+            for r in updated {
                 let id = r["id"].as_str().unwrap().to_string();
                 match ph.recs.get_mut(&id) {
                     None => {
@@ -434,6 +439,7 @@ async fn server_view(w: &World, p: &Principal, page: u64) -> BTreeMap<String, Ma
             out.remove(&d);
         }
         for r in ch.updated {
+            let r: serde_json::Map<String, Value> = serde_json::from_str(r.get()).unwrap();
             out.insert(r["id"].as_str().unwrap().to_string(), r);
         }
         if !res.has_more {

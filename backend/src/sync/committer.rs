@@ -1,0 +1,155 @@
+//! Group commit for sync pushes.
+//!
+//! Phones push when they find a network, and at shift change a whole team does so at once. On
+//! SQLite's single writer each push used to be one transaction: its statements, then one fsync,
+//! with the next push waiting for both. Here concurrent pushes are handed to one task that runs
+//! whatever has queued up in one transaction, each push in its own savepoint (so one push's
+//! database failure undoes only that push), commits once, and only then answers every phone.
+//! Each push keeps its own answer (applied, conflicts, rejections); nothing is acknowledged
+//! before it is durable. A failed commit fails every push of the batch, and the phones retry
+//! safely: re-pushing is a no-op by design.
+
+use std::sync::Arc;
+
+use sea_orm::TransactionTrait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::engine::{PushBody, PushMeta, PushResponse, push_in, request_sha256};
+use crate::auth::Principal;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::reference::Reference;
+
+struct Job {
+    principal: Principal,
+    request_sha: String,
+    body: PushBody,
+    meta: PushMeta,
+    records: usize,
+    reply: oneshot::Sender<ApiResult<PushResponse>>,
+}
+
+/// Pushes per transaction, at most.
+const MAX_PUSHES: usize = 32;
+/// Records per transaction, at most (a batch stops growing once it has this many): bounds the
+/// time the first phone of a batch waits for the last.
+const MAX_RECORDS: usize = 4_000;
+
+#[derive(Clone)]
+pub struct PushCommitter {
+    tx: mpsc::Sender<Job>,
+}
+
+/// A copy of an error for every push of a failed batch (the cause is logged once).
+fn same_for_all(e: &ApiError) -> ApiError {
+    match e.status().as_u16() {
+        503 => ApiError::Unavailable(e.to_problem().detail),
+        _ => ApiError::internal(anyhow::anyhow!(
+            "the group commit this push was written in failed"
+        )),
+    }
+}
+
+impl PushCommitter {
+    /// Starts the writer task; it ends when the last clone is dropped.
+    pub fn start(db: Db, reference: Arc<Reference>) -> PushCommitter {
+        let (tx, mut rx) = mpsc::channel::<Job>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut records = first.records;
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_PUSHES && records < MAX_RECORDS {
+                    match rx.try_recv() {
+                        Ok(j) => {
+                            records += j.records;
+                            jobs.push(j);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                write_batch(&db, &reference, jobs).await;
+            }
+        });
+        PushCommitter { tx }
+    }
+
+    /// Applies a push and returns its answer once it is committed.
+    pub async fn push(
+        &self,
+        principal: Principal,
+        body_bytes: &[u8],
+        body: PushBody,
+        meta: PushMeta,
+    ) -> ApiResult<PushResponse> {
+        let records = body
+            .changes
+            .values()
+            .map(|c| c.created.len() + c.updated.len() + c.deleted.len())
+            .sum();
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job {
+                principal,
+                request_sha: request_sha256(body_bytes),
+                body,
+                meta,
+                records,
+                reply,
+            })
+            .await
+            .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ApiError::Unavailable("the server is shutting down".into())))
+    }
+}
+
+async fn write_batch(db: &Db, reference: &Reference, jobs: Vec<Job>) {
+    let mut replies = Vec::with_capacity(jobs.len());
+    let result: ApiResult<Vec<ApiResult<PushResponse>>> = async {
+        let txn = db.write.begin().await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            replies.push(job.reply);
+            let sp = txn.begin().await?;
+            match push_in(
+                &sp,
+                reference,
+                &job.principal,
+                &job.request_sha,
+                job.body,
+                job.meta,
+            )
+            .await
+            {
+                Ok(r) => {
+                    sp.commit().await?;
+                    out.push(Ok(r));
+                }
+                Err(e) => {
+                    sp.rollback().await?;
+                    if !e.status().is_client_error() {
+                        tracing::error!(error = ?e, "a push failed; the others of its batch go on");
+                    }
+                    out.push(Err(e));
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(out)
+    }
+    .await;
+    match result {
+        Ok(out) => {
+            for (reply, r) in replies.into_iter().zip(out) {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "a group commit of pushes failed");
+            for reply in replies {
+                let _ = reply.send(Err(same_for_all(&e)));
+            }
+        }
+    }
+}
