@@ -3,8 +3,8 @@
 //! Phones push when they find a network, and at shift change a whole team does so at once. On
 //! SQLite's single writer each push used to be one transaction: its statements, then one fsync,
 //! with the next push waiting for both. Here concurrent pushes are handed to one task that runs
-//! whatever has queued up in one transaction, each push in its own savepoint (so one push's
-//! database failure undoes only that push), commits once, and only then answers every phone.
+//! whatever has queued up in one transaction, commits once, and only then answers every phone
+//! (a database failure of one push reruns the others on their own, see `write_batch`).
 //! Each push keeps its own answer (applied, conflicts, rejections); nothing is acknowledged
 //! before it is durable. A failed commit fails every push of the batch, and the phones retry
 //! safely: re-pushing is a no-op by design.
@@ -105,34 +105,22 @@ impl PushCommitter {
 }
 
 async fn write_batch(db: &Db, reference: &Reference, jobs: Vec<Job>) {
-    let mut replies = Vec::with_capacity(jobs.len());
+    // Optimistic: the batch runs without a savepoint per push (on SQLite a savepoint journals
+    // every page it touches). A push refused by the client's fault (a reused Idempotency-Key)
+    // is refused before it writes anything, so it needs no undo. Should a push fail on the
+    // database, the whole batch is rolled back and every push is run again on its own.
+    let (replies, work): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .map(|j| (j.reply, (j.principal, j.request_sha, j.body, j.meta)))
+        .unzip();
     let result: ApiResult<Vec<ApiResult<PushResponse>>> = async {
         let txn = db.write.begin().await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            replies.push(job.reply);
-            let sp = txn.begin().await?;
-            match push_in(
-                &sp,
-                reference,
-                &job.principal,
-                &job.request_sha,
-                job.body,
-                job.meta,
-            )
-            .await
-            {
-                Ok(r) => {
-                    sp.commit().await?;
-                    out.push(Ok(r));
-                }
-                Err(e) => {
-                    sp.rollback().await?;
-                    if !e.status().is_client_error() {
-                        tracing::error!(error = ?e, "a push failed; the others of its batch go on");
-                    }
-                    out.push(Err(e));
-                }
+        let mut out = Vec::with_capacity(work.len());
+        for (p, sha, body, meta) in &work {
+            match push_in(&txn, reference, p, sha, body, meta).await {
+                Ok(r) => out.push(Ok(r)),
+                Err(e) if e.status().is_client_error() => out.push(Err(e)),
+                Err(e) => return Err(e),
             }
         }
         txn.commit().await?;
@@ -145,10 +133,26 @@ async fn write_batch(db: &Db, reference: &Reference, jobs: Vec<Job>) {
                 let _ = reply.send(r);
             }
         }
-        Err(e) => {
-            tracing::error!(error = ?e, "a group commit of pushes failed");
+        Err(e) if work.len() == 1 => {
+            tracing::error!(error = ?e, "a push failed");
             for reply in replies {
                 let _ = reply.send(Err(same_for_all(&e)));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, pushes = work.len(), "a group commit of pushes failed; running each push on its own");
+            for (reply, (p, sha, body, meta)) in replies.into_iter().zip(work) {
+                let r = async {
+                    let txn = db.write.begin().await?;
+                    let r = push_in(&txn, reference, &p, &sha, &body, &meta).await?;
+                    txn.commit().await?;
+                    Ok(r)
+                }
+                .await;
+                if let Err(e) = &r {
+                    tracing::error!(error = ?e, "a push failed on its own");
+                }
+                let _ = reply.send(r);
             }
         }
     }

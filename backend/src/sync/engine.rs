@@ -363,7 +363,7 @@ pub async fn push(
     meta: PushMeta,
 ) -> ApiResult<PushResponse> {
     let txn = db.write.begin().await?;
-    let response = push_in(&txn, reference, p, &sha256_hex(body_bytes), body, meta).await?;
+    let response = push_in(&txn, reference, p, &sha256_hex(body_bytes), &body, &meta).await?;
     txn.commit().await?;
     Ok(response)
 }
@@ -376,8 +376,8 @@ pub async fn push_in(
     reference: &Reference,
     p: &Principal,
     request_sha: &str,
-    body: PushBody,
-    meta: PushMeta,
+    body: &PushBody,
+    meta: &PushMeta,
 ) -> ApiResult<PushResponse> {
     let now = Utc::now();
     let request_sha = request_sha.to_string();
