@@ -441,8 +441,10 @@ fn new_model(
     {
         flags.push("clock_offset");
     }
-    let field_revs: serde_json::Map<String, Value> =
-        FIELDS.iter().map(|f| (f.to_string(), json!(seq))).collect();
+    // No per-field revisions yet: a field absent from `field_revs` was last written by the
+    // create, which no edit a phone bases on a revision of this report can precede (the merge
+    // reads an absent field as revision 0). Updates add the fields they change.
+    let field_revs = serde_json::Map::new();
     violation::Model {
         id: v.id,
         category: v.category.as_str().into(),
