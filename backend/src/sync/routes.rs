@@ -157,9 +157,7 @@ pub async fn push(
         schema_version: header(&headers, "x-schema-version").and_then(|v| v.parse().ok()),
         photo_max_bytes: state.config.photo_max_bytes,
     };
-    Ok(Json(
-        state.pushes.push(p, &body, parsed, meta).await?,
-    ))
+    Ok(Json(state.pushes.push(p, &body, parsed, meta).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

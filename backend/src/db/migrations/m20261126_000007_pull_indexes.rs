@@ -1,3 +1,5 @@
+//! Indexes for reading in order.
+//!
 //! A pull reads one team's records in revision order (`team_id = ? AND server_rev > ?  ORDER BY
 //! server_rev LIMIT n`). With only `(team_id, occurred_at)` and `(server_rev)` to choose from,
 //! SQLite walked the whole team through `(team_id, occurred_at)` and sorted it in a temporary
@@ -25,6 +27,18 @@ const TABLES: &[&str] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // An export pages one team's reports by (observed_at, id): this index delivers them in
+        // that order, so a page reads its 1,000 rows and no more.
+        m.create_index(
+            Index::create()
+                .name("ix_violation_team_observed_id")
+                .table("violation")
+                .col("team_id")
+                .col("observed_at")
+                .col("id")
+                .to_owned(),
+        )
+        .await?;
         for t in TABLES {
             m.create_index(
                 Index::create()
@@ -40,6 +54,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("ix_violation_team_observed_id")
+                .table("violation")
+                .to_owned(),
+        )
+        .await?;
         for t in TABLES {
             m.drop_index(
                 Index::drop()
