@@ -132,10 +132,15 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         tracing::info!(created = loaded.created, already_there = loaded.already_there, date = %scenario.date, "demo day loaded");
-        let history =
+        // The history goes with a new demo day (a first start, or the first start of a day);
+        // a restart on the same day finds both in place and skips the work.
+        let history = if loaded.created == 0 {
+            thor::demo::Loaded::default()
+        } else {
             thor::demo::load_history(&state, scenario.date, thor::demo::HISTORY_DAYS, 0x7400)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+        };
         tracing::info!(
             created = history.created,
             already_there = history.already_there,
