@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::reference::Reference;
+use uuid::Uuid;
 
 /// What every handler can reach. Cheap to clone; nothing in it breaks with two instances
 /// (the login throttle is per instance, see `auth::ratelimit`).
@@ -229,6 +230,7 @@ pub async fn serve(
     let db = state.db.clone();
     let worker = crate::photos::worker::start(state.clone());
     let checkpointer = db.spawn_checkpointer();
+    let warm_up = tokio::spawn(warm_briefing(state.clone()));
     let app = router(state);
     axum::serve(
         listener,
@@ -242,11 +244,51 @@ pub async fn serve(
     .await
     .context("serving HTTP")?;
     worker.abort();
+    warm_up.abort();
     if let Some(c) = checkpointer {
         c.abort();
     }
     db.close().await;
     Ok(())
+}
+
+/// Builds today's briefing once in the background after start, for every team, and throws it
+/// away: what stays is the round cache, so the first team lead to open a busy day's briefing
+/// does not wait for every round's track to be derived (about +190 ms on 500 rounds).
+async fn warm_briefing(state: AppState) {
+    let system = crate::auth::Principal {
+        user_id: Uuid::nil(),
+        username: "system".into(),
+        role: crate::auth::Role::Beheerder,
+        team_id: None,
+        wpg_authorised: false,
+        device_id: "warm-up".into(),
+        token_id: Uuid::nil(),
+        seen_seq: 0,
+    };
+    let now = chrono::Utc::now();
+    let today = now
+        .with_timezone(&chrono_tz::Europe::Amsterdam)
+        .date_naive();
+    let started = std::time::Instant::now();
+    match crate::briefing::load::build(
+        &state.db.read,
+        &state.reference,
+        &state.round_cache,
+        &state.shifts,
+        &system,
+        today,
+        None,
+        now,
+    )
+    .await
+    {
+        Ok(_) => tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "round cache warmed with today's briefing"
+        ),
+        Err(e) => tracing::warn!(error = ?e, "warming the round cache failed"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
