@@ -132,21 +132,24 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         tracing::info!(created = loaded.created, already_there = loaded.already_there, date = %scenario.date, "demo day loaded");
-        // The history goes with a new demo day (a first start, or the first start of a day);
-        // a restart on the same day finds both in place and skips the work.
-        let history = if loaded.created == 0 {
-            thor::demo::Loaded::default()
-        } else {
-            thor::demo::load_history(&state, scenario.date, thor::demo::HISTORY_DAYS, 0x7400)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-        };
-        tracing::info!(
-            created = history.created,
-            already_there = history.already_there,
-            days = thor::demo::HISTORY_DAYS,
-            "demo history loaded"
-        );
+        // The 28 days before the demo day load in the background (seconds in a debug build):
+        // the server is ready at once, and the briefing's trends fill in when it is done. A
+        // restart finds them in place after one query.
+        {
+            let st = state.clone();
+            let date = scenario.date;
+            tokio::spawn(async move {
+                match thor::demo::load_history(&st, date, thor::demo::HISTORY_DAYS, 0x7400).await {
+                    Ok(history) => tracing::info!(
+                        created = history.created,
+                        already_there = history.already_there,
+                        days = thor::demo::HISTORY_DAYS,
+                        "demo history loaded"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "loading the demo history failed"),
+                }
+            });
+        }
     } else {
         let n = accounts::set_demo_accounts_active(&state.db, false)
             .await

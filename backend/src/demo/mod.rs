@@ -510,7 +510,18 @@ pub async fn load_history(
     days: i64,
     seed: u64,
 ) -> Result<Loaded, ApiError> {
-    use sea_orm::TransactionTrait;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+    // Days are written newest first, one transaction each: if the oldest has reports, the
+    // history is complete (an interrupted load is finished by the next start).
+    let oldest = date - Duration::days(days);
+    let there = crate::violations::entity::violation::Entity::find()
+        .filter(crate::violations::entity::violation::Column::ObservedAt.gte(local(oldest, 0)))
+        .filter(crate::violations::entity::violation::Column::ObservedAt.lt(local(oldest, 24 * 60)))
+        .count(&state.db.read)
+        .await?;
+    if there > 0 {
+        return Ok(Loaded::default());
+    }
     let users = ensure_accounts(state).await?;
     let lead = principal_of(&users[LEAD], USERS[LEAD].role);
     let mut loaded = Loaded::default();
