@@ -25,7 +25,6 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::reference::Reference;
-use uuid::Uuid;
 
 /// What every handler can reach. Cheap to clone; nothing in it breaks with two instances
 /// (the login throttle is per instance, see `auth::ratelimit`).
@@ -256,20 +255,9 @@ pub async fn serve(
 /// away: what stays is the round cache, so the first team lead to open a busy day's briefing
 /// does not wait for every round's track to be derived (about +190 ms on 500 rounds).
 async fn warm_briefing(state: AppState) {
-    let system = crate::auth::Principal {
-        user_id: Uuid::nil(),
-        username: "system".into(),
-        role: crate::auth::Role::Beheerder,
-        team_id: None,
-        wpg_authorised: false,
-        device_id: "warm-up".into(),
-        token_id: Uuid::nil(),
-        seen_seq: 0,
-    };
+    let system = crate::auth::Principal::system("warm-up");
     let now = chrono::Utc::now();
-    let today = now
-        .with_timezone(&chrono_tz::Europe::Amsterdam)
-        .date_naive();
+    let today = crate::demo::today();
     let started = std::time::Instant::now();
     match crate::briefing::load::build(
         &state.db.read,

@@ -97,6 +97,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// What each request of a failed group commit hears (the cause is logged once by the
+    /// writer): a 503 stays a 503, anything else becomes a 500 naming `what` failed.
+    pub fn for_each_of_batch(&self, what: &str) -> ApiError {
+        match self.status().as_u16() {
+            503 => ApiError::Unavailable(self.to_problem().detail),
+            _ => ApiError::internal(anyhow::anyhow!("{what} failed")),
+        }
+    }
+
     /// A validation problem with a single field at fault.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Validation(vec![FieldError::new(field, message)])

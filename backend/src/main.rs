@@ -316,16 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let date = date.unwrap_or_else(thor::demo::today);
-            let operator = thor::auth::Principal {
-                user_id: uuid::Uuid::nil(),
-                username: "cli".into(),
-                role: thor::auth::Role::Beheerder,
-                team_id: None,
-                wpg_authorised: false,
-                device_id: "cli".into(),
-                token_id: uuid::Uuid::nil(),
-                seen_seq: 0,
-            };
+            let operator = thor::auth::Principal::system("cli");
             thor::audit::record(
                 &state.db.write,
                 &thor::audit::Actor::system("cli"),

@@ -105,6 +105,21 @@ pub enum Scope {
 }
 
 impl Principal {
+    /// The server itself reading on no one's behalf (the CLI, background jobs): a beheerder
+    /// without a user or team, so it sees every team and no Wpg details.
+    pub fn system(name: &str) -> Principal {
+        Principal {
+            user_id: Uuid::nil(),
+            username: name.to_string(),
+            role: Role::Beheerder,
+            team_id: None,
+            wpg_authorised: false,
+            device_id: name.to_string(),
+            token_id: Uuid::nil(),
+            seen_seq: 0,
+        }
+    }
+
     /// The one table of role permissions.
     pub fn may(&self, action: Action) -> bool {
         use Role::*;
@@ -141,6 +156,21 @@ impl Principal {
             (Role::Beheerder, _) => Scope::All,
             (_, Some(team)) => Scope::Team(team),
             (_, None) => Scope::Nothing,
+        }
+    }
+
+    /// Restricts a query to the records in this principal's scope, `team_col` being the
+    /// records' team column; `None` when the scope is empty (a user without a team), so a
+    /// caller cannot mistake "no team" for "no filter".
+    pub fn scoped<Q: sea_orm::QueryFilter, C: sea_orm::ColumnTrait>(
+        &self,
+        q: Q,
+        team_col: C,
+    ) -> Option<Q> {
+        match self.scope() {
+            Scope::All => Some(q),
+            Scope::Team(t) => Some(q.filter(team_col.eq(t))),
+            Scope::Nothing => None,
         }
     }
 

@@ -12,21 +12,13 @@ use super::aggregate::{self, HistoryFact, Inputs, ObservationFact, RoundFact, Vi
 use super::{
     Addendum, AttentionPoint, Briefing, IncidentLine, Shift, ShiftHours, SignOff, YouthPerson,
 };
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::records::RecordKind;
 use crate::records::kinds::{self, GROUPS, INCIDENTS, NOTES, OBSERVATIONS, PERSONS, ROUNDS};
 use crate::records::{list as doc_list, ms, num, store as records, text};
 use crate::reference::Reference;
 use crate::violations::entity::violation;
-
-fn scoped<Q: QueryFilter>(q: Q, p: &Principal, col: violation::Column) -> Option<Q> {
-    match p.scope() {
-        Scope::All => Some(q),
-        Scope::Team(t) => Some(q.filter(col.eq(t))),
-        Scope::Nothing => None,
-    }
-}
 
 /// The briefing of a date (and shift) as this principal may see it: built now, or as signed
 /// with an addendum of what changed since.
@@ -120,7 +112,8 @@ pub async fn signed<C: ConnectionTrait>(
 }
 
 /// Signs the briefing off: the complete (unredacted) briefing is frozen as signed. Only a team
-/// lead signs; a signed briefing is not signed again.
+/// lead signs, on or before the briefing's day; a signed briefing is not signed again. The API
+/// and the web page both sign through here.
 #[allow(clippy::too_many_arguments)]
 pub async fn sign(
     txn: &sea_orm::DatabaseTransaction,
@@ -132,6 +125,16 @@ pub async fn sign(
     shift: Option<Shift>,
     now: DateTime<Utc>,
 ) -> ApiResult<Briefing> {
+    // Signed on or before its day (a night shift's lead may sign the next day's early shift).
+    let today = now
+        .with_timezone(&chrono_tz::Europe::Amsterdam)
+        .date_naive();
+    if date > today + chrono::Duration::days(1) {
+        return Err(ApiError::field(
+            "date",
+            "a briefing is signed on or before its day",
+        ));
+    }
     if p.role != crate::auth::Role::Teamleider {
         return Err(ApiError::Forbidden(
             "only a teamleider signs the briefing off".into(),
@@ -322,7 +325,7 @@ pub async fn build_full<C: ConnectionTrait>(
 
     // Violations in the window (only the columns the briefing uses), with their photo flags.
     let mut violations: Vec<ViolationRow> = Vec::new();
-    if let Some(q) = scoped(
+    if let Some(q) = p.scoped(
         violation::Entity::find()
             .select_only()
             .columns([
@@ -341,7 +344,6 @@ pub async fn build_full<C: ConnectionTrait>(
             .filter(violation::Column::DeletedSeq.is_null())
             .filter(violation::Column::ObservedAt.gte(from))
             .filter(violation::Column::ObservedAt.lt(to)),
-        p,
         violation::Column::TeamId,
     ) {
         violations = q.into_tuple().all(conn).await?;
@@ -414,7 +416,7 @@ pub async fn build_full<C: ConnectionTrait>(
 
     // The same hours of the 28 previous days, for trends.
     let mut history = Vec::new();
-    if let Some(q) = scoped(
+    if let Some(q) = p.scoped(
         violation::Entity::find()
             .select_only()
             .columns([
@@ -427,7 +429,6 @@ pub async fn build_full<C: ConnectionTrait>(
             .filter(violation::Column::DeletedSeq.is_null())
             .filter(violation::Column::ObservedAt.gte(from - Duration::days(28)))
             .filter(violation::Column::ObservedAt.lt(to - Duration::days(1))),
-        p,
         violation::Column::TeamId,
     ) {
         let rows: Vec<HistoryRow> = q.into_tuple().all(conn).await?;
@@ -470,32 +471,29 @@ pub async fn build_full<C: ConnectionTrait>(
         let (rev, n) = seg_keys.get(&r.id).copied().unwrap_or((0, 0));
         format!("{}:{rev}:{n}", r.server_rev)
     };
+    // One cache lookup per round: what it finds is used below, so a round the lookup found is
+    // never re-derived from segments that were not loaded (the cache may be cleared meanwhile).
+    let cached: Vec<(String, Option<Derived>)> = round_rows
+        .iter()
+        .map(|r| {
+            let key = key_of(r);
+            let hit = cache.get(r.id, &key);
+            (key, hit)
+        })
+        .collect();
     let stale: Vec<Uuid> = round_rows
         .iter()
-        .filter(|r| cache.get(r.id, &key_of(r)).is_none())
-        .map(|r| r.id)
+        .zip(&cached)
+        .filter(|(_, (_, hit))| hit.is_none())
+        .map(|(r, _)| r.id)
         .collect();
     let mut segs_by_round: HashMap<Uuid, Vec<records::Row>> = HashMap::new();
     for chunk in stale.chunks(200) {
         let mut q = Query::select();
-        q.columns([
-            "id",
-            "team_id",
-            "parent_id",
-            "occurred_at",
-            "data",
-            "created_by",
-            "created_at",
-            "updated_at",
-            "create_hash",
-            "server_rev",
-            "field_revs",
-            "deleted_seq",
-            "last_device_id",
-        ])
-        .from("track_segment")
-        .and_where(Expr::col("deleted_seq").is_null())
-        .and_where(Expr::col("parent_id").is_in(chunk.iter().copied()));
+        q.columns(records::COLS.iter().copied())
+            .from("track_segment")
+            .and_where(Expr::col("deleted_seq").is_null())
+            .and_where(Expr::col("parent_id").is_in(chunk.iter().copied()));
         for s in records::query(conn, &q).await? {
             if let Some(r) = s.parent_id {
                 segs_by_round.entry(r).or_default().push(s);
@@ -504,9 +502,8 @@ pub async fn build_full<C: ConnectionTrait>(
     }
     let params = crate::rounds::derive::Params::default();
     let mut rounds = Vec::new();
-    for r in &round_rows {
-        let key = key_of(r);
-        let derived = match cache.get(r.id, &key) {
+    for (r, (key, hit)) in round_rows.iter().zip(cached) {
+        let derived = match hit {
             Some(d) => d,
             None => {
                 let segs = segs_by_round.remove(&r.id).unwrap_or_default();
@@ -643,16 +640,14 @@ pub async fn build_full<C: ConnectionTrait>(
     };
 
     // Open sync conflicts of the team.
-    let mut cq = Query::select();
-    cq.expr_as(Expr::col("id").count(), "n")
-        .from("sync_conflict")
-        .and_where(Expr::col("status").eq("open"));
-    if let Scope::Team(t) = p.scope() {
-        cq.and_where(Expr::col("team_id").eq(t));
-    }
-    let open_conflicts = match conn.query_one(&cq).await? {
-        Some(row) => row.try_get::<i64>("", "n").unwrap_or(0) as usize,
-        None => 0,
+    let open_conflicts = {
+        use crate::sync::entities::sync_conflict;
+        use sea_orm::PaginatorTrait;
+        let open = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
+        match p.scoped(open, sync_conflict::Column::TeamId) {
+            Some(q) => q.count(conn).await? as usize,
+            None => 0,
+        }
     };
 
     // The lead's attention points for this date (and shift).

@@ -236,6 +236,20 @@ const DESCRIPTIONS: &[(Category, &[&str])] = &[
 
 /// Generates the demo day. `size` is the number of violations (the demo uses 150).
 pub fn generate(reference: &Reference, date: NaiveDate, size: usize, seed: u64) -> Scenario {
+    Scenario {
+        date,
+        violations: violations(reference, date, size, seed),
+        field: field::generate(reference, date, seed),
+    }
+}
+
+/// The violations of a demo day, sorted by time (pure, seeded).
+fn violations(
+    reference: &Reference,
+    date: NaiveDate,
+    size: usize,
+    seed: u64,
+) -> Vec<DemoViolation> {
     let mut rng = ChaCha8Rng::seed_from_u64(
         seed ^ (date.num_days_from_ce() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     );
@@ -387,11 +401,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, size: usize, seed: u64) 
         });
     }
     out.sort_by_key(|v| v.report.observed_at);
-    Scenario {
-        date,
-        violations: out,
-        field: field::generate(reference, date, seed),
-    }
+    out
 }
 
 /// Creates (or re-activates) the demo accounts; returns their user rows in `USERS` order.
@@ -513,10 +523,11 @@ pub async fn load_history(
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
     // Days are written newest first, one transaction each: if the oldest has reports, the
     // history is complete (an interrupted load is finished by the next start).
-    let oldest = date - Duration::days(days);
-    let there = crate::violations::entity::violation::Entity::find()
-        .filter(crate::violations::entity::violation::Column::ObservedAt.gte(local(oldest, 0)))
-        .filter(crate::violations::entity::violation::Column::ObservedAt.lt(local(oldest, 24 * 60)))
+    use crate::violations::entity::violation;
+    let (day_start, day_end) = store::amsterdam_day(date - Duration::days(days));
+    let there = violation::Entity::find()
+        .filter(violation::Column::ObservedAt.gte(day_start))
+        .filter(violation::Column::ObservedAt.lt(day_end))
         .count(&state.db.read)
         .await?;
     if there > 0 {
@@ -530,15 +541,15 @@ pub async fn load_history(
         let busy = matches!(day.weekday(), chrono::Weekday::Fri | chrono::Weekday::Sat);
         let size =
             110 + (day.num_days_from_ce().rem_euclid(7) as usize) * 6 + if busy { 40 } else { 0 };
-        let mut scenario = generate(&state.reference, day, size, seed);
+        let mut reports = violations(&state.reference, day, size, seed);
         // Received by the end of the day (reports are received within 45 minutes of observing).
-        let received = local(day, 24 * 60) + Duration::hours(1);
+        let received = store::amsterdam_day(day).1 + Duration::hours(1);
         let txn = state.db.write.begin().await?;
         let mut by_officer: std::collections::BTreeMap<
             usize,
             Vec<(NewViolation, store::WriteMeta)>,
         > = std::collections::BTreeMap::new();
-        for v in &mut scenario.violations {
+        for v in &mut reports {
             v.report.status = Some(Status::Submitted);
             by_officer
                 .entry(v.officer)
@@ -558,11 +569,7 @@ pub async fn load_history(
                 }
             }
         }
-        for v in scenario
-            .violations
-            .iter()
-            .filter(|v| new_ids.contains(&v.report.id))
-        {
+        for v in reports.iter().filter(|v| new_ids.contains(&v.report.id)) {
             let (status, note) = v.review.clone().unwrap_or((Status::Approved, None));
             let patch = ViolationPatch {
                 status: Some(status),

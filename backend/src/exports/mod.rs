@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::Entry;
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiQuery;
@@ -96,15 +96,13 @@ async fn page(
     to: DateTime<Utc>,
     after: Option<(DateTime<Utc>, Uuid)>,
 ) -> ApiResult<Vec<violation::Model>> {
-    let mut q = violation::Entity::find()
+    let period = violation::Entity::find()
         .filter(violation::Column::DeletedSeq.is_null())
         .filter(violation::Column::ObservedAt.gte(from))
         .filter(violation::Column::ObservedAt.lt(to));
-    match p.scope() {
-        Scope::All => {}
-        Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
-        Scope::Nothing => return Ok(vec![]),
-    }
+    let Some(mut q) = p.scoped(period, violation::Column::TeamId) else {
+        return Ok(vec![]);
+    };
     if let Some((t, id)) = after {
         // The cursor's time as a plain lower bound too: the index range then starts at the
         // cursor. Without it every page scanned (and sorted) the period from its first day, so
@@ -134,7 +132,7 @@ fn stream_reports(
     to: DateTime<Utc>,
     head: Bytes,
     tail: Bytes,
-    render: fn(&[violation::Model], &AppState, bool, bool) -> Bytes,
+    render: fn(&[violation::Model], &AppState, bool, bool) -> std::io::Result<Bytes>,
 ) -> Body {
     let st = state.clone();
     let redact = !p.reads_wpg();
@@ -151,11 +149,17 @@ fn stream_reports(
                     Ok(rows) => {
                         let next = rows.last().map(|m| (m.observed_at, m.id));
                         let more = rows.len() as u64 == PAGE;
-                        let bytes = render(&rows, &st, redact, first);
-                        Some((
-                            Ok::<Bytes, std::io::Error>(bytes),
-                            (if more { Some(next) } else { None }, false),
-                        ))
+                        match render(&rows, &st, redact, first) {
+                            Ok(bytes) => Some((
+                                Ok::<Bytes, std::io::Error>(bytes),
+                                (if more { Some(next) } else { None }, false),
+                            )),
+                            // The download fails visibly instead of leaving rows out.
+                            Err(e) => {
+                                tracing::error!(error = %e, "export failed mid-stream");
+                                Some((Err(e), (None, false)))
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::error!(error = ?e, "export failed mid-stream");
@@ -190,7 +194,12 @@ fn nl(x: f64, digits: usize) -> String {
     format!("{x:.digits$}").replace('.', ",")
 }
 
-fn csv_rows(rows: &[violation::Model], st: &AppState, redact: bool, _first: bool) -> Bytes {
+fn csv_rows(
+    rows: &[violation::Model],
+    st: &AppState,
+    redact: bool,
+    _first: bool,
+) -> std::io::Result<Bytes> {
     let mut w = csv::WriterBuilder::new()
         .delimiter(b';')
         .has_headers(false)
@@ -205,7 +214,7 @@ fn csv_rows(rows: &[violation::Model], st: &AppState, redact: bool, _first: bool
                 .unwrap_or_default()
         };
         let wpg = redact && m.privacy_regime == "wpg";
-        let written = w.write_record([
+        w.write_record([
             m.id.to_string(),
             t.format("%d-%m-%Y").to_string(),
             t.format("%H:%M:%S").to_string(),
@@ -229,12 +238,12 @@ fn csv_rows(rows: &[violation::Model], st: &AppState, redact: bool, _first: bool
                 m.description.clone()
             },
             m.round_id.map(|u| u.to_string()).unwrap_or_default(),
-        ]);
-        if let Err(e) = written {
-            tracing::error!(error = %e, report = %m.id, "a CSV row could not be written");
-        }
+        ])?;
     }
-    Bytes::from(w.into_inner().unwrap_or_default())
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(Bytes::from(bytes))
 }
 
 fn csv_head() -> Bytes {
@@ -272,7 +281,12 @@ pub async fn violations_csv(
     Ok(attachment(body, "text/csv; charset=utf-8", name))
 }
 
-fn geojson_rows(rows: &[violation::Model], st: &AppState, redact: bool, first: bool) -> Bytes {
+fn geojson_rows(
+    rows: &[violation::Model],
+    st: &AppState,
+    redact: bool,
+    first: bool,
+) -> std::io::Result<Bytes> {
     let mut out = String::with_capacity(rows.len() * 400);
     for (i, m) in rows.iter().enumerate() {
         if !(first && i == 0) {
@@ -298,7 +312,7 @@ fn geojson_rows(rows: &[violation::Model], st: &AppState, redact: bool, first: b
         out.push_str(&f.to_string());
         out.push('\n');
     }
-    Bytes::from(out)
+    Ok(Bytes::from(out))
 }
 
 /// The period's reports as a GeoJSON FeatureCollection of points (WGS84), for QGIS. Streamed.
@@ -390,9 +404,19 @@ pub async fn tracks_geojson(
                     return Err(std::io::Error::other("export failed"));
                 }
             };
-            let mut pts: Vec<(i64, f64, f64)> = rows
-                .iter()
-                .filter_map(|r| r.try_get::<Value>("", "data").ok())
+            let mut docs = Vec::with_capacity(rows.len());
+            for r in &rows {
+                match r.try_get::<Value>("", "data") {
+                    Ok(d) => docs.push(d),
+                    Err(e) => {
+                        tracing::error!(error = ?e, "a track segment could not be read");
+                        return Err(std::io::Error::other("export failed"));
+                    }
+                }
+            }
+            let max_accuracy_m = crate::rounds::derive::Params::default().max_accuracy_m;
+            let mut pts: Vec<(i64, f64, f64)> = docs
+                .into_iter()
                 .flat_map(|d| {
                     d.get("points")
                         .and_then(Value::as_array)
@@ -400,7 +424,7 @@ pub async fn tracks_geojson(
                         .unwrap_or_default()
                 })
                 .filter_map(|v| crate::rounds::point(&v))
-                .filter(|p| p.accuracy_m.is_none_or(|a| a <= 50.0))
+                .filter(|p| p.accuracy_m.is_none_or(|a| a <= max_accuracy_m))
                 .map(|p| (p.t_ms, p.lon, p.lat))
                 .collect();
             pts.sort_by_key(|p| p.0);

@@ -20,7 +20,8 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::table::Writable;
 use crate::sync::{self, Op};
 
-const COLS: &[&str] = &[
+/// The columns of a record row, as [`query`] reads them.
+pub(crate) const COLS: &[&str] = &[
     "id",
     "team_id",
     "parent_id",
@@ -327,6 +328,37 @@ pub async fn create_in(
         team_id = up.team_id;
     }
     kind.on_change(None, &mut data, now, p);
+    let row = insert_new(txn, kind, p, id, team_id, parent, data, create_hash, now).await?;
+    Ok(Created::New(row))
+}
+
+/// Creates a record the server writes itself (a signed briefing): no device rules apply; the
+/// document is stored as given. Audit and sync stamp as for any record.
+pub async fn create_server_in(
+    txn: &DatabaseTransaction,
+    kind: &dyn RecordKind,
+    p: &Principal,
+    id: Uuid,
+    data: Map<String, Value>,
+    now: DateTime<Utc>,
+) -> ApiResult<Row> {
+    let create_hash = hash(&data);
+    insert_new(txn, kind, p, id, p.team_id, None, data, create_hash, now).await
+}
+
+/// Stamps, inserts and audits a new record whose document has passed its checks.
+#[allow(clippy::too_many_arguments)]
+async fn insert_new(
+    txn: &DatabaseTransaction,
+    kind: &dyn RecordKind,
+    p: &Principal,
+    id: Uuid,
+    team_id: Option<Uuid>,
+    parent_id: Option<Uuid>,
+    data: Map<String, Value>,
+    create_hash: String,
+    now: DateTime<Utc>,
+) -> ApiResult<Row> {
     let fields: Vec<&'static str> = kind
         .columns()
         .iter()
@@ -337,51 +369,7 @@ pub async fn create_in(
     let row = Row {
         id,
         team_id,
-        parent_id: parent,
-        occurred_at: kind.occurred_at(&data, now),
-        data,
-        created_by: p.user_id,
-        created_at: now,
-        updated_at: now,
-        create_hash,
-        server_rev: seq,
-        field_revs: fields.iter().map(|f| (f.to_string(), seq)).collect(),
-        deleted_seq: None,
-        last_device_id: Some(p.device_id.clone()),
-    };
-    insert_row(txn, kind, &row).await?;
-    audit::record(
-        txn,
-        &p.actor(),
-        Entry::new("create", kind.wire_name(), id),
-        now,
-    )
-    .await?;
-    Ok(Created::New(row))
-}
-
-/// Creates a record the server writes itself (a signed briefing): no device rules apply; the
-/// document is stored as given. Audit, history and sync stamp as for any record.
-pub async fn create_server_in(
-    txn: &DatabaseTransaction,
-    kind: &dyn RecordKind,
-    p: &Principal,
-    id: Uuid,
-    data: Map<String, Value>,
-    now: DateTime<Utc>,
-) -> ApiResult<Row> {
-    let create_hash = hash(&data);
-    let fields: Vec<&'static str> = kind
-        .columns()
-        .iter()
-        .filter(|c| data.contains_key(c.name))
-        .map(|c| c.name)
-        .collect();
-    let seq = stamp_one(txn, kind, id, Op::Create, fields.clone(), p, now).await?;
-    let row = Row {
-        id,
-        team_id: p.team_id,
-        parent_id: None,
+        parent_id,
         occurred_at: kind.occurred_at(&data, now),
         data,
         created_by: p.user_id,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use sea_orm::TransactionTrait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::engine::{PushBody, PushMeta, PushResponse, push_in, request_sha256};
+use super::engine::{PushBody, PushMeta, PushResponse, push_alone, push_in, request_sha256};
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
@@ -38,16 +38,6 @@ const MAX_RECORDS: usize = 4_000;
 #[derive(Clone)]
 pub struct PushCommitter {
     tx: mpsc::Sender<Job>,
-}
-
-/// A copy of an error for every push of a failed batch (the cause is logged once).
-fn same_for_all(e: &ApiError) -> ApiError {
-    match e.status().as_u16() {
-        503 => ApiError::Unavailable(e.to_problem().detail),
-        _ => ApiError::internal(anyhow::anyhow!(
-            "the group commit this push was written in failed"
-        )),
-    }
 }
 
 impl PushCommitter {
@@ -136,19 +126,15 @@ async fn write_batch(db: &Db, reference: &Reference, jobs: Vec<Job>) {
         Err(e) if work.len() == 1 => {
             tracing::error!(error = ?e, "a push failed");
             for reply in replies {
-                let _ = reply.send(Err(same_for_all(&e)));
+                let _ = reply.send(Err(
+                    e.for_each_of_batch("the group commit this push was written in")
+                ));
             }
         }
         Err(e) => {
             tracing::warn!(error = ?e, pushes = work.len(), "a group commit of pushes failed; running each push on its own");
             for (reply, (p, sha, body, meta)) in replies.into_iter().zip(work) {
-                let r = async {
-                    let txn = db.write.begin().await?;
-                    let r = push_in(&txn, reference, &p, &sha, &body, &meta).await?;
-                    txn.commit().await?;
-                    Ok(r)
-                }
-                .await;
+                let r = push_alone(db, reference, &p, &sha, &body, &meta).await;
                 if let Err(e) = &r {
                     tracing::error!(error = ?e, "a push failed on its own");
                 }

@@ -149,6 +149,46 @@ fn conflict_row(
     }
 }
 
+/// The conflict row that keeps a refused record as the phone sent it.
+fn rejected_row(
+    ctx: &PushCtx<'_>,
+    table: &str,
+    id: &str,
+    raw: &Map<String, Value>,
+    base_rev: Option<i64>,
+    detail: &str,
+) -> sync_conflict::ActiveModel {
+    conflict_row(
+        ctx,
+        table,
+        id,
+        None,
+        "rejected",
+        "validation",
+        [None, None, Some(Value::Object(raw.clone())), None],
+        base_rev,
+        None,
+        ctx.principal.team_id,
+        Some(detail.to_string()),
+    )
+}
+
+impl PushResponse {
+    /// Refuses one record: the phone keeps it unsynced (`experimentalRejectedIds`) and hears why.
+    fn reject(&mut self, table: &str, id: &str, problem: crate::error::Problem) {
+        self.experimental_rejected_ids
+            .entry(table.to_string())
+            .or_default()
+            .push(id.to_string());
+        self.rejected.push(Rejection {
+            table: table.to_string(),
+            id: id.to_string(),
+            detail: problem.detail,
+            errors: problem.errors,
+        });
+    }
+}
+
 enum Outcome {
     Applied,
     Unchanged,
@@ -344,26 +384,22 @@ async fn changed_by_others(
     Ok(out)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// The SHA-256 of a push body, hex: what an Idempotency-Key is bound to.
+pub fn request_sha256(bytes: &[u8]) -> String {
     crate::auth::token::hex(&Sha256::digest(bytes))
 }
 
-/// The SHA-256 of a push body, hex: what an Idempotency-Key is bound to.
-pub fn request_sha256(body_bytes: &[u8]) -> String {
-    sha256_hex(body_bytes)
-}
-
-/// Applies a push in its own transaction (see [`push_in`]).
-pub async fn push(
+/// [`push_in`] in a transaction of its own, for a body whose hash is known.
+pub async fn push_alone(
     db: &Db,
     reference: &Reference,
     p: &Principal,
-    body_bytes: &[u8],
-    body: PushBody,
-    meta: PushMeta,
+    request_sha: &str,
+    body: &PushBody,
+    meta: &PushMeta,
 ) -> ApiResult<PushResponse> {
     let txn = db.write.begin().await?;
-    let response = push_in(&txn, reference, p, &sha256_hex(body_bytes), &body, &meta).await?;
+    let response = push_in(&txn, reference, p, request_sha, body, meta).await?;
     txn.commit().await?;
     Ok(response)
 }
@@ -481,31 +517,17 @@ pub async fn push_in(
                     if let Some(sp) = sp {
                         sp.rollback().await?;
                     }
+                    let base_rev = raw.get("server_rev").and_then(Value::as_i64);
                     let problem = e.to_problem();
-                    pending.conflicts.push(conflict_row(
+                    pending.conflicts.push(rejected_row(
                         &ctx,
                         name,
                         &id,
-                        None,
-                        "rejected",
-                        "validation",
-                        [None, None, Some(Value::Object(raw.clone())), None],
-                        raw.get("server_rev").and_then(Value::as_i64),
-                        None,
-                        p.team_id,
-                        Some(problem.detail.clone()),
+                        raw,
+                        base_rev,
+                        &problem.detail,
                     ));
-                    response
-                        .experimental_rejected_ids
-                        .entry(name.to_string())
-                        .or_default()
-                        .push(id.clone());
-                    response.rejected.push(Rejection {
-                        table: name.to_string(),
-                        id,
-                        detail: problem.detail,
-                        errors: problem.errors,
-                    });
+                    response.reject(name, &id, problem);
                 }
                 Err(e) => return Err(e),
             }
@@ -534,30 +556,15 @@ pub async fn push_in(
                     Ok(()) => response.applied += 1,
                     Err(e) if e.status().is_client_error() => {
                         let problem = e.to_problem();
-                        pending.conflicts.push(conflict_row(
+                        pending.conflicts.push(rejected_row(
                             &ctx,
                             name,
                             id,
+                            raw,
                             None,
-                            "rejected",
-                            "validation",
-                            [None, None, Some(Value::Object(raw.clone())), None],
-                            None,
-                            None,
-                            p.team_id,
-                            Some(problem.detail.clone()),
+                            &problem.detail,
                         ));
-                        response
-                            .experimental_rejected_ids
-                            .entry(name.to_string())
-                            .or_default()
-                            .push(id.clone());
-                        response.rejected.push(Rejection {
-                            table: name.to_string(),
-                            id: id.clone(),
-                            detail: problem.detail,
-                            errors: problem.errors,
-                        });
+                        response.reject(name, id, problem);
                     }
                     Err(e) => return Err(e),
                 }
@@ -579,18 +586,7 @@ pub async fn push_in(
                 }
                 Err(e) if e.status().is_client_error() => {
                     sp.rollback().await?;
-                    let problem = e.to_problem();
-                    response
-                        .experimental_rejected_ids
-                        .entry(name.to_string())
-                        .or_default()
-                        .push(id.clone());
-                    response.rejected.push(Rejection {
-                        table: name.to_string(),
-                        id: id.clone(),
-                        detail: problem.detail,
-                        errors: problem.errors,
-                    });
+                    response.reject(name, id, e.to_problem());
                 }
                 Err(e) => return Err(e),
             }
@@ -701,6 +697,10 @@ pub struct PullResponse {
     pub has_more: bool,
     /// Open sync conflicts for this user (a team lead: for the team).
     pub conflicts_open: u64,
+    /// The ids of the rows in `updated`, per table: what the route logs for Wpg tables before
+    /// the answer leaves (not sent).
+    #[serde(skip)]
+    pub pulled_ids: BTreeMap<String, Vec<String>>,
 }
 
 /// Options of a pull.
@@ -766,8 +766,15 @@ pub async fn pull(
     for t in &tables {
         changes.insert(t.name().to_string(), PulledChanges::default());
     }
+    let mut pulled_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (t, row) in all {
         let entry = changes.entry(t.name().to_string()).or_default();
+        if !matches!(row.row, Pulled::Deleted) {
+            pulled_ids
+                .entry(t.name().to_string())
+                .or_default()
+                .push(row.id.clone());
+        }
         match row.row {
             Pulled::Canonical(r) => {
                 entry
@@ -813,6 +820,7 @@ pub async fn pull(
         timestamp,
         has_more,
         conflicts_open,
+        pulled_ids,
     })
 }
 
@@ -902,11 +910,11 @@ async fn add_reference(
         })).collect()),
     );
     use crate::auth::entities::app_user;
-    let mut q = app_user::Entity::find().filter(app_user::Column::Active.eq(true));
-    if let crate::auth::Scope::Team(t) = p.scope() {
-        q = q.filter(app_user::Column::TeamId.eq(t));
-    }
-    let users = q.all(txn).await?;
+    let active = app_user::Entity::find().filter(app_user::Column::Active.eq(true));
+    let users = match p.scoped(active, app_user::Column::TeamId) {
+        Some(q) => q.all(txn).await?,
+        None => vec![],
+    };
     changes.insert(
         "team_members".into(),
         rows(users.iter().map(|u| json!({

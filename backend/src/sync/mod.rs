@@ -307,17 +307,13 @@ pub async fn purge(
     )
     .await?;
     let mut gone = 0;
-    for table in [
-        "violation",
-        "photo",
-        "patrol_round",
-        "track_segment",
-        "youth_group",
-        "youth_observation",
-        "youth_person",
-        "incident",
-        "briefing_note",
-    ] {
+    // Every table the engine syncs (`engine::tables`): reports, photos and the declared kinds.
+    let tables = ["violation", "photo"].into_iter().chain(
+        crate::records::kinds::all()
+            .into_iter()
+            .map(|k| k.db_table()),
+    );
+    for table in tables {
         gone += txn
             .execute(
                 &Query::delete()

@@ -79,19 +79,9 @@ pub async fn pull(
     let res = engine::pull(&state.db, &state.reference, &p, req).await?;
     // Wpg records leave the server only after their read is logged.
     for kind in crate::records::kinds::all().into_iter().filter(|k| k.wpg()) {
-        let Some(c) = res.changes.get(kind.wire_name()) else {
+        let Some(ids) = res.pulled_ids.get(kind.wire_name()) else {
             continue;
         };
-        #[derive(Deserialize)]
-        struct Id {
-            id: String,
-        }
-        let ids: Vec<String> = c
-            .created
-            .iter()
-            .chain(c.updated.iter())
-            .filter_map(|r| serde_json::from_str::<Id>(r.get()).ok().map(|r| r.id))
-            .collect();
         if !ids.is_empty() {
             let entry = Entry {
                 action: "sync_pull",

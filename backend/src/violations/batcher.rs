@@ -34,16 +34,6 @@ pub struct CreateBatcher {
 
 const MAX_BATCH: usize = 256;
 
-/// A copy of an error for every request of a failed batch (the cause is logged once).
-fn same_for_all(e: &ApiError) -> ApiError {
-    match e.status().as_u16() {
-        503 => ApiError::Unavailable(e.to_problem().detail),
-        _ => ApiError::internal(anyhow::anyhow!(
-            "the batch this report was written in failed"
-        )),
-    }
-}
-
 impl CreateBatcher {
     /// Starts the writer task; it ends when the last clone is dropped.
     pub fn start(db: Db, reference: std::sync::Arc<Reference>) -> CreateBatcher {
@@ -139,7 +129,9 @@ async fn write_batch(db: &Db, reference: &Reference, jobs: Vec<Job>) {
         Err(e) => {
             tracing::error!(error = ?e, "a batch of report creates failed");
             for reply in replies {
-                let _ = reply.send(Err(same_for_all(&e)));
+                let _ = reply.send(Err(
+                    e.for_each_of_batch("the batch this report was written in")
+                ));
             }
         }
     }

@@ -406,19 +406,20 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
     let review = if p.may(Action::ReviewViolation) {
         use crate::violations::entity::violation;
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-        let mut q = violation::Entity::find()
+        let submitted = violation::Entity::find()
             .filter(violation::Column::DeletedSeq.is_null())
             .filter(violation::Column::Status.eq("submitted"))
             .filter(violation::Column::ObservedAt.gte(from))
             .filter(violation::Column::ObservedAt.lt(to));
-        if let crate::auth::Scope::Team(t) = p.scope() {
-            q = q.filter(violation::Column::TeamId.eq(t));
-        }
-        let rows = q
-            .order_by_asc(violation::Column::ObservedAt)
-            .limit(25)
-            .all(&state.db.read)
-            .await?;
+        let rows = match p.scoped(submitted, violation::Column::TeamId) {
+            Some(q) => {
+                q.order_by_asc(violation::Column::ObservedAt)
+                    .limit(25)
+                    .all(&state.db.read)
+                    .await?
+            }
+            None => vec![],
+        };
         let flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;
         rows.iter()
             .map(|m| {
@@ -443,20 +444,22 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
     let conflicts = if crate::sync::engine::may_resolve(p) {
         use crate::sync::entities::sync_conflict;
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-        let mut q = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
-        if let crate::auth::Scope::Team(t) = p.scope() {
-            q = q.filter(sync_conflict::Column::TeamId.eq(t));
-        }
+        let open = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
         let show = |v: &Option<serde_json::Value>| match v {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Null) | None => "—".to_string(),
             Some(other) => other.to_string(),
         };
-        q.order_by_desc(sync_conflict::Column::CreatedAt)
-            .limit(20)
-            .all(&state.db.read)
-            .await?
-            .iter()
+        let rows = match p.scoped(open, sync_conflict::Column::TeamId) {
+            Some(q) => {
+                q.order_by_desc(sync_conflict::Column::CreatedAt)
+                    .limit(20)
+                    .all(&state.db.read)
+                    .await?
+            }
+            None => vec![],
+        };
+        rows.iter()
             .map(|c| {
                 serde_json::json!({
                     "id": c.id,

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thor::auth::{Principal, Role};
-use thor::sync::engine::{PullRequest, PushBody, PushMeta, TableChanges, pull, push};
+use thor::sync::engine::{PullRequest, PushBody, PushMeta, TableChanges, pull};
 use thor_tests::{Backend, TestApp};
 
 const FIELDS: &[&str] = &["description", "outcome", "category"];
@@ -224,16 +224,14 @@ impl World {
             last_pulled_at: Some(ph.cursor),
             ..PushMeta::default()
         };
-        let res = push(
-            &self.app.state.db,
-            &self.app.state.reference,
-            &ph.p,
-            &bytes,
-            body,
-            meta,
-        )
-        .await
-        .expect("push");
+        // Through the group commit, as the push route does.
+        let res = self
+            .app
+            .state
+            .pushes
+            .push(ph.p.clone(), &bytes, body, meta)
+            .await
+            .expect("push");
         if lose_answer {
             return;
         }
