@@ -192,7 +192,7 @@ impl Principal {
     }
 }
 
-#[derive(Debug, FromQueryResult)]
+#[derive(Debug, PartialEq, FromQueryResult)]
 struct PrincipalRow {
     token_id: Uuid,
     device_id: String,
@@ -231,38 +231,15 @@ impl FromRequestParts<AppState> for Principal {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("use the Bearer scheme".into()))?;
         let hash = token::hash(token);
-
-        let stmt = Query::select()
-            .expr_as(Expr::col(("t", "id")), "token_id")
-            .expr_as(Expr::col(("t", "device_id")), "device_id")
-            .expr_as(Expr::col(("t", "expires_at")), "expires_at")
-            .expr_as(Expr::col(("t", "revoked_at")), "revoked_at")
-            .expr_as(Expr::col(("u", "id")), "user_id")
-            .expr_as(Expr::col(("u", "username")), "username")
-            .expr_as(Expr::col(("u", "role")), "role")
-            .expr_as(Expr::col(("u", "team_id")), "team_id")
-            .expr_as(Expr::col(("u", "wpg_authorised")), "wpg_authorised")
-            .expr_as(Expr::col(("u", "active")), "active")
-            .expr_as(
-                Expr::cust("(SELECT last_seq FROM sync_space WHERE id = 1)"),
-                "seen_seq",
-            )
-            .from_as("device_token", "t")
-            .join_as(
-                JoinType::InnerJoin,
-                "app_user",
-                "u",
-                Expr::col(("u", "id")).equals(("t", "user_id")),
-            )
-            .and_where(Expr::col(("t", "token_hash")).eq(hash))
-            .to_owned();
-        let row = state
+        let row = match state
             .db
-            .read
-            .query_one(&stmt)
-            .await?
-            .map(|r| PrincipalRow::from_query_result(&r, ""))
-            .transpose()?;
+            .point
+            .as_ref()
+            .and_then(|r| r.read(|c| point_row(c, &hash)))
+        {
+            Some(row) => row,
+            None => sqlx_row(state, hash).await?,
+        };
         let invalid = || {
             ApiError::Unauthorized("the token is unknown, expired or revoked; log in again".into())
         };
@@ -284,6 +261,76 @@ impl FromRequestParts<AppState> for Principal {
             seen_seq: row.seen_seq,
         })
     }
+}
+
+/// The token's row, its user and the sync sequence, in one statement.
+const PRINCIPAL_SQL: &str = "SELECT t.id, t.device_id, t.expires_at, t.revoked_at, u.id, \
+     u.username, u.role, u.team_id, u.wpg_authorised, u.active, \
+     (SELECT last_seq FROM sync_space WHERE id = 1) \
+     FROM device_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = ?1";
+
+/// The lookup on this thread's SQLite connection (see `db::point`); the same statement as
+/// [`sqlx_row`], which a test keeps in step.
+fn point_row(c: &rusqlite::Connection, hash: &str) -> rusqlite::Result<Option<PrincipalRow>> {
+    use crate::db::point::{time, uuid};
+    use rusqlite::OptionalExtension;
+    let mut stmt = c.prepare_cached(PRINCIPAL_SQL)?;
+    stmt.query_row([hash], |r| {
+        Ok(PrincipalRow {
+            token_id: uuid(r.get_ref(0)?)?,
+            device_id: r.get(1)?,
+            expires_at: time(r.get_ref(2)?)?,
+            revoked_at: match r.get_ref(3)? {
+                rusqlite::types::ValueRef::Null => None,
+                v => Some(time(v)?),
+            },
+            user_id: uuid(r.get_ref(4)?)?,
+            username: r.get(5)?,
+            role: r.get(6)?,
+            team_id: match r.get_ref(7)? {
+                rusqlite::types::ValueRef::Null => None,
+                v => Some(uuid(v)?),
+            },
+            wpg_authorised: r.get(8)?,
+            active: r.get(9)?,
+            seen_seq: r.get(10)?,
+        })
+    })
+    .optional()
+}
+
+async fn sqlx_row(state: &AppState, hash: String) -> Result<Option<PrincipalRow>, ApiError> {
+    let stmt = Query::select()
+        .expr_as(Expr::col(("t", "id")), "token_id")
+        .expr_as(Expr::col(("t", "device_id")), "device_id")
+        .expr_as(Expr::col(("t", "expires_at")), "expires_at")
+        .expr_as(Expr::col(("t", "revoked_at")), "revoked_at")
+        .expr_as(Expr::col(("u", "id")), "user_id")
+        .expr_as(Expr::col(("u", "username")), "username")
+        .expr_as(Expr::col(("u", "role")), "role")
+        .expr_as(Expr::col(("u", "team_id")), "team_id")
+        .expr_as(Expr::col(("u", "wpg_authorised")), "wpg_authorised")
+        .expr_as(Expr::col(("u", "active")), "active")
+        .expr_as(
+            Expr::cust("(SELECT last_seq FROM sync_space WHERE id = 1)"),
+            "seen_seq",
+        )
+        .from_as("device_token", "t")
+        .join_as(
+            JoinType::InnerJoin,
+            "app_user",
+            "u",
+            Expr::col(("u", "id")).equals(("t", "user_id")),
+        )
+        .and_where(Expr::col(("t", "token_hash")).eq(hash))
+        .to_owned();
+    Ok(state
+        .db
+        .read
+        .query_one(&stmt)
+        .await?
+        .map(|r| PrincipalRow::from_query_result(&r, ""))
+        .transpose()?)
 }
 
 #[cfg(test)]
