@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::TransactionTrait;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::RecordKind;
 use super::store::{self, Created};
 use crate::app::AppState;
-use crate::audit::Entry;
+use crate::audit::ReadIds;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 
@@ -45,14 +45,16 @@ async fn log_read(
     if !kind.wpg() || ids.is_empty() {
         return Ok(());
     }
-    let entry = Entry {
-        action: "read",
-        record_type: kind.wire_name(),
-        record_id: (ids.len() == 1).then(|| ids[0].to_string()),
-        reason: None,
-        detail: Some(json!({ "ids": ids })),
-    };
-    state.audit.read(&p.actor(), entry).await
+    state
+        .audit
+        .read_ids(
+            &p.actor(),
+            "read",
+            kind.wire_name(),
+            &ReadIds::new(&ids),
+            Default::default(),
+        )
+        .await
 }
 
 pub async fn list(

@@ -20,7 +20,7 @@ use super::engine::{self, PullRequest, PullResponse, PushBody, PushMeta, PushRes
 use super::entities::sync_conflict;
 use super::table::PushCtx;
 use crate::app::AppState;
-use crate::audit::{self, Entry};
+use crate::audit::{self, Entry, ReadIds};
 use crate::auth::{Principal, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, parse_json};
@@ -83,14 +83,16 @@ pub async fn pull(
             continue;
         };
         if !ids.is_empty() {
-            let entry = Entry {
-                action: "sync_pull",
-                record_type: kind.wire_name(),
-                record_id: None,
-                reason: None,
-                detail: Some(json!({ "ids": ids })),
-            };
-            state.audit.read(&p.actor(), entry).await?;
+            state
+                .audit
+                .read_ids(
+                    &p.actor(),
+                    "sync_pull",
+                    kind.wire_name(),
+                    &ReadIds::new(ids),
+                    Default::default(),
+                )
+                .await?;
         }
     }
     Ok(Json(res))

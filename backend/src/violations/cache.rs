@@ -10,12 +10,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use uuid::Uuid;
 
 /// A rendered page and the Wpg records on it (their read must still be logged per request).
 pub struct CachedPage {
     pub body: Bytes,
-    pub wpg_ids: Vec<Uuid>,
+    pub wpg_ids: crate::audit::ReadIds,
 }
 
 const MAX_ENTRIES: usize = 512;
@@ -56,7 +55,7 @@ mod tests {
     fn page(s: &str) -> Arc<CachedPage> {
         Arc::new(CachedPage {
             body: Bytes::from(s.to_string()),
-            wpg_ids: vec![],
+            wpg_ids: Default::default(),
         })
     }
 

@@ -20,7 +20,7 @@ use super::duplicates;
 use super::store::{self, Created, Filter};
 use super::{Category, NewViolation, Status, ViolationPage, ViolationPatch, ViolationView};
 use crate::app::AppState;
-use crate::audit::Entry;
+use crate::audit::ReadIds;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -119,12 +119,13 @@ pub async fn unmark_duplicate(
 }
 
 /// The Wpg records that leave the server unredacted in these views.
-fn wpg_ids(views: &[ViolationView]) -> Vec<Uuid> {
-    views
+fn wpg_ids(views: &[ViolationView]) -> ReadIds {
+    let ids: Vec<Uuid> = views
         .iter()
         .filter(|v| v.privacy_regime == "wpg" && !v.redacted)
         .map(|v| v.id)
-        .collect()
+        .collect();
+    ReadIds::new(&ids)
 }
 
 /// Adds the flags a report's photos raise (see `photos::store::report_flags`).
@@ -135,33 +136,6 @@ fn add_photo_flags(
     if let Some(f) = flags.remove(&v.id) {
         v.flags.extend(f);
     }
-}
-
-/// Logs the read when Wpg data leaves the server unredacted.
-async fn log_wpg_read(
-    state: &AppState,
-    p: &Principal,
-    ids: &[Uuid],
-    action: &'static str,
-    mut detail: serde_json::Value,
-) -> ApiResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    if let Some(d) = detail.as_object_mut() {
-        d.insert("ids".into(), json!(ids));
-    }
-    let entry = Entry {
-        action,
-        record_type: store::TABLE,
-        record_id: match ids {
-            [one] => Some(one.to_string()),
-            _ => None,
-        },
-        reason: None,
-        detail: Some(detail),
-    };
-    state.audit.read(&p.actor(), entry).await
 }
 
 /// Log a violation report. The id is generated on the phone: posting the same id and content
@@ -222,14 +196,16 @@ pub async fn get_violation(
     let mut photo_flags =
         crate::photos::store::report_flags(&state.db.read, std::slice::from_ref(&m)).await?;
     add_photo_flags(&mut v, &mut photo_flags);
-    log_wpg_read(
-        &state,
-        &p,
-        &wpg_ids(std::slice::from_ref(&v)),
-        "read",
-        json!({}),
-    )
-    .await?;
+    state
+        .audit
+        .read_ids(
+            &p.actor(),
+            "read",
+            store::TABLE,
+            &wpg_ids(std::slice::from_ref(&v)),
+            Default::default(),
+        )
+        .await?;
     Ok(Json(v))
 }
 
@@ -328,16 +304,17 @@ pub async fn list_violations(
             page
         }
     };
-    log_wpg_read(
-        &state,
-        &p,
-        &page.wpg_ids,
-        "list",
-        json!({ "query": {
+    let mut detail = serde_json::Map::new();
+    detail.insert(
+        "query".into(),
+        json!({
             "date": q.date, "category": q.category, "wijk": q.wijk, "officer": q.officer, "status": q.status,
-        }}),
-    )
-    .await?;
+        }),
+    );
+    state
+        .audit
+        .read_ids(&p.actor(), "list", store::TABLE, &page.wpg_ids, detail)
+        .await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         page.body.clone(),
