@@ -36,7 +36,7 @@ impl PointReader {
     /// to their connection).
     pub fn for_url(url: &str) -> Option<PointReader> {
         use std::str::FromStr;
-        if !url.starts_with("sqlite:") || url.contains("mode=memory") {
+        if !url.starts_with("sqlite:") || url.contains("mode=memory") || url.contains(":memory:") {
             return None;
         }
         let opts = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
