@@ -150,6 +150,10 @@ fn sqlite_options(url: &str, pool: u32, cache_kib: u32) -> ConnectOptions {
                 // Checkpoints run in the background (`Db::spawn_checkpointer`); this is the
                 // writer's fallback.
                 .pragma("wal_autocheckpoint", WAL_SAFETY_PAGES.to_string())
+                // Rows a query may hand back before the connection's thread waits for the
+                // reader (sqlx's default is 50): a pull or export page of 1,000 rows used to
+                // switch threads every 50 rows.
+                .row_buffer_size(1024)
         });
     opt
 }
