@@ -157,3 +157,63 @@ fn sqlite_options(url: &str, pool: u32, cache_kib: u32) -> ConnectOptions {
         });
     opt
 }
+
+/// For a binary whose global allocator is mimalloc (the server's `main`, the benchmarks).
+/// SQLite allocates through glibc's malloc behind a global mutex (its memory statistics) by
+/// default. In `perf` of a first pull, glibc's malloc, `malloc_consolidate` and that mutex took
+/// a fifth of the server's time (sqlx copies every column value of every row). Here SQLite
+/// allocates from mimalloc like the rest of the server and keeps no statistics. Must run before
+/// SQLite is first used; if it is too late, SQLite keeps its defaults (logged).
+pub fn sqlite_on_mimalloc() {
+    use libmimalloc_sys as mi;
+    use rusqlite::ffi;
+    use std::ffi::{c_int, c_void};
+
+    unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
+        // SAFETY: mimalloc's malloc takes any size; SQLite never asks for a negative one.
+        unsafe { mi::mi_malloc(n.max(0) as usize) }
+    }
+    unsafe extern "C" fn x_free(p: *mut c_void) {
+        // SAFETY: SQLite frees only what x_malloc/x_realloc returned.
+        unsafe { mi::mi_free(p) }
+    }
+    unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+        // SAFETY: as above; `p` came from this allocator.
+        unsafe { mi::mi_realloc(p, n.max(0) as usize) }
+    }
+    unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
+        // SAFETY: `p` came from this allocator.
+        unsafe { mi::mi_usable_size(p) as c_int }
+    }
+    unsafe extern "C" fn x_roundup(n: c_int) -> c_int {
+        // SAFETY: a pure function of the size.
+        unsafe { mi::mi_good_size(n.max(0) as usize) as c_int }
+    }
+    unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
+        ffi::SQLITE_OK
+    }
+    unsafe extern "C" fn x_shutdown(_: *mut c_void) {}
+    let methods = ffi::sqlite3_mem_methods {
+        xMalloc: Some(x_malloc),
+        xFree: Some(x_free),
+        xRealloc: Some(x_realloc),
+        xSize: Some(x_size),
+        xRoundup: Some(x_roundup),
+        xInit: Some(x_init),
+        xShutdown: Some(x_shutdown),
+        pAppData: std::ptr::null_mut(),
+    };
+    // SAFETY: called from main before any connection exists (SQLite refuses the call, without
+    // harm, once it is initialised); SQLite copies
+    // the methods struct before sqlite3_config returns.
+    let rc = unsafe {
+        ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int)
+            | ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_MALLOC,
+                &methods as *const ffi::sqlite3_mem_methods,
+            )
+    };
+    if rc != ffi::SQLITE_OK {
+        eprintln!("thor: SQLite keeps its own allocator (sqlite3_config returned {rc})");
+    }
+}

@@ -8,6 +8,10 @@
 
 use std::time::Instant;
 
+/// The server's allocator set-up (backend/src/main.rs), so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 use thor::app::AppState;
@@ -20,6 +24,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    thor::db::sqlite_on_mimalloc();
     let dir = tempfile::tempdir()?;
     let mut config = Config::for_data_dir(dir.path().join("data"));
     config.database_url = std::env::args().nth(1);

@@ -10,6 +10,7 @@ mod m20261126_000004_field_records;
 mod m20261126_000005_briefing;
 mod m20261126_000006_briefing_docs;
 mod m20261126_000007_pull_indexes;
+mod m20261126_000008_redundant_index;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_briefing::Migration),
             Box::new(m20261126_000006_briefing_docs::Migration),
             Box::new(m20261126_000007_pull_indexes::Migration),
+            Box::new(m20261126_000008_redundant_index::Migration),
         ]
     }
 }
