@@ -6,11 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "=== SQLite"
-target/release/briefingbench
+target/${PROFILE:-release}/briefingbench
 if [ -n "${THOR_BENCH_POSTGRES:-}" ]; then
   db="thor_briefingbench_$$"
   psql "$THOR_BENCH_POSTGRES" -qc "CREATE DATABASE $db" >/dev/null
   echo "=== PostgreSQL"
-  target/release/briefingbench "${THOR_BENCH_POSTGRES%/*}/$db" || true
+  target/${PROFILE:-release}/briefingbench "${THOR_BENCH_POSTGRES%/*}/$db" || true
   psql "$THOR_BENCH_POSTGRES" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
 fi

@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 base="http://127.0.0.1:$port"
 start() {
-  target/release/thor serve --demo --addr "127.0.0.1:$port" --data-dir "$work" >"$work/log" 2>&1 &
+  target/${PROFILE:-release}/thor serve --demo --addr "127.0.0.1:$port" --data-dir "$work" >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 1 600); do curl -fs "$base/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 }

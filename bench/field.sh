@@ -10,15 +10,15 @@ pid=""
 work=$(mktemp -d)
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 echo "=== derive"
-target/release/fieldbench derive 51
+target/${PROFILE:-release}/fieldbench derive 51
 run() {
   local label=$1; shift
   echo "=== shift push, $label"
-  THOR_LOGIN_PER_ACCOUNT_PER_MINUTE=100000 target/release/thor serve --demo --addr "127.0.0.1:$port" \
+  THOR_LOGIN_PER_ACCOUNT_PER_MINUTE=100000 target/${PROFILE:-release}/thor serve --demo --addr "127.0.0.1:$port" \
     --data-dir "$work/$label" "$@" >"$work/$label.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
-  target/release/fieldbench shift "http://127.0.0.1:$port" 11 | tail -1
+  target/${PROFILE:-release}/fieldbench shift "http://127.0.0.1:$port" 11 | tail -1
   kill -TERM $pid; wait $pid || true; pid=""
 }
 run sqlite

@@ -6,7 +6,7 @@
 # Needs wrk (apt-get install wrk). Sends traffic to 127.0.0.1 only; every run is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/thor
+bin=target/${PROFILE:-release}/thor
 [ -x "$bin" ] || { echo "build first: cargo build --release --bin thor"; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 dur=${DURATION:-10s}

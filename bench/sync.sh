@@ -11,10 +11,10 @@ run() {
   local label=$1; shift
   echo "=== $label"
   THOR_LOGIN_PER_ACCOUNT_PER_MINUTE=100000 THOR_LOGIN_PER_ADDRESS_PER_MINUTE=100000 \
-    target/release/thor serve --demo --addr "127.0.0.1:$port" --data-dir "$work/$label" "$@" >"$work/$label.log" 2>&1 &
+    target/${PROFILE:-release}/thor serve --demo --addr "127.0.0.1:$port" --data-dir "$work/$label" "$@" >"$work/$label.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
-  target/release/syncbench "http://127.0.0.1:$port" "${DEVICES:-50}" "${RECORDS:-100}" "${ROUNDS:-5}"
+  target/${PROFILE:-release}/syncbench "http://127.0.0.1:$port" "${DEVICES:-50}" "${RECORDS:-100}" "${ROUNDS:-5}"
   echo "server RSS after the pull: $(( $(awk '/VmRSS/ {print $2}' /proc/$pid/status) / 1024 )) MB (peak $(( $(awk '/VmHWM/ {print $2}' /proc/$pid/status) / 1024 )) MB)"
   kill -TERM $pid; wait $pid || true
 }
