@@ -12,7 +12,7 @@ pub mod routes;
 pub mod svg;
 pub mod text;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Europe::Amsterdam;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -92,6 +92,39 @@ impl ShiftHours {
             return Err("the shifts start in the order early < late < night".into());
         }
         Ok(h)
+    }
+
+    /// The shift's hours as officers write them: `07–15`, or `06:30–14:30` off the hour.
+    pub fn span(&self, shift: Shift) -> String {
+        let (from, to) = match shift {
+            Shift::Early => (self.early, self.late),
+            Shift::Late => (self.late, self.night),
+            Shift::Night => (self.night, self.early),
+        };
+        let hm = |t: NaiveTime| {
+            if t.minute() == 0 {
+                t.format("%H").to_string()
+            } else {
+                t.format("%H:%M").to_string()
+            }
+        };
+        format!("{}–{}", hm(from), hm(to))
+    }
+}
+
+#[cfg(test)]
+mod shift_hours_tests {
+    use super::*;
+
+    #[test]
+    fn spans_follow_the_configured_hours() {
+        let d = ShiftHours::default();
+        assert_eq!(d.span(Shift::Early), "07–15");
+        assert_eq!(d.span(Shift::Late), "15–23");
+        assert_eq!(d.span(Shift::Night), "23–07");
+        let h = ShiftHours::parse("06:30,14:30,22:00").unwrap();
+        assert_eq!(h.span(Shift::Early), "06:30–14:30");
+        assert_eq!(h.span(Shift::Night), "22–06:30");
     }
 }
 

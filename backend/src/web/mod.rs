@@ -475,9 +475,15 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
     };
     let lead = p.role == Role::Teamleider;
     let shift_key = shift.map(Shift::as_str).unwrap_or("");
-    let shifts = [("", "Hele dag"), ("early", "Vroeg 07–15"), ("late", "Laat 15–23"), ("night", "Nacht 23–07")]
-        .iter()
-        .map(|(k, l)| {
+    let hours = &state.shifts;
+    let shifts = [
+        ("", "Hele dag".to_string()),
+        ("early", format!("Vroeg {}", hours.span(Shift::Early))),
+        ("late", format!("Laat {}", hours.span(Shift::Late))),
+        ("night", format!("Nacht {}", hours.span(Shift::Night))),
+    ]
+    .iter()
+    .map(|(k, l)| {
             serde_json::json!({
                 "label": l, "on": *k == shift_key,
                 "href": if k.is_empty() { format!("/briefing?date={date}") } else { format!("/briefing?date={date}&shift={k}") },
