@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::db::Db;
+use crate::db::queue::{ask, next_batch};
 use crate::error::ApiError;
 
 /// Who acts: a user on a device, or the system itself (demo loader, CLI, background jobs).
@@ -129,9 +130,11 @@ pub struct ReadIds {
 }
 
 impl ReadIds {
-    pub fn new<T: serde::Serialize + ToString>(ids: &[T]) -> ReadIds {
+    pub fn new<T: ToString>(ids: &[T]) -> ReadIds {
+        let list = ids.iter().map(|id| Value::String(id.to_string())).collect();
         ReadIds {
-            json: serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+            // Display of a JSON value cannot fail: no id is ever logged as missing.
+            json: Value::Array(list).to_string(),
             len: ids.len(),
             only: match ids {
                 [one] => Some(one.to_string()),
@@ -160,11 +163,11 @@ struct Line {
 }
 
 /// `detail` with `"ids": <ids>` added, as JSON text.
-fn detail_with_ids(detail: &serde_json::Map<String, Value>, ids: &ReadIds) -> String {
+fn detail_with_ids(detail: serde_json::Map<String, Value>, ids: &ReadIds) -> String {
     let mut out = if detail.is_empty() {
         String::from("{")
     } else {
-        let mut s = Value::Object(detail.clone()).to_string();
+        let mut s = Value::Object(detail).to_string();
         s.pop(); // the closing brace
         s.push(',');
         s
@@ -188,16 +191,8 @@ impl AuditLog {
     pub fn start(db: Db) -> AuditLog {
         let (tx, mut rx) = mpsc::channel::<Pending>(4096);
         tokio::spawn(async move {
-            let mut batch: Vec<Pending> = Vec::with_capacity(256);
-            while let Some(first) = rx.recv().await {
-                batch.push(first);
-                while batch.len() < 256 {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
-                    }
-                }
-                let (lines, waiters): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+            while let Some(batch) = next_batch(&mut rx, |b| b.len() >= 256).await {
+                let (lines, waiters): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 let result = write_batch(&db, lines).await.map_err(|e| e.to_string());
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "audit log write failed");
@@ -249,24 +244,15 @@ impl AuditLog {
             record_type,
             record_id: ids.only.clone(),
             reason: None,
-            detail: Some(detail_with_ids(&detail, ids)),
+            detail: Some(detail_with_ids(detail, ids)),
         })
         .await
     }
 
     async fn send(&self, line: Line) -> Result<(), ApiError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send((line, done))
-            .await
-            .map_err(|_| ApiError::Unavailable("the audit log is shutting down".into()))?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ApiError::internal(anyhow::anyhow!("audit log: {e}"))),
-            Err(_) => Err(ApiError::Unavailable(
-                "the audit log is shutting down".into(),
-            )),
-        }
+        ask(&self.tx, |done| (line, done))
+            .await?
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("audit log: {e}")))
     }
 }
 
@@ -344,10 +330,10 @@ mod tests {
         let ids = ReadIds::new(&[a, b]);
         assert_eq!(ids.only, None);
         let mut detail = serde_json::Map::new();
-        let v: Value = serde_json::from_str(&detail_with_ids(&detail, &ids)).unwrap();
+        let v: Value = serde_json::from_str(&detail_with_ids(detail.clone(), &ids)).unwrap();
         assert_eq!(v, serde_json::json!({ "ids": [a, b] }));
         detail.insert("query".into(), serde_json::json!({ "date": "2026-11-26" }));
-        let v: Value = serde_json::from_str(&detail_with_ids(&detail, &ids)).unwrap();
+        let v: Value = serde_json::from_str(&detail_with_ids(detail.clone(), &ids)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({ "query": { "date": "2026-11-26" }, "ids": [a, b] })

@@ -238,7 +238,7 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|r| r.read(|c| point_row(c, &hash)))
         {
             Some(row) => row,
-            None => sqlx_row(state, hash).await?,
+            None => sqlx_row(state, &hash).await?,
         };
         let invalid = || {
             ApiError::Unauthorized("the token is unknown, expired or revoked; log in again".into())
@@ -263,18 +263,47 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// The token's row, its user and the sync sequence, in one statement.
-const PRINCIPAL_SQL: &str = "SELECT t.id, t.device_id, t.expires_at, t.revoked_at, u.id, \
-     u.username, u.role, u.team_id, u.wpg_authorised, u.active, \
-     (SELECT last_seq FROM sync_space WHERE id = 1) \
-     FROM device_token t JOIN app_user u ON u.id = t.user_id WHERE t.token_hash = ?1";
+/// The token's row, its user and the sync sequence, in one statement; its columns in the
+/// order of [`PrincipalRow`] (the point read reads them by position).
+fn principal_query(hash: &str) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .expr_as(Expr::col(("t", "id")), "token_id")
+        .expr_as(Expr::col(("t", "device_id")), "device_id")
+        .expr_as(Expr::col(("t", "expires_at")), "expires_at")
+        .expr_as(Expr::col(("t", "revoked_at")), "revoked_at")
+        .expr_as(Expr::col(("u", "id")), "user_id")
+        .expr_as(Expr::col(("u", "username")), "username")
+        .expr_as(Expr::col(("u", "role")), "role")
+        .expr_as(Expr::col(("u", "team_id")), "team_id")
+        .expr_as(Expr::col(("u", "wpg_authorised")), "wpg_authorised")
+        .expr_as(Expr::col(("u", "active")), "active")
+        .expr_as(
+            Expr::cust("(SELECT last_seq FROM sync_space WHERE id = 1)"),
+            "seen_seq",
+        )
+        .from_as("device_token", "t")
+        .join_as(
+            JoinType::InnerJoin,
+            "app_user",
+            "u",
+            Expr::col(("u", "id")).equals(("t", "user_id")),
+        )
+        .and_where(Expr::col(("t", "token_hash")).eq(hash))
+        .to_owned()
+}
 
-/// The lookup on this thread's SQLite connection (see `db::point`); the same statement as
-/// [`sqlx_row`], which a test keeps in step.
+/// The lookup on this thread's SQLite connection (see `db::point`): [`principal_query`] as
+/// SQLite SQL, built once, with the hash as its one parameter.
 fn point_row(c: &rusqlite::Connection, hash: &str) -> rusqlite::Result<Option<PrincipalRow>> {
     use crate::db::point::{time, uuid};
     use rusqlite::OptionalExtension;
-    let mut stmt = c.prepare_cached(PRINCIPAL_SQL)?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        principal_query("")
+            .build(sea_orm::sea_query::SqliteQueryBuilder)
+            .0
+    });
+    let mut stmt = c.prepare_cached(sql)?;
     stmt.query_row([hash], |r| {
         Ok(PrincipalRow {
             token_id: uuid(r.get_ref(0)?)?,
@@ -299,31 +328,8 @@ fn point_row(c: &rusqlite::Connection, hash: &str) -> rusqlite::Result<Option<Pr
     .optional()
 }
 
-async fn sqlx_row(state: &AppState, hash: String) -> Result<Option<PrincipalRow>, ApiError> {
-    let stmt = Query::select()
-        .expr_as(Expr::col(("t", "id")), "token_id")
-        .expr_as(Expr::col(("t", "device_id")), "device_id")
-        .expr_as(Expr::col(("t", "expires_at")), "expires_at")
-        .expr_as(Expr::col(("t", "revoked_at")), "revoked_at")
-        .expr_as(Expr::col(("u", "id")), "user_id")
-        .expr_as(Expr::col(("u", "username")), "username")
-        .expr_as(Expr::col(("u", "role")), "role")
-        .expr_as(Expr::col(("u", "team_id")), "team_id")
-        .expr_as(Expr::col(("u", "wpg_authorised")), "wpg_authorised")
-        .expr_as(Expr::col(("u", "active")), "active")
-        .expr_as(
-            Expr::cust("(SELECT last_seq FROM sync_space WHERE id = 1)"),
-            "seen_seq",
-        )
-        .from_as("device_token", "t")
-        .join_as(
-            JoinType::InnerJoin,
-            "app_user",
-            "u",
-            Expr::col(("u", "id")).equals(("t", "user_id")),
-        )
-        .and_where(Expr::col(("t", "token_hash")).eq(hash))
-        .to_owned();
+async fn sqlx_row(state: &AppState, hash: &str) -> Result<Option<PrincipalRow>, ApiError> {
+    let stmt = principal_query(hash);
     Ok(state
         .db
         .read

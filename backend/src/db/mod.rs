@@ -7,6 +7,7 @@
 
 pub mod migrations;
 pub mod point;
+pub mod queue;
 
 use std::time::Duration;
 
@@ -206,14 +207,18 @@ pub fn sqlite_on_mimalloc() {
     // SAFETY: called from main before any connection exists (SQLite refuses the call, without
     // harm, once it is initialised); SQLite copies
     // the methods struct before sqlite3_config returns.
-    let rc = unsafe {
-        ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int)
-            | ffi::sqlite3_config(
+    let (stats, malloc) = unsafe {
+        (
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int),
+            ffi::sqlite3_config(
                 ffi::SQLITE_CONFIG_MALLOC,
                 &methods as *const ffi::sqlite3_mem_methods,
-            )
+            ),
+        )
     };
-    if rc != ffi::SQLITE_OK {
-        eprintln!("thor: SQLite keeps its own allocator (sqlite3_config returned {rc})");
+    if stats != ffi::SQLITE_OK || malloc != ffi::SQLITE_OK {
+        eprintln!(
+            "thor: SQLite keeps its defaults (sqlite3_config: statistics {stats}, allocator {malloc})"
+        );
     }
 }

@@ -74,7 +74,9 @@ impl PointReader {
             match f(&conns[at].1) {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    tracing::debug!(error = %e, "point read failed; falling back to sqlx");
+                    // Unexpected (a WAL read does not wait for the writer): visible, so that a
+                    // server quietly running every request on the slow path is noticed.
+                    tracing::warn!(error = %e, "point read failed; falling back to sqlx");
                     // A connection left in a bad state is not reused.
                     conns.remove(at);
                     None

@@ -48,8 +48,13 @@ pub struct Period {
 }
 
 impl Period {
+    /// The last day, inclusive.
+    fn last(&self) -> NaiveDate {
+        self.to.unwrap_or(self.from)
+    }
+
     fn bounds(&self) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
-        let to = self.to.unwrap_or(self.from);
+        let to = self.last();
         if to < self.from {
             return Err(ApiError::field("to", "on or after from"));
         }
@@ -80,9 +85,7 @@ async fn audit_export(
                 record_type: what,
                 record_id: None,
                 reason: None,
-                detail: Some(
-                    json!({ "from": period.from, "to": period.to.unwrap_or(period.from) }),
-                ),
+                detail: Some(json!({ "from": period.from, "to": period.last() })),
             },
         )
         .await
@@ -189,6 +192,13 @@ fn attachment(body: Body, content_type: &'static str, name: String) -> Response 
     res
 }
 
+/// The name of a wijk or buurt by its code.
+fn area_name(st: &AppState, code: &Option<String>) -> Option<String> {
+    code.as_deref()
+        .and_then(|c| st.reference.areas.get(c))
+        .map(|a| a.name.clone())
+}
+
 /// A number with a decimal comma (Excel with Dutch settings reads it as a number).
 fn nl(x: f64, digits: usize) -> String {
     format!("{x:.digits$}").replace('.', ",")
@@ -207,12 +217,7 @@ fn csv_rows(
         .from_writer(Vec::with_capacity(rows.len() * 200));
     for m in rows {
         let t = m.observed_at.with_timezone(&Amsterdam);
-        let area = |c: &Option<String>| {
-            c.as_deref()
-                .and_then(|c| st.reference.areas.get(c))
-                .map(|a| a.name.clone())
-                .unwrap_or_default()
-        };
+        let area = |c: &Option<String>| area_name(st, c).unwrap_or_default();
         let wpg = redact && m.privacy_regime == "wpg";
         w.write_record([
             m.id.to_string(),
@@ -272,11 +277,7 @@ pub async fn violations_csv(
 ) -> ApiResult<Response> {
     let (from, to) = period.bounds()?;
     audit_export(&state, &p, "violations.csv", &period).await?;
-    let name = format!(
-        "overtredingen-{}-{}.csv",
-        period.from,
-        period.to.unwrap_or(period.from)
-    );
+    let name = format!("overtredingen-{}-{}.csv", period.from, period.last());
     let body = stream_reports(&state, p, from, to, csv_head(), Bytes::new(), csv_rows);
     Ok(attachment(body, "text/csv; charset=utf-8", name))
 }
@@ -292,11 +293,7 @@ fn geojson_rows(
         if !(first && i == 0) {
             out.push(',');
         }
-        let area = |c: &Option<String>| {
-            c.as_deref()
-                .and_then(|c| st.reference.areas.get(c))
-                .map(|a| a.name.clone())
-        };
+        let area = |c: &Option<String>| area_name(st, c);
         let wpg = redact && m.privacy_regime == "wpg";
         let f = json!({
             "type": "Feature",
@@ -331,11 +328,7 @@ pub async fn violations_geojson(
 ) -> ApiResult<Response> {
     let (from, to) = period.bounds()?;
     audit_export(&state, &p, "violations.geojson", &period).await?;
-    let name = format!(
-        "overtredingen-{}-{}.geojson",
-        period.from,
-        period.to.unwrap_or(period.from)
-    );
+    let name = format!("overtredingen-{}-{}.geojson", period.from, period.last());
     let head = Bytes::from_static(b"{\"type\":\"FeatureCollection\",\"features\":[\n");
     let body = stream_reports(
         &state,
@@ -452,11 +445,7 @@ pub async fn tracks_geojson(
     })
     .chain(features)
     .chain(stream::once(async { Ok(Bytes::from_static(b"]}\n")) }));
-    let name = format!(
-        "rondes-{}-{}.geojson",
-        period.from,
-        period.to.unwrap_or(period.from)
-    );
+    let name = format!("rondes-{}-{}.geojson", period.from, period.last());
     Ok(attachment(
         Body::from_stream(body),
         "application/geo+json",

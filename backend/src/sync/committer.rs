@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::engine::{PushBody, PushMeta, PushResponse, push_alone, push_in, request_sha256};
 use crate::auth::Principal;
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::db::queue::{ask, next_batch};
+use crate::error::ApiResult;
 use crate::reference::Reference;
 
 struct Job {
@@ -45,18 +46,10 @@ impl PushCommitter {
     pub fn start(db: Db, reference: Arc<Reference>) -> PushCommitter {
         let (tx, mut rx) = mpsc::channel::<Job>(1024);
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut records = first.records;
-                let mut jobs = vec![first];
-                while jobs.len() < MAX_PUSHES && records < MAX_RECORDS {
-                    match rx.try_recv() {
-                        Ok(j) => {
-                            records += j.records;
-                            jobs.push(j);
-                        }
-                        Err(_) => break,
-                    }
-                }
+            let full = |b: &[Job]| {
+                b.len() >= MAX_PUSHES || b.iter().map(|j| j.records).sum::<usize>() >= MAX_RECORDS
+            };
+            while let Some(jobs) = next_batch(&mut rx, full).await {
                 write_batch(&db, &reference, jobs).await;
             }
         });
@@ -76,21 +69,16 @@ impl PushCommitter {
             .values()
             .map(|c| c.created.len() + c.updated.len() + c.deleted.len())
             .sum();
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job {
-                principal,
-                request_sha: request_sha256(body_bytes),
-                body,
-                meta,
-                records,
-                reply,
-            })
-            .await
-            .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ApiError::Unavailable("the server is shutting down".into())))
+        let request_sha = request_sha256(body_bytes);
+        ask(&self.tx, |reply| Job {
+            principal,
+            request_sha,
+            body,
+            meta,
+            records,
+            reply,
+        })
+        .await?
     }
 }
 

@@ -16,6 +16,7 @@ use super::NewViolation;
 use super::store::{self, Created, WriteMeta};
 use crate::auth::Principal;
 use crate::db::Db;
+use crate::db::queue::{ask, next_batch};
 use crate::error::{ApiError, ApiResult};
 use crate::reference::Reference;
 
@@ -39,14 +40,7 @@ impl CreateBatcher {
     pub fn start(db: Db, reference: std::sync::Arc<Reference>) -> CreateBatcher {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut jobs = vec![first];
-                while jobs.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
-                        Err(_) => break,
-                    }
-                }
+            while let Some(jobs) = next_batch(&mut rx, |b| b.len() >= MAX_BATCH).await {
                 write_batch(&db, &reference, jobs).await;
             }
         });
@@ -61,20 +55,14 @@ impl CreateBatcher {
         meta: WriteMeta,
         now: DateTime<Utc>,
     ) -> ApiResult<Created> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job {
-                principal,
-                input,
-                meta,
-                now,
-                reply,
-            })
-            .await
-            .map_err(|_| ApiError::Unavailable("the server is shutting down".into()))?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ApiError::Unavailable("the server is shutting down".into())))
+        ask(&self.tx, |reply| Job {
+            principal,
+            input,
+            meta,
+            now,
+            reply,
+        })
+        .await?
     }
 }
 
