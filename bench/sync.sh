@@ -14,6 +14,9 @@ run() {
     target/${PROFILE:-release}/thor serve --demo --addr "127.0.0.1:$port" --data-dir "$work/$label" "$@" >"$work/$label.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+  # --demo loads 28 days of history in the background after ready (~3 s); the pushes are measured
+  # against a server that has finished it, not one still importing (as load.sh does).
+  for _ in $(seq 1 600); do grep -q "demo history loaded" "$work/$label.log" && break; sleep 0.1; done
   target/${PROFILE:-release}/syncbench "http://127.0.0.1:$port" "${DEVICES:-50}" "${RECORDS:-100}" "${ROUNDS:-5}"
   echo "server RSS after the pull: $(( $(awk '/VmRSS/ {print $2}' /proc/$pid/status) / 1024 )) MB (peak $(( $(awk '/VmHWM/ {print $2}' /proc/$pid/status) / 1024 )) MB)"
   kill -TERM $pid; wait $pid || true

@@ -141,11 +141,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api().split_for_parts();
-    let doc = Arc::new(doc);
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = state.config.request_timeout();
     let body_limit = state.config.max_body_bytes;
-    api.merge(crate::ops::router(doc))
+    api.merge(crate::ops::router(&doc))
         .merge(crate::web::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -244,9 +243,7 @@ pub async fn serve(
     .context("serving HTTP")?;
     worker.abort();
     warm_up.abort();
-    if let Some(c) = checkpointer {
-        c.abort();
-    }
+    drop(checkpointer);
     db.close().await;
     Ok(())
 }

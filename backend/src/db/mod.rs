@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 pub use sea_orm_migration::MigratorTrait;
 
 pub use migrations::Migrator;
@@ -74,29 +74,65 @@ impl Db {
     }
 
     /// SQLite: copies committed WAL frames into the database file in the background (a passive
-    /// checkpoint every 200 ms, on a reader connection), so that the writer's commits do not stop
-    /// to do it. Left to the writer, a checkpoint came every 1,000 pages and took a tenth of a
-    /// push's time. The writer still checkpoints by itself if the WAL ever passes
-    /// `WAL_SAFETY_PAGES` (a stalled background task). `None` on PostgreSQL.
-    pub fn spawn_checkpointer(&self) -> Option<tokio::task::JoinHandle<()>> {
-        if self.backend() != DbBackend::Sqlite {
-            return None;
-        }
-        let read = self.read.clone();
-        Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let stmt = sea_orm::Statement::from_string(
-                    DbBackend::Sqlite,
-                    "PRAGMA wal_checkpoint(PASSIVE)",
-                );
-                if let Err(e) = read.execute_raw(stmt).await {
-                    tracing::warn!(error = %e, "background WAL checkpoint failed");
+    /// checkpoint every 200 ms), so that the writer's commits do not stop to do it. Left to the
+    /// writer, a checkpoint came every 1,000 pages and took a tenth of a push's time. The writer
+    /// still checkpoints by itself if the WAL ever passes `WAL_SAFETY_PAGES` (a stalled
+    /// background thread). `None` on PostgreSQL and for in-memory databases.
+    ///
+    /// The checkpoints run on a connection and a thread of their own, not on the read pool: a
+    /// pooled reader used every 200 ms would never sit idle long enough to be closed (see
+    /// `POOL_IDLE`), and a checkpoint's file writes and fsync would otherwise hold a runtime
+    /// thread. The same thread returns memory that mimalloc has freed to the system every
+    /// `RELEASE_EVERY` (nothing else asks it to while the server is idle). Dropping the
+    /// returned handle stops the thread.
+    pub fn spawn_checkpointer(&self) -> Option<Checkpointer> {
+        let path = self.point.as_ref()?.path().to_path_buf();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("thor-checkpoint".into())
+            .spawn(move || {
+                let conn = match rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .and_then(|c| c.busy_timeout(Duration::from_millis(100)).map(|()| c))
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "background WAL checkpoints: cannot open the database; the writer will checkpoint by itself");
+                        return;
+                    }
+                };
+                let mut ticks: u32 = 0;
+                loop {
+                    match stopped.recv_timeout(CHECKPOINT_EVERY) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => break,
+                    }
+                    if let Err(e) =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "background WAL checkpoint failed");
+                    }
+                    ticks = ticks.wrapping_add(1);
+                    if ticks % (RELEASE_EVERY.as_millis() / CHECKPOINT_EVERY.as_millis()) as u32
+                        == 0
+                    {
+                        release_freed_memory();
+                    }
                 }
+            });
+        match thread {
+            Ok(thread) => Some(Checkpointer {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the background WAL checkpoint thread");
+                None
             }
-        }))
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -113,6 +149,40 @@ impl Db {
         let _ = self.read.close().await;
         let _ = self.write.close().await;
     }
+}
+
+/// The background checkpoint thread; dropping it stops the thread and waits for it.
+pub struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How often freed memory goes back to the system (see [`release_freed_memory`]).
+const RELEASE_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a pooled SQLite connection may sit unused before it is closed (the pool then opens
+/// a fresh one to keep its minimum). A connection's page cache (the writer's grows to 64 MB
+/// under a push burst), its prepared statements, and the memory its sqlx worker thread
+/// allocated all go with it: an idle server shrinks back to its code and its own data.
+/// Reopening costs about a millisecond on the next query after a quiet spell.
+const POOL_IDLE: Duration = Duration::from_secs(30);
+
+/// Asks mimalloc to return memory it holds free to the system now (a forced purge of every
+/// arena; it would otherwise wait for the next allocation-heavy moment). Harmless where mimalloc
+/// is not the allocator: it then holds nothing.
+pub fn release_freed_memory() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Page cache of the one writer connection, in KiB. Inserts into the indexes of large tables (random
@@ -136,6 +206,7 @@ fn sqlite_options(url: &str, pool: u32, cache_kib: u32) -> ConnectOptions {
         // to the connection's worker thread (two context switches) before every query, for a
         // file that cannot go away. Measured: a third of the reads' cost under load.
         .test_before_acquire(false)
+        .idle_timeout(POOL_IDLE)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(SqliteJournalMode::Wal)

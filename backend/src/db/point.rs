@@ -49,6 +49,11 @@ impl PointReader {
         })
     }
 
+    /// The database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Runs `f` on this thread's connection to the database. `None` when the connection
     /// cannot be opened or `f` fails (the caller then asks sqlx); the error is logged.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
