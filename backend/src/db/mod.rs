@@ -104,21 +104,20 @@ impl Db {
                         return;
                     }
                 };
+                let release_every =
+                    (RELEASE_EVERY.as_millis() / CHECKPOINT_EVERY.as_millis()).max(1) as u32;
                 let mut ticks: u32 = 0;
-                loop {
-                    match stopped.recv_timeout(CHECKPOINT_EVERY) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => break,
-                    }
+                // Until the handle is dropped (the channel disconnects).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
                     if let Err(e) =
                         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::warn!(error = %e, "background WAL checkpoint failed");
                     }
                     ticks = ticks.wrapping_add(1);
-                    if ticks % (RELEASE_EVERY.as_millis() / CHECKPOINT_EVERY.as_millis()) as u32
-                        == 0
-                    {
+                    if ticks.is_multiple_of(release_every) {
                         release_freed_memory();
                     }
                 }
