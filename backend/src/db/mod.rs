@@ -169,8 +169,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How often freed memory goes back to the system (see [`release_freed_memory`]).
 const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
-/// How long a pooled SQLite connection may sit unused before it is closed (the pool then opens
-/// a fresh one to keep its minimum). A connection's page cache (the writer's grows to 64 MB
+/// How long a pooled SQLite connection may sit unused before it is closed. A connection's page cache (the writer's grows to 64 MB
 /// under a push burst), its prepared statements, and the memory its sqlx worker thread
 /// allocated all go with it: an idle server shrinks back to its code and its own data.
 /// Reopening costs about a millisecond on the next query after a quiet spell.
@@ -199,7 +198,9 @@ const WAL_SAFETY_PAGES: u32 = 40_000;
 fn sqlite_options(url: &str, pool: u32, cache_kib: u32) -> ConnectOptions {
     let mut opt = ConnectOptions::new(url.to_string());
     opt.max_connections(pool)
-        .min_connections(1)
+        // None kept open for its own sake: after `POOL_IDLE` unused, a pool holds no connection
+        // and the next query opens one.
+        .min_connections(0)
         .acquire_timeout(Duration::from_secs(30))
         // sqlx pings a connection on every checkout by default: for SQLite that is a round trip
         // to the connection's worker thread (two context switches) before every query, for a

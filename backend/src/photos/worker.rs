@@ -30,6 +30,11 @@ use crate::audit::Actor;
 
 /// How long a worker holds a job before another may take it.
 const LEASE: i64 = 300;
+/// How often the worker looks for due jobs without being woken. A finished upload wakes it at
+/// once; the look is for jobs whose lease ran out (a worker that died) and for retries after a
+/// failure. Once a minute, not more often: each look takes a pooled reader, and a reader used
+/// every few seconds is never idle long enough to be closed (`db::POOL_IDLE`).
+const POLL: StdDuration = StdDuration::from_secs(60);
 /// Attempts before a job that keeps failing for reasons outside the image is given up.
 const MAX_ATTEMPTS: i32 = 5;
 
@@ -50,7 +55,7 @@ pub fn start(state: AppState) -> tokio::task::JoinHandle<()> {
             }
             tokio::select! {
                 _ = state.photos.wake.notified() => {}
-                _ = tokio::time::sleep(StdDuration::from_secs(10)) => {}
+                _ = tokio::time::sleep(POLL) => {}
             }
         }
     })
