@@ -82,9 +82,7 @@ impl Db {
     /// The checkpoints run on a connection and a thread of their own, not on the read pool: a
     /// pooled reader used every 200 ms would never sit idle long enough to be closed (see
     /// `POOL_IDLE`), and a checkpoint's file writes and fsync would otherwise hold a runtime
-    /// thread. The same thread returns memory that mimalloc has freed to the system every
-    /// `RELEASE_EVERY` (nothing else asks it to while the server is idle). Dropping the
-    /// returned handle stops the thread.
+    /// thread. Dropping the returned handle stops the thread.
     pub fn spawn_checkpointer(&self) -> Option<Checkpointer> {
         let path = self.point.as_ref()?.path().to_path_buf();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -104,9 +102,6 @@ impl Db {
                         return;
                     }
                 };
-                let release_every =
-                    (RELEASE_EVERY.as_millis() / CHECKPOINT_EVERY.as_millis()).max(1) as u32;
-                let mut ticks: u32 = 0;
                 // Until the handle is dropped (the channel disconnects).
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
@@ -115,10 +110,6 @@ impl Db {
                         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::warn!(error = %e, "background WAL checkpoint failed");
-                    }
-                    ticks = ticks.wrapping_add(1);
-                    if ticks.is_multiple_of(release_every) {
-                        release_freed_memory();
                     }
                 }
             });
@@ -166,8 +157,6 @@ impl Drop for Checkpointer {
 }
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-/// How often freed memory goes back to the system (see [`release_freed_memory`]).
-const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a pooled SQLite connection may sit unused before it is closed. A connection's page cache (the writer's grows to 64 MB
 /// under a push burst), its prepared statements, and the memory its sqlx worker thread

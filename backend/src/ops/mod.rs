@@ -35,6 +35,14 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Requests begun since start (all routes); the idle check of `app::serve` compares it over time.
+static REQUESTS_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many requests have begun since the process started.
+pub fn requests_started() -> u64 {
+    REQUESTS_STARTED.load(Ordering::Relaxed)
+}
+
 /// `doc` is the OpenAPI document, serialised once when the router is built: the document
 /// itself (a tree of maps and strings) took 2.5 MB of an idle server's heap, the JSON takes a
 /// tenth of that.
@@ -96,6 +104,7 @@ async fn prometheus() -> Response {
 /// Counts requests and their latency per route template (never the raw path: no ids in labels).
 pub async fn track_metrics(req: Request, next: Next) -> Response {
     let _ = metrics_handle();
+    REQUESTS_STARTED.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
     let route = req
         .extensions()
