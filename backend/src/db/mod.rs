@@ -89,27 +89,31 @@ impl Db {
         let thread = std::thread::Builder::new()
             .name("thor-checkpoint".into())
             .spawn(move || {
-                let conn = match rusqlite::Connection::open_with_flags(
-                    &path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .and_then(|c| c.busy_timeout(Duration::from_millis(100)).map(|()| c))
-                {
+                let conn = match point::open(&path, true, Duration::from_millis(100)) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::error!(error = %e, "background WAL checkpoints: cannot open the database; the writer will checkpoint by itself");
                         return;
                     }
                 };
+                // Logged when checkpoints start failing and when they work again, not five
+                // times a second.
+                let mut failing = false;
                 // Until the handle is dropped (the channel disconnects).
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    if let Err(e) =
-                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "background WAL checkpoint failed");
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Ok(()) if failing => {
+                            failing = false;
+                            tracing::info!("background WAL checkpoints work again");
+                        }
+                        Ok(()) => {}
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "background WAL checkpoint failed; retrying every 200 ms");
+                        }
+                        Err(_) => {}
                     }
                 }
             });
@@ -131,8 +135,14 @@ impl Db {
             .context("applying migrations")
     }
 
+    /// Whether the database answers. On a SQLite file the probe reads on the calling thread's
+    /// own connection (see [`point`]), not a pooled one: readiness probes every few seconds
+    /// (Docker, Kubernetes) would otherwise keep a pooled reader from ever going idle.
     pub async fn ping(&self) -> bool {
-        self.read.ping().await.is_ok()
+        let point = self.point.as_ref().and_then(|p| {
+            p.read(|c| c.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+        });
+        point.is_some() || self.read.ping().await.is_ok()
     }
 
     pub async fn close(self) {
@@ -150,18 +160,21 @@ pub struct Checkpointer {
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("the background WAL checkpoint thread panicked");
         }
     }
 }
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
-/// How long a pooled SQLite connection may sit unused before it is closed. A connection's page cache (the writer's grows to 64 MB
-/// under a push burst), its prepared statements, and the memory its sqlx worker thread
-/// allocated all go with it: an idle server shrinks back to its code and its own data.
-/// Reopening costs about a millisecond on the next query after a quiet spell.
+/// How long a pooled SQLite connection may sit unused before it is closed. A connection's page
+/// cache (the writer's grows to 64 MB under a push burst), its prepared statements, and the
+/// memory its sqlx worker thread allocated all go with it: an idle server shrinks back to its
+/// code and its own data. Reopening costs about a millisecond on the next query after a quiet
+/// spell.
 const POOL_IDLE: Duration = Duration::from_secs(30);
 
 /// Asks mimalloc to return memory it holds free to the system now (a forced purge of every

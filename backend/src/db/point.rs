@@ -91,15 +91,28 @@ impl PointReader {
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
         // Never hold a runtime thread waiting on a lock: give up quickly and let sqlx answer.
-        conn.busy_timeout(Duration::from_millis(5))?;
+        let conn = open(&self.path, false, Duration::from_millis(5))?;
         conn.pragma_update(None, "cache_size", -512)?;
         Ok(conn)
     }
+}
+
+/// A connection of the server's own to the database file, outside sqlx's pools (point reads,
+/// the background checkpoint), for one thread.
+pub fn open(
+    path: &std::path::Path,
+    writable: bool,
+    busy_timeout: Duration,
+) -> rusqlite::Result<Connection> {
+    let access = if writable {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    };
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
 }
 
 /// A UUID as sqlx stores it in SQLite (16 bytes), or as text from a hand-written row.

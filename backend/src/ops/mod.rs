@@ -35,7 +35,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Requests begun since start (all routes); the idle check of `app::serve` compares it over time.
+/// Requests begun since start, probes and scrapes (`/healthz`, `/readyz`, `/metrics`) not
+/// counted; the idle check of `app::serve` compares it over time, and a Prometheus scrape or a
+/// Kubernetes probe every 10 s is not work that keeps a server from being idle.
 static REQUESTS_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How many requests have begun since the process started.
@@ -47,12 +49,12 @@ pub fn requests_started() -> u64 {
 /// itself (a tree of maps and strings) took 2.5 MB of an idle server's heap, the JSON takes a
 /// tenth of that.
 pub fn router(doc: &utoipa::openapi::OpenApi) -> Router<AppState> {
-    let json = match serde_json::to_vec(doc) {
-        Ok(j) => axum::body::Bytes::from(j),
+    let json: Option<axum::body::Bytes> = match serde_json::to_vec(doc) {
+        Ok(j) => Some(j.into()),
         Err(e) => {
             // Not reachable with utoipa's types; the route then says so instead of panicking.
             tracing::error!(error = %e, "the OpenAPI document does not serialise");
-            axum::body::Bytes::new()
+            None
         }
     };
     Router::new()
@@ -64,13 +66,15 @@ pub fn router(doc: &utoipa::openapi::OpenApi) -> Router<AppState> {
             get(move || {
                 let json = json.clone();
                 async move {
-                    if json.is_empty() {
-                        return crate::error::ApiError::internal(anyhow::anyhow!(
-                            "no OpenAPI document"
-                        ))
-                        .into_response();
+                    match json {
+                        Some(json) => {
+                            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+                        }
+                        None => {
+                            crate::error::ApiError::internal(anyhow::anyhow!("no OpenAPI document"))
+                                .into_response()
+                        }
                     }
-                    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
                 }
             }),
         )
@@ -104,13 +108,15 @@ async fn prometheus() -> Response {
 /// Counts requests and their latency per route template (never the raw path: no ids in labels).
 pub async fn track_metrics(req: Request, next: Next) -> Response {
     let _ = metrics_handle();
-    REQUESTS_STARTED.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    if !matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        REQUESTS_STARTED.fetch_add(1, Ordering::Relaxed);
+    }
     let method = req.method().to_string();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
