@@ -229,7 +229,7 @@ pub async fn serve(
     let worker = crate::photos::worker::start(state.clone());
     let checkpointer = db.spawn_checkpointer();
     let warm_up = tokio::spawn(warm_briefing(state.clone()));
-    let trim = tokio::spawn(release_memory_when_idle());
+    let trim = tokio::spawn(release_memory_when_idle(db.clone()));
     let app = router(state);
     axum::serve(
         listener,
@@ -250,10 +250,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// Every 10 s in which no request began, returns the memory the allocator holds free to the
-/// system (nothing else asks it to while the server is idle). Not under load: a forced purge
-/// there only makes the next allocations fault their pages in again.
-async fn release_memory_when_idle() {
+/// Every 10 s in which no request began, closes the idle point-read connections and has every
+/// runtime thread return the memory it holds free to the system (see [`crate::memory`]). Not under load: a forced purge there only makes the next allocations fault their
+/// pages in again. Pooled sqlx connections close by themselves (`db::POOL_IDLE`).
+async fn release_memory_when_idle(db: crate::db::Db) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = crate::ops::requests_started();
@@ -262,7 +262,10 @@ async fn release_memory_when_idle() {
         let now = crate::ops::requests_started();
         if now == seen {
             // Again on every quiet tick: closing idle connections frees more as time goes on.
-            crate::db::release_freed_memory();
+            if let Some(point) = &db.point {
+                point.close_idle();
+            }
+            crate::memory::release_everywhere();
         }
         seen = now;
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod geo;
+pub mod memory;
 pub mod openapi;
 pub mod ops;
 pub mod photos;

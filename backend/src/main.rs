@@ -351,6 +351,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // An idle server's runtime threads give their freed memory back (see thor::memory).
+        .on_thread_unpark(thor::memory::on_thread_wake)
         .build()
     {
         Ok(rt) => rt,

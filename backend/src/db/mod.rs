@@ -103,6 +103,7 @@ impl Db {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
+                    crate::memory::on_thread_wake();
                     match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         Ok(()) if failing => {
                             failing = false;
@@ -173,17 +174,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// How long a pooled SQLite connection may sit unused before it is closed. A connection's page
 /// cache (the writer's grows to 64 MB under a push burst), its prepared statements, and the
 /// memory its sqlx worker thread allocated all go with it: an idle server shrinks back to its
-/// code and its own data. Reopening costs about a millisecond on the next query after a quiet
-/// spell.
-const POOL_IDLE: Duration = Duration::from_secs(30);
-
-/// Asks mimalloc to return memory it holds free to the system now (a forced purge of every
-/// arena; it would otherwise wait for the next allocation-heavy moment). Harmless where mimalloc
-/// is not the allocator: it then holds nothing.
-pub fn release_freed_memory() {
-    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
+/// code and its own data. sqlx looks for such connections once per this period, so one closes
+/// 20 to 40 s after its last query. Reopening costs about a millisecond on the next query
+/// after a quiet spell.
+const POOL_IDLE: Duration = Duration::from_secs(20);
 
 /// Page cache of the one writer connection, in KiB. Inserts into the indexes of large tables (random
 /// UUID keys) touch pages all over the file; with SQLite's default 2 MB each touch became a

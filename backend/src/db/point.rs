@@ -5,31 +5,41 @@
 //! read every authenticated request makes (token, user and sync sequence in one indexed
 //! lookup, a few microseconds inside SQLite) that hand-over was most of the request's cost:
 //! under `bench/load.sh`, the sqlx worker threads and their futex wake-ups took over a third
-//! of the server's CPU. A [`PointReader`] instead keeps one read-only connection per thread
-//! and runs the statement right there, the way a tokio task may run any short computation.
+//! of the server's CPU. A [`PointReader`] instead lends the calling thread a read-only
+//! connection and runs the statement right there, the way a tokio task may run any short
+//! computation.
+//!
+//! The connections wait in a small shared stack between reads, not in thread-locals: under
+//! load there are about as many as threads reading at once, and once the server is idle
+//! [`PointReader::close_idle`] closes them all (with their page caches and parsed schema, about
+//! a megabyte each), which a thread-local on a sleeping runtime thread could not do.
 //!
 //! Only short, indexed reads belong here: the calling thread is a runtime worker. Every caller
 //! has the sqlx path as its fallback, so a busy or failing connection never fails a request;
 //! [`PointReader::read`] returns `None` when it cannot answer.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-/// The database file point reads open; `None` for PostgreSQL and in-memory SQLite.
+/// Read-only connections to one database file, lent to the calling thread one read at a time;
+/// `None` in [`crate::db::Db`] for PostgreSQL and in-memory SQLite.
 #[derive(Clone, Debug)]
 pub struct PointReader {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     path: PathBuf,
+    /// Connections not lent out, the most recently returned last (its cache is the warmest).
+    idle: Mutex<Vec<Connection>>,
 }
 
-/// Connections kept per thread; tests run many servers in one process, each on its own file.
-const PER_THREAD: usize = 8;
-
-thread_local! {
-    static CONNECTIONS: RefCell<Vec<(PathBuf, Connection)>> = const { RefCell::new(Vec::new()) };
-}
+/// Connections kept between reads, at most; more may be open at once under a burst.
+const KEEP: usize = 8;
 
 impl PointReader {
     /// For a `sqlite:` URL naming a file; `None` otherwise (in-memory databases are private
@@ -45,54 +55,70 @@ impl PointReader {
             return None;
         }
         Some(PointReader {
-            path: path.to_path_buf(),
+            shared: Arc::new(Shared {
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::new()),
+            }),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &std::path::Path {
-        &self.path
+        &self.shared.path
     }
 
-    /// Runs `f` on this thread's connection to the database. `None` when the connection
-    /// cannot be opened or `f` fails (the caller then asks sqlx); the error is logged.
+    /// Runs `f` on a connection to the database, on this thread. `None` when no connection
+    /// can be opened or `f` fails (the caller then asks sqlx); the error is logged.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
-        CONNECTIONS.with(|cell| {
-            let mut conns = cell.try_borrow_mut().ok()?;
-            let at = match conns.iter().position(|(p, _)| *p == self.path) {
-                Some(i) => i,
-                None => {
-                    let conn = match self.open() {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "point read: cannot open the database");
-                            return None;
-                        }
-                    };
-                    if conns.len() >= PER_THREAD {
-                        conns.remove(0);
-                    }
-                    conns.push((self.path.clone(), conn));
-                    conns.len() - 1
-                }
-            };
-            match f(&conns[at].1) {
-                Ok(v) => Some(v),
+        let lent = self.idle().pop();
+        let conn = match lent {
+            Some(c) => c,
+            None => match self.open() {
+                Ok(c) => c,
                 Err(e) => {
-                    // Unexpected (a WAL read does not wait for the writer): visible, so that a
-                    // server quietly running every request on the slow path is noticed.
-                    tracing::warn!(error = %e, "point read failed; falling back to sqlx");
-                    // A connection left in a bad state is not reused.
-                    conns.remove(at);
-                    None
+                    tracing::warn!(error = %e, "point read: cannot open the database");
+                    return None;
                 }
+            },
+        };
+        match f(&conn) {
+            Ok(v) => {
+                let mut idle = self.idle();
+                if idle.len() < KEEP {
+                    idle.push(conn);
+                }
+                Some(v)
             }
-        })
+            Err(e) => {
+                // Unexpected (a WAL read does not wait for the writer): visible, so that a
+                // server quietly running every request on the slow path is noticed. The
+                // connection, perhaps left in a bad state, is closed (dropped).
+                tracing::warn!(error = %e, "point read failed; falling back to sqlx");
+                None
+            }
+        }
+    }
+
+    /// Closes the connections not lent out; the next read opens one again (about a
+    /// millisecond). For an idle server: see `app::release_memory_when_idle`.
+    pub fn close_idle(&self) -> usize {
+        // Closed after the lock is let go: a read on another thread need not wait for it.
+        let closing = std::mem::take(&mut *self.idle());
+        closing.len()
+    }
+
+    /// The stack of idle connections. A read that panicked while holding the lock (it never
+    /// holds it while running a statement) is no reason to stop reading.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.shared
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
         // Never hold a runtime thread waiting on a lock: give up quickly and let sqlx answer.
-        let conn = open(&self.path, false, Duration::from_millis(5))?;
+        let conn = open(&self.shared.path, false, Duration::from_millis(5))?;
         conn.pragma_update(None, "cache_size", -512)?;
         Ok(conn)
     }
@@ -147,7 +173,7 @@ mod tests {
     #[test]
     fn only_sqlite_files_get_point_reads() {
         let r = PointReader::for_url("sqlite:///tmp/x/thor.db?mode=rwc").unwrap();
-        assert_eq!(r.path, PathBuf::from("/tmp/x/thor.db"));
+        assert_eq!(r.path(), PathBuf::from("/tmp/x/thor.db"));
         assert!(PointReader::for_url("sqlite::memory:").is_none());
         assert!(PointReader::for_url("postgres://localhost/thor").is_none());
     }
@@ -182,6 +208,19 @@ mod tests {
         );
         // Read-only: a write through a point reader fails instead of writing.
         assert!(r.read(|c| c.execute("DELETE FROM t", [])).is_none());
+        // A failed read closed its connection; a good one leaves its connection for the next.
+        assert_eq!(r.close_idle(), 0);
+        // SAFETY: the handle is only compared, never dereferenced.
+        let conn_of = |r: &PointReader| r.read(|c| Ok(unsafe { c.handle() } as usize)).unwrap();
+        let first = conn_of(&r);
+        assert_eq!(conn_of(&r), first, "the idle connection is lent again");
+        assert_eq!(r.close_idle(), 1);
+        assert_eq!(r.close_idle(), 0);
+        // After closing, the next read opens a connection again and answers.
+        assert_eq!(
+            r.read(|c| c.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))),
+            Some(1)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

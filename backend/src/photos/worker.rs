@@ -30,11 +30,13 @@ use crate::audit::Actor;
 
 /// How long a worker holds a job before another may take it.
 const LEASE: i64 = 300;
-/// How often the worker looks for due jobs without being woken. A finished upload wakes it at
-/// once; the look is for jobs whose lease ran out (a worker that died) and for retries after a
-/// failure. Once a minute, not more often: each look takes a pooled reader, and a reader used
-/// every few seconds is never idle long enough to be closed (`db::POOL_IDLE`).
-const POLL: StdDuration = StdDuration::from_secs(60);
+/// The longest the worker sleeps between looks for due jobs. It is woken at once when an upload
+/// finishes here and otherwise sleeps until the earliest lease or retry it knows of runs out
+/// ([`next_look`]); this bound is for jobs it cannot know of, those of another instance on a
+/// shared PostgreSQL that died holding them (taken here within two leases at worst). An idle
+/// server with nothing pending looks every five minutes: each look takes a pooled reader, which
+/// then stays open for `db::POOL_IDLE`.
+const MAX_SLEEP: StdDuration = StdDuration::from_secs(LEASE as u64);
 /// Attempts before a job that keeps failing for reasons outside the image is given up.
 const MAX_ATTEMPTS: i32 = 5;
 
@@ -53,11 +55,46 @@ pub fn start(state: AppState) -> tokio::task::JoinHandle<()> {
                     tracing::warn!(error = ?e, "expiring unfinished uploads failed");
                 }
             }
+            let sleep = match next_look(&state).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "derivative worker: cannot read the next lease");
+                    StdDuration::from_secs(60)
+                }
+            };
             tokio::select! {
                 _ = state.photos.wake.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(sleep) => {}
             }
         }
+    })
+}
+
+/// How long until the worker must look again: until the earliest lease of a pending job runs
+/// out (a job being derived, or one waiting for its retry), at most [`MAX_SLEEP`]. A job due
+/// now that found no free permit needs no look: the job that frees one wakes the worker.
+async fn next_look(state: &AppState) -> anyhow::Result<StdDuration> {
+    let next: Option<chrono::DateTime<Utc>> = photo::Entity::find()
+        .select_only()
+        .column(photo::Column::DeriveLeaseUntil)
+        .filter(photo::Column::DerivativeState.eq(DerivativeState::Pending.as_str()))
+        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
+        .filter(photo::Column::DeletedSeq.is_null())
+        .filter(photo::Column::DeriveLeaseUntil.is_not_null())
+        .order_by_asc(photo::Column::DeriveLeaseUntil)
+        .into_tuple()
+        .one(&state.db.read)
+        .await?;
+    Ok(until(next, Utc::now()))
+}
+
+/// The wait until `next` (a second at least, [`MAX_SLEEP`] at most or when there is none).
+fn until(next: Option<chrono::DateTime<Utc>>, now: chrono::DateTime<Utc>) -> StdDuration {
+    next.map_or(MAX_SLEEP, |t| {
+        (t - now)
+            .to_std()
+            .unwrap_or_default()
+            .clamp(StdDuration::from_secs(1), MAX_SLEEP)
     })
 }
 
@@ -215,4 +252,25 @@ pub async fn expire_uploads(state: &AppState) -> anyhow::Result<usize> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleeps_until_the_next_lease_runs_out_within_bounds() {
+        let now = Utc::now();
+        assert_eq!(until(None, now), MAX_SLEEP);
+        assert_eq!(
+            until(Some(now + Duration::seconds(90)), now),
+            StdDuration::from_secs(90)
+        );
+        // A lease already past: look again soon, not in a busy loop.
+        assert_eq!(
+            until(Some(now - Duration::seconds(5)), now),
+            StdDuration::from_secs(1)
+        );
+        assert_eq!(until(Some(now + Duration::days(2)), now), MAX_SLEEP);
+    }
 }
