@@ -3,7 +3,7 @@
 //! checkpoints, a planned round not yet walked, the youth groups of the register with the day's
 //! observations, one named member (Wpg), and one incident. Pure and seeded like the rest.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use geo::InteriorPoint;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,8 +104,16 @@ fn checkpoints(points: &[Value], away: (f64, f64)) -> Value {
 }
 
 /// The field records of the demo day.
+///
+/// The day's records (rounds, tracks, observations, the incident) get ids from a generator
+/// seeded with the date as well, so that `serve --demo` on the next day, on the same database,
+/// loads a new day beside the old one. The youth register (its groups and the named member) is
+/// the same every day: the next day's observations are of the groups already registered.
 pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRecord> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xF1E1_D000);
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed ^ 0xF1E1_D000 ^ (date.num_days_from_ce() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let mut register = ChaCha8Rng::seed_from_u64(seed ^ 0x7E61_57E4);
     let fallback = (52.4600, 4.6200);
     let ijmuiden = centre(reference, "BU04530106").unwrap_or(fallback);
     let haven = centre(reference, "BU04530302").unwrap_or(fallback);
@@ -260,7 +268,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
     ];
     let mut group_ids = Vec::new();
     for (name, duiding, spot, spot_name) in groups {
-        let gid = id(&mut rng);
+        let gid = id(&mut register);
         group_ids.push((gid, spot, spot_name));
         out.push(DemoRecord {
             user: 2,
@@ -308,7 +316,7 @@ pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRe
     out.push(DemoRecord {
         user: 2,
         kind: "youth_persons",
-        id: id(&mut rng),
+        id: id(&mut register),
         data: obj(json!({
             "group_id": group_ids[0].0.to_string(), "name": "Demo Persoon (fictief)",
             "date_of_birth": "2009-03-14", "notes": "Fictief: alleen voor de demo",

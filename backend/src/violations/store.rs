@@ -694,7 +694,12 @@ pub async fn update_in(
             "say why the report is rejected",
         ));
     }
-    rules::check(&draft, reference, now).map_err(ApiError::Validation)?;
+    // The observation time and place cannot change after the create: their checks against the
+    // clock ("in the future", "more than 31 days ago") were made when they were recorded and
+    // are made against that moment again, not against the review. A lead may approve a report
+    // of 40 days ago, and an edit of a report recorded a minute ago is not refused when the
+    // server's clock stepped back.
+    rules::check(&draft, reference, cur.created_at).map_err(ApiError::Validation)?;
     if changed.contains(&"officer_ids") {
         check_officers(txn, &draft.officer_ids).await?;
         write_officers(txn, id, &draft.officer_ids).await?;

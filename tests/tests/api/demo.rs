@@ -161,3 +161,84 @@ async fn the_demo_day_has_rounds_youth_groups_and_an_incident(b: Backend) {
 }
 
 both!(the_demo_day_has_rounds_youth_groups_and_an_incident);
+
+/// `serve --demo` started again the next day on the same database loads that day beside the
+/// previous one. It used to stop the server: the day's rounds got the same ids every day, with
+/// other content ("rounds … already exists with other content").
+async fn the_next_demo_day_loads_beside_the_previous_one(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let today = thor::demo::today();
+    let yesterday = today.pred_opt().unwrap();
+    let first = thor::demo::generate(&app.state.reference, yesterday, 40, 0x7400);
+    thor::demo::load(&app.state, &first).await.unwrap();
+    let next = thor::demo::generate(&app.state.reference, today, 40, 0x7400);
+    let loaded = thor::demo::load(&app.state, &next).await.unwrap();
+    // Only the youth register (its groups and named member) is the same every day.
+    let creates = next.field.iter().filter(|r| !r.kind.contains(':')).count();
+    let register = next
+        .field
+        .iter()
+        .filter(|r| r.kind == "youth_groups" || r.kind == "youth_persons")
+        .count();
+    assert!(register > 0);
+    assert_eq!(
+        (loaded.created, loaded.already_there),
+        (40 + creates - register, register)
+    );
+    let lead = app.login("teamleider", "laptop").await;
+    for day in [yesterday, today] {
+        let rounds: Value = app
+            .get(&lead, &format!("/api/v1/rounds?date={day}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rounds.as_array().map(Vec::len), Some(4), "rounds of {day}");
+    }
+    app.stop().await;
+}
+
+both!(the_next_demo_day_loads_beside_the_previous_one);
+
+/// A lead reviews a report whatever the hour: the time checks of a report's observation are made
+/// against the moment it was recorded, not against the review. It used to fail after midnight:
+/// the demo day's later reports (received later that day) could not be approved yet ("observed_at
+/// lies in the future"), and a real report observed 32 days ago could never be.
+async fn a_report_is_reviewed_against_the_time_it_was_recorded(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    // Tomorrow's demo day: every report is received later than now.
+    let tomorrow = thor::demo::today().succ_opt().unwrap();
+    let scenario = thor::demo::generate(&app.state.reference, tomorrow, 40, 0x7400);
+    thor::demo::load(&app.state, &scenario).await.unwrap();
+    let lead = app.login("teamleider", "laptop").await;
+    let page: Value = app
+        .get(
+            &lead,
+            &format!("/api/v1/violations?date={tomorrow}&status=submitted&limit=1"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = page["items"][0]["id"]
+        .as_str()
+        .expect("a submitted report")
+        .to_string();
+    let res = app
+        .patch(
+            &lead,
+            &format!("/api/v1/violations/{id}"),
+            &serde_json::json!({ "status": "approved" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    app.stop().await;
+}
+
+both!(a_report_is_reviewed_against_the_time_it_was_recorded);
