@@ -251,8 +251,9 @@ pub async fn serve(
 }
 
 /// Every 10 s in which no request began, closes the idle point-read connections and has every
-/// runtime thread return the memory it holds free to the system (see [`crate::memory`]). Not under load: a forced purge there only makes the next allocations fault their
-/// pages in again. Pooled sqlx connections close by themselves (`db::POOL_IDLE`).
+/// runtime thread return the memory it holds free to the system (see [`crate::memory`]). Not
+/// under load: a forced purge there only makes the next allocations fault their pages in again.
+/// Pooled sqlx connections close by themselves (`db::POOL_IDLE`).
 async fn release_memory_when_idle(db: crate::db::Db) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -26,7 +26,7 @@ thread_local! {
 /// Returns the memory this thread's heap holds free to the system now (a forced mimalloc
 /// collect: also its abandoned heaps, those of threads that ended, and the arenas' caches).
 /// Harmless where mimalloc is not the global allocator: it then holds nothing.
-pub fn release_here() {
+fn release_here() {
     PURGED.with(|p| p.set(GENERATION.load(Ordering::Relaxed)));
     // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
     unsafe { libmimalloc_sys::mi_collect(true) }
@@ -39,8 +39,8 @@ pub fn release_everywhere() {
     release_here();
     // Spawning from a runtime thread unparks an idle one to run the task, and its unpark hook
     // purges its heap; a runtime without such a hook (the tests) just runs an empty task.
-    if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::spawn(async {});
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async {});
     }
 }
 

@@ -216,6 +216,14 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(token)
     }
 
+    /// GETs `path` and reads the answer as JSON; panics when there is no JSON answer.
+    pub async fn get_json(&self, token: &str, path: &str) -> Value {
+        let res = self.get(token, path).send().await.expect("GET");
+        res.json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: no JSON: {e}"))
+    }
+
     pub fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::RequestBuilder {
         self.client
             .post(self.url(path))

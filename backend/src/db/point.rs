@@ -70,6 +70,8 @@ impl PointReader {
     /// Runs `f` on a connection to the database, on this thread. `None` when no connection
     /// can be opened or `f` fails (the caller then asks sqlx); the error is logged.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
+        // Its own statement: the lock is let go before a connection is opened (as a `match`
+        // scrutinee the guard would live through the whole match).
         let lent = self.idle().pop();
         let conn = match lent {
             Some(c) => c,

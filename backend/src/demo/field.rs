@@ -3,7 +3,7 @@
 //! checkpoints, a planned round not yet walked, the youth groups of the register with the day's
 //! observations, one named member (Wpg), and one incident. Pure and seeded like the rest.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use geo::InteriorPoint;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -110,9 +110,7 @@ fn checkpoints(points: &[Value], away: (f64, f64)) -> Value {
 /// loads a new day beside the old one. The youth register (its groups and the named member) is
 /// the same every day: the next day's observations are of the groups already registered.
 pub fn generate(reference: &Reference, date: NaiveDate, seed: u64) -> Vec<DemoRecord> {
-    let mut rng = ChaCha8Rng::seed_from_u64(
-        seed ^ 0xF1E1_D000 ^ (date.num_days_from_ce() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
+    let mut rng = ChaCha8Rng::seed_from_u64(super::day_seed(seed ^ 0xF1E1_D000, date));
     let mut register = ChaCha8Rng::seed_from_u64(seed ^ 0x7E61_57E4);
     let fallback = (52.4600, 4.6200);
     let ijmuiden = centre(reference, "BU04530106").unwrap_or(fallback);

@@ -243,6 +243,11 @@ pub fn generate(reference: &Reference, date: NaiveDate, size: usize, seed: u64) 
     }
 }
 
+/// A generator seed for one day: the same seed gives other records on another date.
+fn day_seed(seed: u64, date: NaiveDate) -> u64 {
+    seed ^ (date.num_days_from_ce() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// The violations of a demo day, sorted by time (pure, seeded).
 fn violations(
     reference: &Reference,
@@ -250,9 +255,7 @@ fn violations(
     size: usize,
     seed: u64,
 ) -> Vec<DemoViolation> {
-    let mut rng = ChaCha8Rng::seed_from_u64(
-        seed ^ (date.num_days_from_ce() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
+    let mut rng = ChaCha8Rng::seed_from_u64(day_seed(seed, date));
     let hotspots: Vec<(f64, f64, f64, f64, &[Category])> = HOTSPOTS
         .iter()
         .filter_map(|(code, w, spread, cats)| {

@@ -114,7 +114,7 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    if !matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+    if !is_probe(&route) {
         REQUESTS_STARTED.fetch_add(1, Ordering::Relaxed);
     }
     let method = req.method().to_string();
@@ -125,6 +125,12 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
     res
+}
+
+/// Health probes and metric scrapes: logged at debug, and not work that keeps a server from being
+/// idle.
+fn is_probe(route: &str) -> bool {
+    matches!(route, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// The span of one request: method, route template and request id; health probes at debug.
@@ -139,7 +145,7 @@ pub fn request_span(req: &axum::http::Request<axum::body::Body>) -> Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    if matches!(route, "/healthz" | "/readyz" | "/metrics") {
+    if is_probe(route) {
         tracing::debug_span!("request", method = %req.method(), route, request_id = id)
     } else {
         tracing::info_span!("request", method = %req.method(), route, request_id = id)

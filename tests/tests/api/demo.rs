@@ -187,14 +187,9 @@ async fn the_next_demo_day_loads_beside_the_previous_one(b: Backend) {
     );
     let lead = app.login("teamleider", "laptop").await;
     for day in [yesterday, today] {
-        let rounds: Value = app
-            .get(&lead, &format!("/api/v1/rounds?date={day}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rounds = app
+            .get_json(&lead, &format!("/api/v1/rounds?date={day}"))
+            .await;
         assert_eq!(rounds.as_array().map(Vec::len), Some(4), "rounds of {day}");
     }
     app.stop().await;
@@ -213,17 +208,12 @@ async fn a_report_is_reviewed_against_the_time_it_was_recorded(b: Backend) {
     let scenario = thor::demo::generate(&app.state.reference, tomorrow, 40, 0x7400);
     thor::demo::load(&app.state, &scenario).await.unwrap();
     let lead = app.login("teamleider", "laptop").await;
-    let page: Value = app
-        .get(
+    let page = app
+        .get_json(
             &lead,
             &format!("/api/v1/violations?date={tomorrow}&status=submitted&limit=1"),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = page["items"][0]["id"]
         .as_str()
         .expect("a submitted report")
