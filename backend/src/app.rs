@@ -49,12 +49,15 @@ pub struct AppState {
     pub shifts: crate::briefing::ShiftHours,
     /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
     pub ready: Arc<AtomicBool>,
+    /// "Something changed": the sync sequence for the change stream (`/api/v1/sync/events`).
+    pub changes: crate::sync::events::ChangeFeed,
 }
 
 impl AppState {
     /// Opens the database (creating the data folder and SQLite file on first start), applies
     /// migrations and loads the reference data.
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
+        config.validate()?;
         if config.database_url.is_none() {
             std::fs::create_dir_all(&config.data_dir).with_context(|| {
                 format!("creating the data folder {}", config.data_dir.display())
@@ -91,6 +94,7 @@ impl AppState {
         let shifts = crate::briefing::ShiftHours::parse(&config.shifts)
             .map_err(|e| anyhow::anyhow!("THOR_SHIFTS: {e}"))?;
         Ok(AppState {
+            changes: crate::sync::events::ChangeFeed::new(db.clone()),
             round_cache: Default::default(),
             shifts,
             photos,
@@ -225,6 +229,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let ready = state.ready.clone();
+    let changes = state.changes.clone();
     let db = state.db.clone();
     let worker = crate::photos::worker::start(state.clone());
     let checkpointer = db.spawn_checkpointer();
@@ -238,6 +243,7 @@ pub async fn serve(
     .with_graceful_shutdown(async move {
         shutdown.await;
         ready.store(false, Ordering::SeqCst);
+        changes.close();
         tracing::info!("shutting down: finishing in-flight requests");
     })
     .await

@@ -130,6 +130,22 @@ impl Config {
         }
     }
 
+    /// Refuses settings that contradict each other.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        // A device keeps a window of records; a deletion inside that window must outlive it, or a
+        // phone offline for less than the window would keep a deleted record, and a first pull
+        // could be paged past a purge.
+        if self.tombstone_days < self.sync_window_days {
+            anyhow::bail!(
+                "THOR_TOMBSTONE_DAYS ({}) must be at least THOR_SYNC_WINDOW_DAYS ({}): deletions \
+                 must be kept as long as phones keep the records they delete",
+                self.tombstone_days,
+                self.sync_window_days
+            );
+        }
+        Ok(())
+    }
+
     pub fn token_ttl(&self) -> chrono::Duration {
         chrono::Duration::hours(i64::from(self.token_ttl_hours))
     }
@@ -167,6 +183,17 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1/x"),
             "postgres://postgres@127.0.0.1/x"
         );
+    }
+
+    #[test]
+    fn a_tombstone_horizon_shorter_than_the_sync_window_is_refused() {
+        let mut c = Config::for_data_dir(PathBuf::from("/tmp/x"));
+        assert!(c.validate().is_ok());
+        c.tombstone_days = 7;
+        let e = c.validate().expect_err("7 < 14").to_string();
+        assert!(e.contains("THOR_TOMBSTONE_DAYS"), "{e}");
+        c.sync_window_days = 7;
+        assert!(c.validate().is_ok());
     }
 
     #[test]

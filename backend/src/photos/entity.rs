@@ -54,6 +54,9 @@ pub mod photo {
         pub field_revs: Json,
         pub deleted_seq: Option<i64>,
         pub last_device_id: Option<String>,
+        /// The sequence number and device of the create (null for rows from before they were kept).
+        pub created_seq: Option<i64>,
+        pub created_device: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

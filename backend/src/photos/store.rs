@@ -212,6 +212,8 @@ pub async fn create_in(
         field_revs: Set(Value::Object(field_revs)),
         deleted_seq: Set(None),
         last_device_id: Set(Some(p.device_id.clone())),
+        created_seq: Set(Some(seq)),
+        created_device: Set(Some(p.device_id.clone())),
     };
     if let Some(t) = &twin {
         take_from_twin(&mut am, t, now);

@@ -20,7 +20,8 @@ use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
-    Column, Current, Kind, Pulled, PulledRow, PushCtx, SyncTable, Writable, field_revs,
+    Column, Creation, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable,
+    field_revs,
     from_millis, millis,
 };
 
@@ -118,6 +119,14 @@ fn new_photo(id: &str, raw: &Map<String, Value>) -> ApiResult<NewPhoto> {
     })
 }
 
+fn creation(m: &photo::Model) -> Creation {
+    Creation {
+        seq: m.created_seq,
+        device: m.created_device.clone(),
+        user: Some(m.created_by),
+    }
+}
+
 #[async_trait]
 impl SyncTable for PhotosTable {
     fn name(&self) -> &'static str {
@@ -161,6 +170,7 @@ impl SyncTable for PhotosTable {
                         field_revs,
                         deleted: m.deleted_seq.is_some(),
                         team_id: m.team_id,
+                        creation: creation(&m),
                     },
                 );
             }
@@ -218,19 +228,21 @@ impl SyncTable for PhotosTable {
         &self,
         txn: &DatabaseTransaction,
         p: &Principal,
-        window_start: DateTime<Utc>,
-        after: i64,
-        upto: i64,
-        limit: u64,
+        s: &PullSlice,
     ) -> ApiResult<Vec<PulledRow>> {
         let mut q = photo::Entity::find()
-            .filter(photo::Column::ServerRev.gt(after))
-            .filter(photo::Column::ServerRev.lte(upto))
-            .filter(
+            .filter(photo::Column::ServerRev.gt(s.after))
+            .filter(photo::Column::ServerRev.lte(s.upto));
+        q = if s.live_only {
+            q.filter(photo::Column::DeletedSeq.is_null())
+                .filter(photo::Column::CreatedAt.gte(s.window_start))
+        } else {
+            q.filter(
                 Condition::any()
                     .add(photo::Column::DeletedSeq.is_not_null())
-                    .add(photo::Column::CreatedAt.gte(window_start)),
-            );
+                    .add(photo::Column::CreatedAt.gte(s.window_start)),
+            )
+        };
         match p.scope() {
             Scope::All => {}
             Scope::Team(t) => q = q.filter(photo::Column::TeamId.eq(t)),
@@ -238,7 +250,7 @@ impl SyncTable for PhotosTable {
         }
         let rows = q
             .order_by_asc(photo::Column::ServerRev)
-            .limit(limit)
+            .limit(s.limit)
             .all(txn)
             .await?;
         Ok(rows
@@ -246,6 +258,7 @@ impl SyncTable for PhotosTable {
             .map(|m| PulledRow {
                 seq: m.server_rev,
                 id: m.id.to_string(),
+                creation: creation(m),
                 row: if m.deleted_seq.is_some() {
                     Pulled::Deleted
                 } else {

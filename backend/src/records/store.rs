@@ -35,6 +35,8 @@ pub(crate) const COLS: &[&str] = &[
     "field_revs",
     "deleted_seq",
     "last_device_id",
+    "created_seq",
+    "created_device",
 ];
 
 /// A stored field record.
@@ -53,6 +55,9 @@ pub struct Row {
     pub field_revs: HashMap<String, i64>,
     pub deleted_seq: Option<i64>,
     pub last_device_id: Option<String>,
+    /// The sequence number and device of the create (null for rows from before they were kept).
+    pub created_seq: Option<i64>,
+    pub created_device: Option<String>,
 }
 
 fn from_result(r: &QueryResult) -> Result<Row, sea_orm::DbErr> {
@@ -75,6 +80,8 @@ fn from_result(r: &QueryResult) -> Result<Row, sea_orm::DbErr> {
         field_revs: crate::sync::table::field_revs(&revs),
         deleted_seq: r.try_get("", "deleted_seq")?,
         last_device_id: r.try_get("", "last_device_id")?,
+        created_seq: r.try_get("", "created_seq")?,
+        created_device: r.try_get("", "created_device")?,
     })
 }
 
@@ -380,6 +387,8 @@ async fn insert_new(
         field_revs: fields.iter().map(|f| (f.to_string(), seq)).collect(),
         deleted_seq: None,
         last_device_id: Some(p.device_id.clone()),
+        created_seq: Some(seq),
+        created_device: Some(p.device_id.clone()),
     };
     insert_row(txn, kind, &row).await?;
     audit::record(
@@ -410,6 +419,8 @@ async fn insert_row(txn: &DatabaseTransaction, kind: &dyn RecordKind, row: &Row)
             json!(row.field_revs).into(),
             row.deleted_seq.into(),
             row.last_device_id.clone().into(),
+            row.created_seq.into(),
+            row.created_device.clone().into(),
         ])
         .map_err(|e| ApiError::internal(anyhow::anyhow!("building the insert: {e}")))?;
     txn.execute(&ins).await?;

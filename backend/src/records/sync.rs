@@ -13,7 +13,9 @@ use super::RecordKind;
 use super::store::{self, Row};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::sync::table::{Column, Current, Pulled, PulledRow, PushCtx, SyncTable};
+use crate::sync::table::{
+    Column, Creation, Current, Pulled, PulledRow, PullSlice, PushCtx, SyncTable,
+};
 
 pub struct KindTable(pub &'static dyn RecordKind);
 
@@ -29,6 +31,15 @@ fn current(r: &Row) -> Current {
         field_revs: r.field_revs.clone(),
         deleted: r.deleted_seq.is_some(),
         team_id: r.team_id,
+        creation: creation(r),
+    }
+}
+
+fn creation(r: &Row) -> Creation {
+    Creation {
+        seq: r.created_seq,
+        device: r.created_device.clone(),
+        user: Some(r.created_by),
     }
 }
 
@@ -116,38 +127,26 @@ impl SyncTable for KindTable {
         &self,
         txn: &DatabaseTransaction,
         p: &Principal,
-        window_start: DateTime<Utc>,
-        after: i64,
-        upto: i64,
-        limit: u64,
+        s: &PullSlice,
     ) -> ApiResult<Vec<PulledRow>> {
         if !self.0.may_read(p) {
             return Ok(vec![]);
         }
         let mut q = sea_orm::sea_query::Query::select();
-        q.columns([
-            "id",
-            "team_id",
-            "parent_id",
-            "occurred_at",
-            "data",
-            "created_by",
-            "created_at",
-            "updated_at",
-            "create_hash",
-            "server_rev",
-            "field_revs",
-            "deleted_seq",
-            "last_device_id",
-        ])
-        .from(self.0.db_table())
-        .and_where(Expr::col("server_rev").gt(after))
-        .and_where(Expr::col("server_rev").lte(upto))
-        .cond_where(
-            Cond::any()
-                .add(Expr::col("deleted_seq").is_not_null())
-                .add(Expr::col("occurred_at").gte(window_start)),
-        );
+        q.columns(store::COLS.iter().copied())
+            .from(self.0.db_table())
+            .and_where(Expr::col("server_rev").gt(s.after))
+            .and_where(Expr::col("server_rev").lte(s.upto));
+        if s.live_only {
+            q.and_where(Expr::col("deleted_seq").is_null())
+                .and_where(Expr::col("occurred_at").gte(s.window_start));
+        } else {
+            q.cond_where(
+                Cond::any()
+                    .add(Expr::col("deleted_seq").is_not_null())
+                    .add(Expr::col("occurred_at").gte(s.window_start)),
+            );
+        }
         match p.scope() {
             Scope::All => {}
             Scope::Team(t) => {
@@ -155,13 +154,14 @@ impl SyncTable for KindTable {
             }
             Scope::Nothing => return Ok(vec![]),
         }
-        q.order_by("server_rev", Order::Asc).limit(limit);
+        q.order_by("server_rev", Order::Asc).limit(s.limit);
         let rows = store::query(txn, &q).await?;
         Ok(rows
             .iter()
             .map(|r| PulledRow {
                 seq: r.server_rev,
                 id: r.id.to_string(),
+                creation: creation(r),
                 row: if r.deleted_seq.is_some() {
                     Pulled::Deleted
                 } else {

@@ -2,10 +2,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use sea_orm::{
-    AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IsolationLevel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -16,8 +15,8 @@ use uuid::Uuid;
 
 use super::entities::{sync_conflict, sync_device, sync_push};
 use super::merge::merge_field;
-use super::table::{Pulled, PushCtx, SyncTable, Writable, canonical, wire};
-use crate::auth::{Action, Principal, Role};
+use super::table::{PushCtx, SyncTable, Writable, canonical, wire};
+use crate::auth::{Action, Principal};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::reference::Reference;
@@ -89,6 +88,13 @@ pub struct PushResponse {
     pub rejected: Vec<Rejection>,
     /// Tables the server does not sync; their changes were ignored.
     pub ignored_tables: Vec<String>,
+    /// The server's state of each pushed record whose writable fields the merge did not take as
+    /// sent (a policy kept the server's value, or another device's edit was merged in), per
+    /// table, in pull form: what a conflict handler (RxDB) shows as the master state. The next
+    /// pull brings the same.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub merged: BTreeMap<String, Vec<Box<RawValue>>>,
 }
 
 /// What the transport adds to a push.
@@ -106,6 +112,8 @@ pub struct PushMeta {
 
 struct Pending {
     conflicts: Vec<sync_conflict::ActiveModel>,
+    /// The phone's copy of this record differs from the server's after the merge.
+    differs: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -251,10 +259,21 @@ async fn push_record(
     }
     // The revision the phone's edit started from: `base_rev` (pinned by the app when the record
     // was first changed locally), else `server_rev`.
-    // A `base_rev` of null means the phone's copy has no known base (it created the record).
-    let base_rev = match raw.get("base_rev") {
+    // A `base_rev` of null means the phone never pulled the record back: it created it. Its base
+    // is then its own last write (the create, or a push whose answer it lost), so that only
+    // writes by others since count as concurrent.
+    let pinned = match raw.get("base_rev") {
         Some(b) => b.as_i64(),
         None => raw.get("server_rev").and_then(Value::as_i64),
+    };
+    let base_rev = match pinned {
+        Some(r) => Some(r),
+        None if cur.creation.by(&p.device_id, p.user_id) => {
+            own_last_write(txn, table.name(), id, &p.device_id)
+                .await?
+                .max(cur.creation.seq)
+        }
+        None => None,
     };
     let base: Option<Map<String, Value>> = match base_rev {
         Some(r) if r == cur.server_rev => Some(cur.raw.clone()),
@@ -333,6 +352,7 @@ async fn push_record(
             None,
         ));
     }
+    pending.differs = phone_differs;
     if changes.is_empty() {
         // A phone that already pulled past the current revision will not get the record again;
         // if its copy differs from the server's, give the record a new revision.
@@ -345,6 +365,75 @@ async fn push_record(
     }
     table.update(txn, ctx, id, &changes).await?;
     Ok(Outcome::Applied)
+}
+
+/// A deletion of a record that another device edited after the deleting phone's last pull: the
+/// phone deletes what it never saw. The deletion stands (as when the edit arrives after the
+/// deletion), and the lost edit is kept as an `edit_on_deleted` conflict for the team lead, so
+/// the outcome is the same whichever order the two pushes arrive in.
+async fn unseen_edit(
+    txn: &DatabaseTransaction,
+    ctx: &PushCtx<'_>,
+    table: &dyn SyncTable,
+    id: &str,
+    cur: super::table::Current,
+    pending: &mut Pending,
+) -> ApiResult<()> {
+    let Some(pulled) = ctx.last_pulled_at else {
+        return Ok(());
+    };
+    if cur.deleted || cur.server_rev <= pulled {
+        return Ok(());
+    }
+    let others = changed_by_others(txn, table.name(), id, pulled, &ctx.principal.device_id).await?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    let mut fields: Vec<&String> = others.iter().collect();
+    fields.sort();
+    pending.conflicts.push(conflict_row(
+        ctx,
+        table.name(),
+        id,
+        None,
+        "edit_on_deleted",
+        "tombstone_kept",
+        [None, Some(Value::Object(cur.raw)), None, None],
+        Some(pulled),
+        Some(cur.server_rev),
+        cur.team_id,
+        Some(format!(
+            "deleted by a device that had not pulled the edit of {} by another device; the deletion stands",
+            fields
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    ));
+    Ok(())
+}
+
+/// The newest revision of a record that `device` wrote after creating it (updates are in the
+/// change log; the create is kept on the record).
+async fn own_last_write(
+    txn: &DatabaseTransaction,
+    table: &str,
+    id: &str,
+    device: &str,
+) -> ApiResult<Option<i64>> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let stmt = Query::select()
+        .expr_as(Expr::col("seq").max(), "last")
+        .from("sync_change")
+        .and_where(Expr::col("table_name").eq(table))
+        .and_where(Expr::col("record_id").eq(id))
+        .and_where(Expr::col("device_id").eq(device))
+        .to_owned();
+    Ok(match txn.query_one(&stmt).await? {
+        Some(row) => row.try_get("", "last")?,
+        None => None,
+    })
 }
 
 /// The fields of a record that writers other than `device` changed after revision `after`.
@@ -451,17 +540,34 @@ pub async fn push_in(
         experimental_rejected_ids: BTreeMap::new(),
         rejected: vec![],
         ignored_tables: vec![],
+        merged: BTreeMap::new(),
     };
-    let mut pending = Pending { conflicts: vec![] };
+    let mut pending = Pending {
+        conflicts: vec![],
+        differs: false,
+    };
     for (name, changes) in &body.changes {
         if !tables.iter().any(|t| t.name() == name)
             && (!changes.created.is_empty()
                 || !changes.updated.is_empty()
                 || !changes.deleted.is_empty())
         {
-            tracing::warn!(table = %name, "push for a table the server does not sync; ignored");
             response.ignored_tables.push(name.clone());
         }
+    }
+    if !response.ignored_tables.is_empty() {
+        // One line per push, with the names escaped and cut: table names come from the phone.
+        let sample: Vec<String> = response
+            .ignored_tables
+            .iter()
+            .take(5)
+            .map(|n| format!("{:?}", n.chars().take(40).collect::<String>()))
+            .collect();
+        tracing::warn!(
+            count = response.ignored_tables.len(),
+            tables = %sample.join(", "),
+            "push for tables the server does not sync; ignored"
+        );
     }
     // Tables in their declared order, parents first: a photo pushed with its report finds it.
     for table in &tables {
@@ -470,6 +576,7 @@ pub async fn push_in(
             continue;
         };
         let mut seen = HashSet::new();
+        let mut differs: Vec<String> = Vec::new();
         // New records of this table: id, canonical values, the raw row as pushed.
         type NewItem = (String, Map<String, Value>, Map<String, Value>);
         let mut new_items: Vec<NewItem> = Vec::new();
@@ -497,12 +604,18 @@ pub async fn push_in(
             } else {
                 Some(txn.begin().await?)
             };
-            let mut local = Pending { conflicts: vec![] };
+            let mut local = Pending {
+        conflicts: vec![],
+        differs: false,
+    };
             let conn: &DatabaseTransaction = sp.as_ref().unwrap_or(txn);
             match push_record(conn, table.as_ref(), &ctx, &id, raw, current, &mut local).await {
                 Ok(outcome) => {
                     if let Some(sp) = sp {
                         sp.commit().await?;
+                    }
+                    if local.differs {
+                        differs.push(id.clone());
                     }
                     match outcome {
                         Outcome::Applied => response.applied += 1,
@@ -570,9 +683,16 @@ pub async fn push_in(
                 }
             }
         }
-        for id in &changes.deleted {
-            if seen.contains(id) {
-                continue;
+        let doomed: Vec<String> = changes
+            .deleted
+            .iter()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
+        let mut doomed_now = table.load_many(txn, p, &doomed).await?;
+        for id in &doomed {
+            if let Some(cur) = doomed_now.remove(id) {
+                unseen_edit(txn, &ctx, table.as_ref(), id, cur, &mut pending).await?;
             }
             let sp = txn.begin().await?;
             match table.delete(&sp, &ctx, id).await {
@@ -590,6 +710,17 @@ pub async fn push_in(
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if !differs.is_empty() {
+            let hidden = table.hidden_columns(p);
+            let now_state = table.load_many(txn, p, &differs).await?;
+            let rows = differs
+                .iter()
+                .filter_map(|id| now_state.get(id))
+                .filter(|c| !c.deleted)
+                .map(|c| to_raw(&wire_form(table.as_ref(), hidden, c.raw.clone(), c.server_rev)))
+                .collect::<ApiResult<Vec<_>>>()?;
+            response.merged.insert(name.to_string(), rows);
         }
     }
     for c in &pending.conflicts {
@@ -636,7 +767,7 @@ pub async fn push_in(
     Ok(response)
 }
 
-async fn upsert_device<C: ConnectionTrait>(
+pub(crate) async fn upsert_device<C: ConnectionTrait>(
     conn: &C,
     p: &Principal,
     set: impl FnOnce(&mut sync_device::ActiveModel),
@@ -675,155 +806,6 @@ async fn upsert_device<C: ConnectionTrait>(
     Ok(())
 }
 
-/// WatermelonDB's change set of one table as a pull sends it: rows already in wire form.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PulledChanges {
-    #[schema(value_type = Vec<Object>)]
-    pub created: Vec<Box<RawValue>>,
-    #[schema(value_type = Vec<Object>)]
-    pub updated: Vec<Box<RawValue>>,
-    pub deleted: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PullResponse {
-    /// `{table: {created: [], updated: [rows], deleted: [ids]}}`; every live row is in `updated`
-    /// (clients use `sendCreatedAsUpdated`). Reference tables come with a full pull.
-    #[schema(value_type = Object)]
-    pub changes: BTreeMap<String, PulledChanges>,
-    /// The cursor to send as `last_pulled_at` next time (WatermelonDB's `lastPulledAt`).
-    pub timestamp: i64,
-    /// More changes wait: pull again with this `timestamp` before pushing.
-    pub has_more: bool,
-    /// Open sync conflicts for this user (a team lead: for the team).
-    pub conflicts_open: u64,
-    /// The ids of the rows in `updated`, per table: what the route logs for Wpg tables before
-    /// the answer leaves (not sent).
-    #[serde(skip)]
-    pub pulled_ids: BTreeMap<String, Vec<String>>,
-}
-
-/// Options of a pull.
-#[derive(Debug, Clone)]
-pub struct PullRequest {
-    pub cursor: i64,
-    pub limit: u64,
-    pub window_days: i64,
-    pub schema_version: Option<i32>,
-    /// A WatermelonDB migration sync: send everything (all our tables exist since version 1).
-    pub migration: bool,
-}
-
-/// Reads the changes in a device's scope after its cursor, in one snapshot.
-pub async fn pull(
-    db: &Db,
-    reference: &Reference,
-    p: &Principal,
-    req: PullRequest,
-) -> ApiResult<PullResponse> {
-    let now = Utc::now();
-    let window_start = now - Duration::days(req.window_days);
-    // One snapshot for the whole pull: REPEATABLE READ on PostgreSQL; a SQLite read
-    // transaction sees one WAL snapshot from its first read on.
-    let txn = if db.backend() == sea_orm::DbBackend::Postgres {
-        db.read
-            .begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await?
-    } else {
-        db.read.begin().await?
-    };
-    let (last_seq, purged_seq) = space(&txn).await?;
-    let cursor = if req.migration { 0 } else { req.cursor };
-    if cursor < 0 || (cursor > 0 && (cursor < purged_seq || cursor > last_seq)) {
-        return Err(ApiError::Gone(format!(
-            "the cursor {cursor} is older than the tombstone horizon or unknown to this server; \
-             pull again with last_pulled_at=0 and replace the local data (WatermelonDB's replacement strategy)"
-        )));
-    }
-    let tables = tables();
-    let mut all = Vec::new();
-    for t in &tables {
-        for row in t
-            .pull(&txn, p, window_start, cursor, last_seq, req.limit + 1)
-            .await?
-        {
-            all.push((t.as_ref(), row));
-        }
-    }
-    all.sort_by_key(|(_, r)| r.seq);
-    let has_more = all.len() as u64 > req.limit;
-    all.truncate(req.limit as usize);
-    let timestamp = if has_more {
-        all.last().map(|(_, r)| r.seq).unwrap_or(last_seq)
-    } else {
-        last_seq
-    };
-
-    let mut changes: BTreeMap<String, PulledChanges> = BTreeMap::new();
-    for t in &tables {
-        changes.insert(t.name().to_string(), PulledChanges::default());
-    }
-    let mut pulled_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (t, row) in all {
-        let entry = changes.entry(t.name().to_string()).or_default();
-        if !matches!(row.row, Pulled::Deleted) {
-            pulled_ids
-                .entry(t.name().to_string())
-                .or_default()
-                .push(row.id.clone());
-        }
-        match row.row {
-            Pulled::Canonical(r) => {
-                entry
-                    .updated
-                    .push(to_raw(&wire_form(t, t.hidden_columns(p), r, row.seq))?);
-            }
-            Pulled::Wire(w) => entry.updated.push(w),
-            Pulled::Deleted => entry.deleted.push(row.id),
-        }
-    }
-    let device = sync_device::Entity::find_by_id((p.user_id, p.device_id.clone()))
-        .one(&txn)
-        .await?;
-    if !has_more
-        && cursor > 0
-        && let Some(prev) = device.as_ref().and_then(|d| d.window_start)
-        && prev < window_start
-    {
-        for t in &tables {
-            let exits = t.window_exits(&txn, p, prev, window_start).await?;
-            let entry = changes.entry(t.name().to_string()).or_default();
-            entry.deleted.extend(exits);
-        }
-    }
-    if cursor == 0 {
-        add_reference(&mut changes, reference, &txn, p).await?;
-    }
-    let conflicts_open = open_conflicts(&txn, p).await?;
-    txn.commit().await?;
-    if !has_more {
-        upsert_device(&db.write, p, |d| {
-            d.last_pull_at = Set(Some(now));
-            d.last_pulled_seq = Set(Some(timestamp));
-            d.window_start = Set(Some(window_start));
-            if req.schema_version.is_some() {
-                d.schema_version = Set(req.schema_version);
-            }
-        })
-        .await?;
-    }
-    Ok(PullResponse {
-        changes,
-        timestamp,
-        has_more,
-        conflicts_open,
-        pulled_ids,
-    })
-}
-
 /// A canonical row as it goes on the wire: hidden columns nulled, lists as JSON strings,
 /// `server_rev` added.
 pub fn wire_form(
@@ -844,87 +826,11 @@ pub fn wire_form(
     r
 }
 
-fn to_raw<T: Serialize>(v: &T) -> ApiResult<Box<RawValue>> {
-    serde_json::value::to_raw_value(v).map_err(ApiError::internal)
-}
-
-async fn space<C: ConnectionTrait>(conn: &C) -> ApiResult<(i64, i64)> {
-    use sea_orm::sea_query::{Expr, ExprTrait, Query};
-    let stmt = Query::select()
-        .columns(["last_seq", "purged_seq"])
-        .from("sync_space")
-        .and_where(Expr::col("id").eq(super::SPACE_ID))
-        .to_owned();
-    let row = conn
-        .query_one(&stmt)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("sync_space row missing")))?;
-    Ok((row.try_get("", "last_seq")?, row.try_get("", "purged_seq")?))
-}
-
-async fn open_conflicts<C: ConnectionTrait>(conn: &C, p: &Principal) -> ApiResult<u64> {
-    let mut q = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
-    q = match (p.role, p.scope()) {
-        (Role::Teamleider, crate::auth::Scope::Team(t)) => {
-            q.filter(sync_conflict::Column::TeamId.eq(t))
-        }
-        (Role::Beheerder, _) => q,
-        _ => q.filter(sync_conflict::Column::UserId.eq(p.user_id)),
-    };
-    Ok(q.count(conn).await?)
-}
-
-/// Read-only reference tables, sent whole with a full pull.
-async fn add_reference(
-    changes: &mut BTreeMap<String, PulledChanges>,
-    reference: &Reference,
-    txn: &DatabaseTransaction,
-    p: &Principal,
-) -> ApiResult<()> {
-    let rows = |items: Vec<Value>| PulledChanges {
-        created: vec![],
-        updated: items
-            .iter()
-            .filter_map(|v| serde_json::value::to_raw_value(v).ok())
-            .collect(),
-        deleted: vec![],
-    };
-    changes.insert(
-        "categories".into(),
-        rows(reference.categories.iter().map(|c| json!({
-            "id": c.code, "name": c.name, "description": c.description, "feitcode_domains": c.feitcode_domains,
-        })).collect()),
-    );
-    changes.insert(
-        "feitcodes".into(),
-        rows(reference.feitcodes.iter().map(|f| json!({
-            "id": format!("{}@{}", f.code, f.valid_from), "code": f.code, "category": f.category,
-            "domain": f.domain, "description": f.description, "track": f.track,
-            "valid_from": f.valid_from.to_string(), "valid_until": f.valid_until.map(|d| d.to_string()),
-        })).collect()),
-    );
-    changes.insert(
-        "areas".into(),
-        rows(reference.areas.areas().iter().map(|a| json!({
-            "id": a.code, "kind": a.kind.as_str(), "name": a.name, "wijk_code": a.wijk_code,
-        })).collect()),
-    );
-    use crate::auth::entities::app_user;
-    let active = app_user::Entity::find().filter(app_user::Column::Active.eq(true));
-    let users = match p.scoped(active, app_user::Column::TeamId) {
-        Some(q) => q.all(txn).await?,
-        None => vec![],
-    };
-    changes.insert(
-        "team_members".into(),
-        rows(users.iter().map(|u| json!({
-            "id": u.id.to_string(), "username": u.username, "display_name": u.display_name, "role": u.role,
-        })).collect()),
-    );
-    Ok(())
-}
-
 /// Whether the principal may resolve conflicts (team leads).
 pub fn may_resolve(p: &Principal) -> bool {
     p.may(Action::ReviewViolation)
+}
+
+fn to_raw<T: Serialize>(v: &T) -> ApiResult<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).map_err(ApiError::internal)
 }

@@ -10,7 +10,9 @@
 pub mod committer;
 pub mod engine;
 pub mod entities;
+pub mod events;
 pub mod merge;
+pub mod pull;
 pub mod routes;
 pub mod table;
 

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -16,11 +17,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::engine::{self, PullRequest, PullResponse, PushBody, PushMeta, PushResponse};
+use super::engine::{self, PushBody, PushMeta, PushResponse};
+use super::pull::{self, PullRequest, PullResponse};
 use super::entities::sync_conflict;
 use super::table::PushCtx;
 use crate::app::AppState;
-use crate::audit::{self, Entry, ReadIds};
+use crate::audit::{self, Entry};
 use crate::auth::{Principal, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, parse_json};
@@ -29,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pull))
         .routes(routes!(push))
+        .routes(routes!(events))
         .routes(routes!(list_conflicts))
         .routes(routes!(resolve_conflict))
 }
@@ -36,17 +39,30 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PullQuery {
-    /// The `timestamp` of the previous pull; 0 or absent for a full pull.
+    /// The `timestamp` of the previous pull's last page; 0 or absent for a full pull.
     pub last_pulled_at: Option<i64>,
+    /// The previous page's `next_page`: continues a paged pull (the other parameters of its first
+    /// page are then taken from the token, except `limit` and `tables`).
+    pub page_token: Option<String>,
     /// The app's schema version (recorded per device).
     pub schema_version: Option<i32>,
     /// WatermelonDB's migration sync (URL-encoded JSON); any value other than `null` gets a full pull.
     pub migration: Option<String>,
-    /// Changes per page, 1–5000 (default 1000).
+    /// Changes per page, 1–5000 (default 1000), counted over the tables pulled.
     pub limit: Option<u64>,
+    /// Only these tables, comma-separated (e.g. `violations`): `limit` then counts their rows
+    /// alone (RxDB pulls per collection). Window exits and the device's pull state are kept only
+    /// by pulls of every table.
+    pub tables: Option<String>,
+    /// `true`: every live row in `updated` (WatermelonDB's `sendCreatedAsUpdated: true`).
+    /// Default: rows the device has never had in `created`.
+    pub send_created_as_updated: Option<bool>,
+    /// `true` on a first pull (`last_pulled_at=0`): one streamed page in the shape of
+    /// WatermelonDB's turbo login (every row in `created`, no `deleted`, no paging).
+    pub turbo: Option<bool>,
 }
 
-/// Pull the changes since `last_pulled_at`, in one snapshot, paged (`has_more`).
+/// Pull the changes since `last_pulled_at`, one snapshot per page, paged with `next_page`.
 #[utoipa::path(
     get, path = "/api/v1/sync/pull", tag = "sync",
     params(PullQuery),
@@ -60,7 +76,8 @@ pub async fn pull(
     State(state): State<AppState>,
     p: Principal,
     ApiQuery(q): ApiQuery<PullQuery>,
-) -> ApiResult<Json<PullResponse>> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=5000).contains(&limit) {
         return Err(ApiError::field("limit", "1 to 5000"));
@@ -69,33 +86,52 @@ pub async fn pull(
         .migration
         .as_deref()
         .is_some_and(|m| !m.is_empty() && m != "null");
+    let tables = q.tables.as_deref().map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    });
     let req = PullRequest {
         cursor: q.last_pulled_at.unwrap_or(0),
+        page: q.page_token,
         limit,
         window_days: i64::from(state.config.sync_window_days),
         schema_version: q.schema_version,
         migration,
+        tables,
+        created_as_updated: q.send_created_as_updated.unwrap_or(false),
     };
-    let res = engine::pull(&state.db, &state.reference, &p, req).await?;
-    // Wpg records leave the server only after their read is logged.
-    for kind in crate::records::kinds::all().into_iter().filter(|k| k.wpg()) {
-        let Some(ids) = res.pulled_ids.get(kind.wire_name()) else {
-            continue;
-        };
-        if !ids.is_empty() {
-            state
-                .audit
-                .read_ids(
-                    &p.actor(),
-                    "sync_pull",
-                    kind.wire_name(),
-                    &ReadIds::new(ids),
-                    Default::default(),
-                )
-                .await?;
-        }
+    if q.turbo.unwrap_or(false) {
+        let body = pull::pull_turbo(
+            state.db.clone(),
+            state.reference.clone(),
+            state.audit.clone(),
+            p,
+            req,
+        )
+        .await?;
+        return Ok(([(CONTENT_TYPE, "application/json")], body).into_response());
     }
-    Ok(Json(res))
+    let res = pull::pull(&state.db, &state.reference, &state.audit, &p, req).await?;
+    Ok(Json(res).into_response())
+}
+
+/// The change stream (Server-Sent Events): an event `changed` with `{"timestamp": N}` at once and
+/// whenever the sync sequence moves on, so phones and the lead page pull when there is something
+/// to pull instead of polling. The event says only that something changed: the pull decides what
+/// this device may see. A comment line every 15 s keeps proxies from closing the connection; the
+/// stream ends when the server shuts down (reconnect, as `EventSource` does by itself).
+#[utoipa::path(
+    get, path = "/api/v1/sync/events", tag = "sync",
+    responses(
+        (status = 200, description = "An endless text/event-stream of `changed` events", content_type = "text/event-stream", body = String),
+    )
+)]
+pub async fn events(State(state): State<AppState>, _p: Principal) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    Ok(state.changes.stream().await?.into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

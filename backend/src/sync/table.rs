@@ -67,6 +67,41 @@ pub struct Current {
     pub field_revs: HashMap<String, i64>,
     pub deleted: bool,
     pub team_id: Option<Uuid>,
+    pub creation: Creation,
+}
+
+/// Who created a record, and when in the sequence: what the engine needs to tell a record a
+/// device has never had (`created` in a pull) and a device's own creation (merged without a
+/// known base). Both are null for rows from before they were kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Creation {
+    pub seq: Option<i64>,
+    pub device: Option<String>,
+    pub user: Option<Uuid>,
+}
+
+impl Creation {
+    /// Whether `device` (of `user`) made the record. Without a kept device, the creating user
+    /// stands in: a record id is generated on one phone, so another phone of the same user can
+    /// only have it from a pull (with a known base).
+    pub fn by(&self, device: &str, user: Uuid) -> bool {
+        match &self.device {
+            Some(d) => d == device,
+            None => self.user == Some(user),
+        }
+    }
+
+    /// Whether a device whose cursor is `cursor` has never had the record: it was created after
+    /// the cursor by someone else, or the device has nothing yet (a first pull).
+    pub fn new_to(&self, cursor: i64, device: &str, user: Uuid) -> bool {
+        if cursor == 0 {
+            return true;
+        }
+        match self.seq {
+            Some(s) => s > cursor && !self.by(device, user),
+            None => false,
+        }
+    }
 }
 
 /// The context of one push.
@@ -82,12 +117,26 @@ pub struct PushCtx<'a> {
     pub photo_max_bytes: u64,
 }
 
+/// What one page of a pull reads of a table: rows whose revision lies in `(after, upto]`, in
+/// revision order, at most `limit`. Records observed before `window_start` are out of scope
+/// (except as deletions); with `live_only` deletions are left out too (a first pull: the device
+/// has nothing to delete).
+#[derive(Debug, Clone)]
+pub struct PullSlice {
+    pub window_start: DateTime<Utc>,
+    pub after: i64,
+    pub upto: i64,
+    pub limit: u64,
+    pub live_only: bool,
+}
+
 /// One row of a pull, in sequence order.
 #[derive(Debug, Clone)]
 pub struct PulledRow {
     pub seq: i64,
     pub id: String,
     pub row: Pulled,
+    pub creation: Creation,
 }
 
 /// What a pull sends for a record.
@@ -176,16 +225,12 @@ pub trait SyncTable: Send + Sync {
         ctx: &PushCtx<'_>,
         id: &str,
     ) -> ApiResult<bool>;
-    /// Rows in scope whose revision lies in `(after, upto]`, in revision order, at most `limit`.
-    /// Records observed before `window_start` are out of scope (except as deletions).
+    /// Rows in scope in the slice, in revision order.
     async fn pull(
         &self,
         txn: &DatabaseTransaction,
         p: &Principal,
-        window_start: DateTime<Utc>,
-        after: i64,
-        upto: i64,
-        limit: u64,
+        slice: &PullSlice,
     ) -> ApiResult<Vec<PulledRow>>;
     /// Ids of live records that left the time window between `from` and `to`.
     async fn window_exits(

@@ -40,6 +40,9 @@ pub mod violation {
         pub field_revs: Json,
         pub deleted_seq: Option<i64>,
         pub last_device_id: Option<String>,
+        /// The sequence number and device of the create (null for rows from before they were kept).
+        pub created_seq: Option<i64>,
+        pub created_device: Option<String>,
         /// Plausibility flags for reviewers, e.g. `clock_offset` (the phone's clock was off by
         /// more than 5 minutes when it pushed the report). Never blocking.
         pub flags: Json,

@@ -476,6 +476,8 @@ fn new_model(
         field_revs: Value::Object(field_revs),
         deleted_seq: None,
         last_device_id: Some(p.device_id.clone()),
+        created_seq: Some(seq),
+        created_device: Some(p.device_id.clone()),
         flags: json!(flags),
         device_clock_offset_ms: x.meta.clock_offset_ms,
         round_id: x.v.round_id,

@@ -19,7 +19,8 @@ use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
-    Column, Current, Kind, Pulled, PulledRow, PushCtx, SyncTable, Writable, field_revs,
+    Column, Creation, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable,
+    field_revs,
     from_millis, millis,
 };
 
@@ -243,6 +244,14 @@ fn new_violation(id: &str, raw: &Map<String, Value>) -> ApiResult<NewViolation> 
     })
 }
 
+fn creation(m: &violation::Model) -> Creation {
+    Creation {
+        seq: m.created_seq,
+        device: m.created_device.clone(),
+        user: Some(m.created_by),
+    }
+}
+
 #[async_trait]
 impl SyncTable for ViolationsTable {
     fn name(&self) -> &'static str {
@@ -290,6 +299,7 @@ impl SyncTable for ViolationsTable {
                         field_revs,
                         deleted: m.deleted_seq.is_some(),
                         team_id: m.team_id,
+                        creation: creation(&m),
                     },
                 );
             }
@@ -398,19 +408,21 @@ impl SyncTable for ViolationsTable {
         &self,
         txn: &DatabaseTransaction,
         p: &Principal,
-        window_start: DateTime<Utc>,
-        after: i64,
-        upto: i64,
-        limit: u64,
+        s: &PullSlice,
     ) -> ApiResult<Vec<PulledRow>> {
         let mut q = violation::Entity::find()
-            .filter(violation::Column::ServerRev.gt(after))
-            .filter(violation::Column::ServerRev.lte(upto))
-            .filter(
+            .filter(violation::Column::ServerRev.gt(s.after))
+            .filter(violation::Column::ServerRev.lte(s.upto));
+        q = if s.live_only {
+            q.filter(violation::Column::DeletedSeq.is_null())
+                .filter(violation::Column::ObservedAt.gte(s.window_start))
+        } else {
+            q.filter(
                 Condition::any()
                     .add(violation::Column::DeletedSeq.is_not_null())
-                    .add(violation::Column::ObservedAt.gte(window_start)),
-            );
+                    .add(violation::Column::ObservedAt.gte(s.window_start)),
+            )
+        };
         match p.scope() {
             Scope::All => {}
             Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
@@ -418,7 +430,7 @@ impl SyncTable for ViolationsTable {
         }
         let rows = q
             .order_by_asc(violation::Column::ServerRev)
-            .limit(limit)
+            .limit(s.limit)
             .all(txn)
             .await?;
         let hide = !p.reads_wpg();
@@ -427,6 +439,7 @@ impl SyncTable for ViolationsTable {
                 Ok(PulledRow {
                     seq: m.server_rev,
                     id: m.id.to_string(),
+                    creation: creation(m),
                     row: if m.deleted_seq.is_some() {
                         Pulled::Deleted
                     } else {
@@ -499,6 +512,8 @@ mod tests {
             field_revs: json!({}),
             deleted_seq: None,
             last_device_id: None,
+            created_seq: None,
+            created_device: None,
             flags: json!(["clock_offset"]),
             device_clock_offset_ms: None,
             round_id: None,

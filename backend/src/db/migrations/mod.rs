@@ -11,6 +11,7 @@ mod m20261126_000005_briefing;
 mod m20261126_000006_briefing_docs;
 mod m20261126_000007_pull_indexes;
 mod m20261126_000008_redundant_index;
+mod m20261202_000009_creation;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_briefing_docs::Migration),
             Box::new(m20261126_000007_pull_indexes::Migration),
             Box::new(m20261126_000008_redundant_index::Migration),
+            Box::new(m20261202_000009_creation::Migration),
         ]
     }
 }
