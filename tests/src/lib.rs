@@ -365,3 +365,17 @@ pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, String, Strin
         .unwrap_or(0);
     (status, head.to_string(), body.to_string())
 }
+
+/// The live rows of `table` in a pull answer: `created` (records the device never had) and
+/// `updated`, in that order.
+pub fn pulled_rows(pull: &Value, table: &str) -> Vec<Value> {
+    ["created", "updated"]
+        .iter()
+        .flat_map(|k| {
+            pull["changes"][table][k]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}

@@ -21,8 +21,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
     Column, Creation, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable,
-    field_revs,
-    from_millis, millis,
+    field_revs, from_millis, millis,
 };
 
 use Kind::*;

@@ -14,7 +14,7 @@ use super::store::{self, Row};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::sync::table::{
-    Column, Creation, Current, Pulled, PulledRow, PullSlice, PushCtx, SyncTable,
+    Column, Creation, Current, PullSlice, Pulled, PulledRow, PushCtx, SyncTable,
 };
 
 pub struct KindTable(pub &'static dyn RecordKind);

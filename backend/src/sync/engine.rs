@@ -605,9 +605,9 @@ pub async fn push_in(
                 Some(txn.begin().await?)
             };
             let mut local = Pending {
-        conflicts: vec![],
-        differs: false,
-    };
+                conflicts: vec![],
+                differs: false,
+            };
             let conn: &DatabaseTransaction = sp.as_ref().unwrap_or(txn);
             match push_record(conn, table.as_ref(), &ctx, &id, raw, current, &mut local).await {
                 Ok(outcome) => {
@@ -718,7 +718,14 @@ pub async fn push_in(
                 .iter()
                 .filter_map(|id| now_state.get(id))
                 .filter(|c| !c.deleted)
-                .map(|c| to_raw(&wire_form(table.as_ref(), hidden, c.raw.clone(), c.server_rev)))
+                .map(|c| {
+                    to_raw(&wire_form(
+                        table.as_ref(),
+                        hidden,
+                        c.raw.clone(),
+                        c.server_rev,
+                    ))
+                })
                 .collect::<ApiResult<Vec<_>>>()?;
             response.merged.insert(name.to_string(), rows);
         }

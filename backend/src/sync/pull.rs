@@ -79,8 +79,8 @@ pub struct PullRequest {
     pub created_as_updated: bool,
 }
 
-/// Where a paged pull continues.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Where a paged pull continues, and what it reads: a token alone continues the same pull.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct PageToken {
     /// The cursor the device held when the pull began (0: it has nothing).
     since: i64,
@@ -94,6 +94,12 @@ struct PageToken {
     live_only: bool,
     /// Reference tables and window exits follow the rules of a migration sync.
     migration: bool,
+    /// The tables of the pull (`None`: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tables: Option<Vec<String>>,
+    /// Every live row in `updated`.
+    #[serde(default)]
+    created_as_updated: bool,
 }
 
 impl PageToken {
@@ -121,7 +127,7 @@ fn bad_token() -> ApiError {
 }
 
 /// What the pages of one pull read, decided on its first page.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Plan {
     token: PageToken,
     first_page: bool,
@@ -141,12 +147,7 @@ fn gone(cursor: i64) -> ApiError {
 }
 
 /// Decides the plan of a pull (first page) or checks it (later pages), against the snapshot.
-fn plan(
-    req: &PullRequest,
-    now: DateTime<Utc>,
-    last_seq: i64,
-    purged_seq: i64,
-) -> ApiResult<Plan> {
+fn plan(req: &PullRequest, now: DateTime<Utc>, last_seq: i64, purged_seq: i64) -> ApiResult<Plan> {
     if let Some(page) = &req.page {
         let token = PageToken::decode(page)?;
         if token.upto > last_seq {
@@ -174,15 +175,17 @@ fn plan(
             window,
             live_only: cursor == 0,
             migration: req.migration,
+            tables: req.tables.clone(),
+            created_as_updated: req.created_as_updated,
         },
         first_page: true,
     })
 }
 
 /// The tables a pull reads.
-fn chosen(req: &PullRequest) -> ApiResult<Vec<Box<dyn SyncTable>>> {
+fn chosen(names: &Option<Vec<String>>) -> ApiResult<Vec<Box<dyn SyncTable>>> {
     let all = tables();
-    let Some(names) = &req.tables else {
+    let Some(names) = names else {
         return Ok(all);
     };
     for n in names {
@@ -224,11 +227,11 @@ pub async fn pull(
     req: PullRequest,
 ) -> ApiResult<PullResponse> {
     let now = Utc::now();
-    let tables = chosen(&req)?;
     let txn = snapshot(db).await?;
     let (last_seq, purged_seq) = space(&txn).await?;
     let plan = plan(&req, now, last_seq, purged_seq)?;
-    let t = plan.token;
+    let t = plan.token.clone();
+    let tables = chosen(&t.tables)?;
     let slice = PullSlice {
         window_start: plan.window_start(),
         after: t.after,
@@ -257,12 +260,20 @@ pub async fn pull(
     let mut read: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for (table, row) in all {
         let entry = changes.entry(table.name().to_string()).or_default();
-        place(entry, table, p, t.since, req.created_as_updated, row, &mut read)?;
+        place(
+            entry,
+            table,
+            p,
+            t.since,
+            t.created_as_updated,
+            row,
+            &mut read,
+        )?;
     }
     let device = sync_device::Entity::find_by_id((p.user_id, p.device_id.clone()))
         .one(&txn)
         .await?;
-    let whole = req.tables.is_none();
+    let whole = t.tables.is_none();
     if !has_more
         && whole
         && t.since > 0
@@ -278,13 +289,16 @@ pub async fn pull(
         }
     }
     if plan.first_page && (t.since == 0 || t.migration) {
-        let placement = if t.since == 0 && !req.created_as_updated {
+        let placement = if t.since == 0 && !t.created_as_updated {
             Placement::Created
         } else {
             Placement::Updated
         };
         for (name, rows) in reference_tables(reference, &txn, p).await? {
-            if req.tables.as_ref().is_none_or(|n| n.iter().any(|n| n == name)) {
+            if t.tables
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|n| n == name))
+            {
                 changes.insert(name.to_string(), placement.changes(rows));
             }
         }
@@ -306,7 +320,7 @@ pub async fn pull(
     let next_page = has_more.then(|| {
         PageToken {
             after: position,
-            ..t
+            ..t.clone()
         }
         .encode()
     });
@@ -401,26 +415,30 @@ pub async fn pull_turbo(
             "turbo is for a first pull only: last_pulled_at=0, no page_token, no migration",
         ));
     }
-    let tables = chosen(&req)?;
+    let tables = chosen(&req.tables)?;
     let txn = snapshot(&db).await?;
     let (last_seq, purged_seq) = space(&txn).await?;
     let plan = plan(&req, Utc::now(), last_seq, purged_seq)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        let result = stream_turbo(&txn, &tables, &reference, &audit, &p, &req, plan, &tx).await;
+        let upto = plan.token.upto;
+        let window_start = plan.window_start();
+        let result = stream_turbo(&txn, &tables, &reference, &audit, &p, &req, &plan, &tx).await;
         let _ = txn.commit().await;
         match result {
             Ok(()) => {
                 let _ = upsert_device(&db.write, &p, |d| {
                     d.last_pull_at = Set(Some(Utc::now()));
-                    d.last_pulled_seq = Set(Some(plan.token.upto));
-                    d.window_start = Set(Some(plan.window_start()));
+                    d.last_pulled_seq = Set(Some(upto));
+                    d.window_start = Set(Some(window_start));
                 })
                 .await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "turbo pull ended early");
-                let _ = tx.send(Err(std::io::Error::other("turbo pull failed"))).await;
+                let _ = tx
+                    .send(Err(std::io::Error::other("turbo pull failed")))
+                    .await;
             }
         }
     });
@@ -438,7 +456,7 @@ async fn stream_turbo(
     audit: &AuditLog,
     p: &Principal,
     req: &PullRequest,
-    plan: Plan,
+    plan: &Plan,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> ApiResult<()> {
     let send = |buf: Vec<u8>| async move {
@@ -446,7 +464,7 @@ async fn stream_turbo(
             .await
             .map_err(|_| ApiError::internal(anyhow::anyhow!("the client went away")))
     };
-    let t = plan.token;
+    let t = &plan.token;
     let mut buf = br#"{"changes":{"#.to_vec();
     let mut first_table = true;
     for table in tables {
@@ -491,7 +509,11 @@ async fn stream_turbo(
         buf.extend_from_slice(br#"],"updated":[],"deleted":[]}"#);
     }
     for (name, rows) in reference_tables(reference, txn, p).await? {
-        if req.tables.as_ref().is_some_and(|n| !n.iter().any(|n| n == name)) {
+        if req
+            .tables
+            .as_ref()
+            .is_some_and(|n| !n.iter().any(|n| n == name))
+        {
             continue;
         }
         if !first_table {
@@ -585,9 +607,16 @@ async fn reference_tables(
         "domain": f.domain, "description": f.description, "track": f.track,
         "valid_from": f.valid_from.to_string(), "valid_until": f.valid_until.map(|d| d.to_string()),
     })).collect();
-    let areas = reference.areas.areas().iter().map(|a| json!({
-        "id": a.code, "kind": a.kind.as_str(), "name": a.name, "wijk_code": a.wijk_code,
-    })).collect();
+    let areas = reference
+        .areas
+        .areas()
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.code, "kind": a.kind.as_str(), "name": a.name, "wijk_code": a.wijk_code,
+            })
+        })
+        .collect();
     use crate::auth::entities::app_user;
     let active = app_user::Entity::find().filter(app_user::Column::Active.eq(true));
     let users = match p.scoped(active, app_user::Column::TeamId) {
@@ -627,8 +656,10 @@ mod tests {
             window: 1_764_000_000_000,
             live_only: false,
             migration: true,
+            tables: Some(vec!["violations".into()]),
+            created_as_updated: false,
         };
-        assert_eq!(PageToken::decode(&t.encode()).ok(), Some(t));
+        assert_eq!(PageToken::decode(&t.encode()).ok(), Some(t.clone()));
         assert!(PageToken::decode("bm90IGpzb24").is_err());
         let bad = PageToken { after: 10, ..t };
         assert!(PageToken::decode(&bad.encode()).is_err());
@@ -651,7 +682,7 @@ mod tests {
         assert_eq!((first.token.since, first.token.after), (5, 0));
         let next = PageToken {
             after: 40,
-            ..first.token
+            ..first.token.clone()
         };
         let second = plan(
             &PullRequest {
@@ -664,7 +695,10 @@ mod tests {
             0,
         )
         .expect("second page");
-        assert_eq!(second.token.after, 40, "the position is kept, not reset to 0");
+        assert_eq!(
+            second.token.after, 40,
+            "the position is kept, not reset to 0"
+        );
         assert_eq!(second.token.upto, 100, "the snapshot bound is kept");
 
         // A first pull after a purge pages past the purge mark without a 410.
@@ -672,7 +706,7 @@ mod tests {
         assert!(first.token.live_only);
         let page2 = PageToken {
             after: 20,
-            ..first.token
+            ..first.token.clone()
         };
         assert!(
             plan(
@@ -688,7 +722,10 @@ mod tests {
         );
         // A cursor below the purge is gone; so is an incremental pull whose tombstones were
         // purged while it paged.
-        assert!(matches!(plan(&req(10), now, 100, 50), Err(ApiError::Gone(_))));
+        assert!(matches!(
+            plan(&req(10), now, 100, 50),
+            Err(ApiError::Gone(_))
+        ));
         let inc = PageToken {
             since: 60,
             after: 70,
@@ -696,6 +733,8 @@ mod tests {
             window: 0,
             live_only: false,
             migration: false,
+            tables: None,
+            created_as_updated: false,
         };
         assert!(matches!(
             plan(

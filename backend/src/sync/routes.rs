@@ -18,8 +18,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::engine::{self, PushBody, PushMeta, PushResponse};
-use super::pull::{self, PullRequest, PullResponse};
 use super::entities::sync_conflict;
+use super::pull::{self, PullRequest, PullResponse};
 use super::table::PushCtx;
 use crate::app::AppState;
 use crate::audit::{self, Entry};
@@ -41,8 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct PullQuery {
     /// The `timestamp` of the previous pull's last page; 0 or absent for a full pull.
     pub last_pulled_at: Option<i64>,
-    /// The previous page's `next_page`: continues a paged pull (the other parameters of its first
-    /// page are then taken from the token, except `limit` and `tables`).
+    /// The previous page's `next_page`: continues a paged pull (every other parameter of its first
+    /// page but `limit` is in the token).
     pub page_token: Option<String>,
     /// The app's schema version (recorded per device).
     pub schema_version: Option<i32>,
@@ -129,7 +129,10 @@ pub async fn pull(
         (status = 200, description = "An endless text/event-stream of `changed` events", content_type = "text/event-stream", body = String),
     )
 )]
-pub async fn events(State(state): State<AppState>, _p: Principal) -> ApiResult<axum::response::Response> {
+pub async fn events(
+    State(state): State<AppState>,
+    _p: Principal,
+) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     Ok(state.changes.stream().await?.into_response())
 }

@@ -20,8 +20,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
     Column, Creation, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable,
-    field_revs,
-    from_millis, millis,
+    field_revs, from_millis, millis,
 };
 
 /// The review workflow as a rank: a later state wins a concurrent edit.

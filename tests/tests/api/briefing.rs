@@ -157,9 +157,7 @@ async fn a_signed_briefing_is_frozen_with_an_addendum(b: Backend) {
     // The signed briefing reaches the phones through sync, to read offline; the youth
     // sections only to those allowed.
     let pulled: Value = get(&app, &hh, "/api/v1/sync/pull?last_pulled_at=0").await;
-    let docs = pulled["changes"]["briefings"]["updated"]
-        .as_array()
-        .unwrap();
+    let docs = thor_tests::pulled_rows(&pulled, "briefings");
     assert_eq!(docs.len(), 1);
     let content: Value = serde_json::from_str(docs[0]["content"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -174,7 +172,7 @@ async fn a_signed_briefing_is_frozen_with_an_addendum(b: Backend) {
     let jb = app.login("jeugdboa", "phone-jb").await;
     let pulled: Value = get(&app, &jb, "/api/v1/sync/pull?last_pulled_at=0").await;
     let youth: Value = serde_json::from_str(
-        pulled["changes"]["briefings"]["updated"][0]["content_youth"]
+        thor_tests::pulled_rows(&pulled, "briefings")[0]["content_youth"]
             .as_str()
             .unwrap(),
     )
@@ -348,7 +346,7 @@ async fn the_page_settles_a_sync_conflict(b: Backend) {
         201
     );
     let pull: Value = get(&app, &a, "/api/v1/sync/pull?last_pulled_at=0").await;
-    let row = pull["changes"]["violations"]["updated"][0].clone();
+    let row = thor_tests::pulled_rows(&pull, "violations")[0].clone();
     let cursor = pull["timestamp"].as_i64().unwrap();
     for (t, text) in [(&a, "Auto op de stoep"), (&bb, "Auto half op de stoep")] {
         let mut r = row.clone();

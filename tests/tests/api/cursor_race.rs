@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rand::Rng;
 use sea_orm::{ConnectionTrait, Statement};
 use thor::auth::{Principal, Role};
-use thor::sync::engine::{PullRequest, pull};
+use thor::sync::pull::{PullRequest, pull};
 use thor::violations::{Category, Location, LocationSource, NewViolation, Outcome};
 use thor_tests::TestApp;
 
@@ -92,21 +92,22 @@ async fn pullers_never_miss_a_commit_on_postgres() {
                 let page = pull(
                     &state.db,
                     &state.reference,
+                    &state.audit,
                     &p,
                     PullRequest {
                         cursor,
                         limit,
                         window_days: 14,
-                        schema_version: None,
-                        migration: false,
+                        ..Default::default()
                     },
                 )
                 .await
                 .unwrap();
                 assert!(page.timestamp >= cursor, "the cursor never goes back");
                 cursor = page.timestamp;
-                let rows = &page.changes["violations"].updated;
-                for r in rows {
+                let v = &page.changes["violations"];
+                let rows: Vec<_> = v.created.iter().chain(v.updated.iter()).collect();
+                for r in rows.iter() {
                     let r: serde_json::Value = serde_json::from_str(r.get()).unwrap();
                     seen.insert(r["id"].as_str().unwrap().to_string());
                 }

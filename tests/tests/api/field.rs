@@ -33,11 +33,8 @@ async fn push(app: &TestApp, t: &str, cursor: i64, changes: Value) -> Value {
     res.json().await.unwrap()
 }
 
-fn rows<'a>(pulled: &'a Value, table: &str) -> Vec<&'a Value> {
-    pulled["changes"][table]["updated"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default()
+fn rows(pulled: &Value, table: &str) -> Vec<Value> {
+    thor_tests::pulled_rows(pulled, table)
 }
 
 async fn youth_data_is_for_jeugdboas_and_names_are_logged(b: Backend) {

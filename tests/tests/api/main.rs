@@ -10,6 +10,7 @@ mod ops;
 mod photos;
 mod reference;
 mod sync;
+mod sync_clients;
 mod sync_doc;
 mod sync_model;
 mod violations;

@@ -352,7 +352,7 @@ async fn an_interrupted_upload_resumes_and_is_stored_as_evidence(b: Backend) {
         .json()
         .await
         .unwrap();
-    let rows = pulled["changes"]["photos"]["updated"].as_array().unwrap();
+    let rows = thor_tests::pulled_rows(&pulled, "photos");
     let row = rows.iter().find(|r| r["id"] == pid.to_string()).unwrap();
     assert_eq!(row["upload_state"], "complete");
     assert_eq!(row["derivative_state"], "done");

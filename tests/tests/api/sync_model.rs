@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thor::auth::{Principal, Role};
-use thor::sync::engine::{PullRequest, PushBody, PushMeta, TableChanges, pull};
+use thor::sync::engine::{PushBody, PushMeta, TableChanges};
+use thor::sync::pull::{PullRequest, pull};
 use thor_tests::{Backend, TestApp};
 
 const FIELDS: &[&str] = &["description", "outcome", "category"];
@@ -112,25 +113,32 @@ struct World {
 
 impl World {
     async fn pull_all(&mut self, i: usize, page: u64) {
+        let mut token = None;
         loop {
             let ph = &self.phones[i];
             let req = PullRequest {
                 cursor: ph.cursor,
+                page: token.take(),
                 limit: page,
                 window_days: 14,
                 schema_version: Some(1),
-                migration: false,
+                ..Default::default()
             };
-            let res = pull(&self.app.state.db, &self.app.state.reference, &ph.p, req)
+            let s = &self.app.state;
+            let res = pull(&s.db, &s.reference, &s.audit, &ph.p, req)
                 .await
                 .expect("pull");
             let ph = &mut self.phones[i];
             assert!(res.timestamp >= ph.cursor, "the cursor never goes back");
-            ph.cursor = res.timestamp;
+            if !res.has_more {
+                ph.cursor = res.timestamp;
+            }
+            token = res.next_page.clone();
             let ch = res.changes.get("violations").cloned().unwrap_or_default();
             let updated: Vec<serde_json::Map<String, Value>> = ch
-                .updated
+                .created
                 .iter()
+                .chain(ch.updated.iter())
                 .map(|r| serde_json::from_str(r.get()).expect("a pulled row is a JSON object"))
                 .collect();
             let mut ids = HashSet::new();
@@ -419,24 +427,22 @@ fn principal(u: &thor::auth::entities::app_user::Model, role: Role, device: &str
 /// What the server holds, as a fresh full pull gives it (page size `page`).
 async fn server_view(w: &World, p: &Principal, page: u64) -> BTreeMap<String, Map<String, Value>> {
     let mut out = BTreeMap::new();
-    let mut cursor = 0;
+    let mut token = None;
     loop {
         let req = PullRequest {
-            cursor,
+            page: token.take(),
             limit: page,
             window_days: 14,
-            schema_version: None,
-            migration: false,
+            ..Default::default()
         };
-        let res = pull(&w.app.state.db, &w.app.state.reference, p, req)
-            .await
-            .unwrap();
-        cursor = res.timestamp;
+        let s = &w.app.state;
+        let res = pull(&s.db, &s.reference, &s.audit, p, req).await.unwrap();
+        token = res.next_page.clone();
         let ch = res.changes.get("violations").cloned().unwrap_or_default();
         for d in ch.deleted {
             out.remove(&d);
         }
-        for r in ch.updated {
+        for r in ch.created.into_iter().chain(ch.updated) {
             let r: serde_json::Map<String, Value> = serde_json::from_str(r.get()).unwrap();
             out.insert(r["id"].as_str().unwrap().to_string(), r);
         }
