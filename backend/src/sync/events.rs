@@ -116,6 +116,8 @@ impl ChangeFeed {
                 Some((Ok(event), (rx, None, sent)))
             },
         );
+        // Fused: the body's layers may poll once more after the end.
+        let events = futures_util::StreamExt::fuse(events);
         Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
     }
 }

@@ -442,9 +442,11 @@ pub async fn pull_turbo(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    // Fused: the body's layers may poll once more after the end.
+    let stream =
+        futures_util::StreamExt::fuse(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
     Ok(axum::body::Body::from_stream(stream))
 }
 
