@@ -43,6 +43,21 @@ fn column_tables_match_the_code() {
     }
 }
 
+/// The adapter in SYNC.md is the file the conformance suite runs, verbatim.
+#[test]
+fn the_adapter_in_sync_md_is_the_one_the_tests_run() {
+    let doc = std::fs::read_to_string(DOC).expect("SYNC.md");
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/thor-sync.js");
+    let code = std::fs::read_to_string(file).expect("thor-sync.js");
+    let marker = "<!-- adapter: tests/conformance/thor-sync.js -->\n```js\n";
+    let start = doc.find(marker).expect("SYNC.md names its adapter") + marker.len();
+    let end = start + doc[start..].find("```\n").expect("the code block ends");
+    assert!(
+        doc[start..end] == code,
+        "SYNC.md's adapter differs from tests/conformance/thor-sync.js: copy the file into SYNC.md"
+    );
+}
+
 struct Example {
     name: String,
     method: String,
