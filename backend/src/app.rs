@@ -43,6 +43,8 @@ pub struct AppState {
     pub violation_pages: Arc<crate::violations::cache::PageCache>,
     /// The evidence store, upload limits and uploads in progress.
     pub photos: Arc<crate::photos::tus::Photos>,
+    /// The memory derivative jobs share (`THOR_DERIVE_MEMORY_MIB`).
+    pub derive_budget: Arc<crate::photos::worker::DeriveBudget>,
     /// Derived round statistics, kept while their data is unchanged.
     pub round_cache: Arc<crate::briefing::load::RoundCache>,
     /// The start hours of the shifts (`THOR_SHIFTS`).
@@ -91,6 +93,7 @@ impl AppState {
         let shifts = crate::briefing::ShiftHours::parse(&config.shifts)
             .map_err(|e| anyhow::anyhow!("THOR_SHIFTS: {e}"))?;
         Ok(AppState {
+            derive_budget: Arc::new(crate::photos::worker::DeriveBudget::new(&config)),
             round_cache: Default::default(),
             shifts,
             photos,
