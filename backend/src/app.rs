@@ -204,10 +204,7 @@ async fn time_limit(
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 async fn refuse_long_uri(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let len = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if len > MAX_URI_BYTES {
         let mut problem = ApiError::BadRequest {
             detail: format!(
@@ -237,7 +234,10 @@ async fn require_json_bodies(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .map_or_else(
-            || req.headers().contains_key(axum::http::header::TRANSFER_ENCODING),
+            || {
+                req.headers()
+                    .contains_key(axum::http::header::TRANSFER_ENCODING)
+            },
             |v| v.trim() != "0",
         );
     let writes = matches!(

@@ -39,8 +39,14 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
-            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -260,12 +266,31 @@ mod strict {
     impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         type Error = D::Error;
         forward!(
-            deserialize_any, deserialize_bool, deserialize_i8, deserialize_i16, deserialize_i32,
-            deserialize_i64, deserialize_i128, deserialize_u8, deserialize_u16, deserialize_u32,
-            deserialize_u64, deserialize_u128, deserialize_f32, deserialize_f64, deserialize_char,
-            deserialize_str, deserialize_string, deserialize_bytes, deserialize_byte_buf,
-            deserialize_option, deserialize_unit, deserialize_seq, deserialize_map,
-            deserialize_identifier, deserialize_ignored_any,
+            deserialize_any,
+            deserialize_bool,
+            deserialize_i8,
+            deserialize_i16,
+            deserialize_i32,
+            deserialize_i64,
+            deserialize_i128,
+            deserialize_u8,
+            deserialize_u16,
+            deserialize_u32,
+            deserialize_u64,
+            deserialize_u128,
+            deserialize_f32,
+            deserialize_f64,
+            deserialize_char,
+            deserialize_str,
+            deserialize_string,
+            deserialize_bytes,
+            deserialize_byte_buf,
+            deserialize_option,
+            deserialize_unit,
+            deserialize_seq,
+            deserialize_map,
+            deserialize_identifier,
+            deserialize_ignored_any,
         );
         fn deserialize_unit_struct<W: Visitor<'de>>(
             self,
@@ -284,7 +309,11 @@ mod strict {
             }
             self.0.deserialize_newtype_struct(name, V(v))
         }
-        fn deserialize_tuple<W: Visitor<'de>>(self, len: usize, v: W) -> Result<W::Value, D::Error> {
+        fn deserialize_tuple<W: Visitor<'de>>(
+            self,
+            len: usize,
+            v: W,
+        ) -> Result<W::Value, D::Error> {
             self.0.deserialize_tuple(len, V(v))
         }
         fn deserialize_tuple_struct<W: Visitor<'de>>(
@@ -330,11 +359,26 @@ mod strict {
             self.0.expecting(f)
         }
         visit!(
-            visit_bool(bool), visit_i8(i8), visit_i16(i16), visit_i32(i32), visit_i64(i64),
-            visit_i128(i128), visit_u8(u8), visit_u16(u16), visit_u32(u32), visit_u64(u64),
-            visit_u128(u128), visit_f32(f32), visit_f64(f64), visit_char(char),
-            visit_str(&str), visit_borrowed_str(&'de str), visit_string(String),
-            visit_bytes(&[u8]), visit_borrowed_bytes(&'de [u8]), visit_byte_buf(Vec<u8>),
+            visit_bool(bool),
+            visit_i8(i8),
+            visit_i16(i16),
+            visit_i32(i32),
+            visit_i64(i64),
+            visit_i128(i128),
+            visit_u8(u8),
+            visit_u16(u16),
+            visit_u32(u32),
+            visit_u64(u64),
+            visit_u128(u128),
+            visit_f32(f32),
+            visit_f64(f64),
+            visit_char(char),
+            visit_str(&str),
+            visit_borrowed_str(&'de str),
+            visit_string(String),
+            visit_bytes(&[u8]),
+            visit_borrowed_bytes(&'de [u8]),
+            visit_byte_buf(Vec<u8>),
         );
         fn visit_none<E: de::Error>(self) -> Result<T::Value, E> {
             self.0.visit_none()

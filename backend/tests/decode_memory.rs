@@ -94,7 +94,11 @@ fn crc32(parts: &[&[u8]]) -> u32 {
         for &byte in *p {
             c ^= u32::from(byte);
             for _ in 0..8 {
-                c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
             }
         }
     }
@@ -458,8 +462,16 @@ fn upload(s: &Server, t: &str, report: uuid::Uuid, bytes: &[u8], mime: &str) -> 
                 p["detail"].as_str().unwrap_or("").contains("limit"),
                 "the 422 must name the limit: {p}"
             );
-            let (_, rec) = s.json("GET", &format!("/api/v1/photos/{pid}"), Some(t), &Value::Null);
-            assert_eq!(rec["upload_state"], "failed", "a refused upload's record: {rec}");
+            let (_, rec) = s.json(
+                "GET",
+                &format!("/api/v1/photos/{pid}"),
+                Some(t),
+                &Value::Null,
+            );
+            assert_eq!(
+                rec["upload_state"], "failed",
+                "a refused upload's record: {rec}"
+            );
             Upload::Refused(p)
         }
         other => panic!(
@@ -477,7 +489,12 @@ fn hex(b: &[u8]) -> String {
 fn derived(s: &Server, t: &str, pid: uuid::Uuid) -> Value {
     let started = Instant::now();
     loop {
-        let (_, rec) = s.json("GET", &format!("/api/v1/photos/{pid}"), Some(t), &Value::Null);
+        let (_, rec) = s.json(
+            "GET",
+            &format!("/api/v1/photos/{pid}"),
+            Some(t),
+            &Value::Null,
+        );
         if rec["derivative_state"] == "done" || rec["derivative_state"] == "failed" {
             return rec;
         }
@@ -551,15 +568,30 @@ fn decompression_bombs_stay_within_the_memory_promise() {
     }
     type Make = fn(u8) -> Vec<u8>;
     let bombs: Vec<(&str, Make, &str, bool)> = vec![
-        ("PNG 10000x10000 RGBA 16-bit", |n| png_bomb(10_000, 10_000, 16, n), "image/png", true),
-        ("PNG 10000x10000 RGBA 8-bit", |n| png_bomb(10_000, 10_000, 8, n), "image/png", true),
+        (
+            "PNG 10000x10000 RGBA 16-bit",
+            |n| png_bomb(10_000, 10_000, 16, n),
+            "image/png",
+            true,
+        ),
+        (
+            "PNG 10000x10000 RGBA 8-bit",
+            |n| png_bomb(10_000, 10_000, 8, n),
+            "image/png",
+            true,
+        ),
         (
             "JPEG 10000x10000 progressive 4:4:4",
             |n| progressive_jpeg_bomb(10_000, 10_000, n),
             "image/jpeg",
             false,
         ),
-        ("WebP 10000x10000 lossless", |n| webp_bomb(10_000, 10_000, n), "image/webp", false),
+        (
+            "WebP 10000x10000 lossless",
+            |n| webp_bomb(10_000, 10_000, n),
+            "image/webp",
+            false,
+        ),
     ];
     let s = Server::start();
     let (st, b) = s.json(
@@ -606,7 +638,10 @@ fn decompression_bombs_stay_within_the_memory_promise() {
             }
         }
     }
-    assert!(failures.is_empty(), "over the memory promise: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "over the memory promise: {failures:#?}"
+    );
 }
 
 /// The generators make what they claim (checked with the decoders the server uses).

@@ -855,7 +855,13 @@ const FIXED_OVERHEAD: u64 = 2 * MIB;
 /// coefficients where the format forces them, a few rows otherwise), the reduced image it
 /// produces, and the resize to the preview and thumbnail. Pure arithmetic, an upper bound
 /// for the decoders this module uses (jpeg-decoder, png, image-webp, fast_image_resize).
-pub fn estimate_peak(width: u32, height: u32, layout: &Layout, file_len: u64, limits: &Limits) -> u64 {
+pub fn estimate_peak(
+    width: u32,
+    height: u32,
+    layout: &Layout,
+    file_len: u64,
+    limits: &Limits,
+) -> u64 {
     let (w, h) = (u64::from(width), u64::from(height));
     let px = w * h;
     let decoder = match layout {
@@ -878,23 +884,22 @@ pub fn estimate_peak(width: u32, height: u32, layout: &Layout, file_len: u64, li
             } else {
                 let (pw, ph) = fit(width, height, limits.preview_px);
                 let s = u64::from(jpeg_idct_scale(width, height, pw, ph));
-                let (sw, sh) = (
-                    (w * s).div_ceil(8),
-                    (h * s).div_ceil(8),
-                );
+                let (sw, sh) = ((w * s).div_ceil(8), (h * s).div_ceil(8));
                 // Each component's samples at the chosen scale, the colour-converted output,
                 // and our RGB copy of it (for grey and CMYK; RGB output is moved, not copied).
+                // While decoding: the coefficients (progressive), each component's samples at
+                // the chosen scale and the colour-converted output, plus our RGB copy of it for
+                // grey and CMYK (RGB output is moved, not copied). Then the resize, from that
+                // RGB image; the decoder's buffers are gone by then.
                 let planes = blocks * s * s;
-                let output = sw * sh * n.max(3) + sw * sh * 3;
+                let output = sw * sh * n + if n == 3 { 0 } else { sw * sh * 3 };
                 let coefficients = if *progressive { blocks * 64 * 2 } else { 0 };
-                coefficients
-                    + planes
-                    + output
-                    + pipeline_bytes(
-                        u32::try_from(sw).unwrap_or(u32::MAX),
-                        u32::try_from(sh).unwrap_or(u32::MAX),
-                        limits,
-                    )
+                let decoding = coefficients + planes + output;
+                decoding.max(pipeline_bytes(
+                    u32::try_from(sw).unwrap_or(u32::MAX),
+                    u32::try_from(sh).unwrap_or(u32::MAX),
+                    limits,
+                ))
             }
         }
         Layout::Png {
@@ -908,7 +913,8 @@ pub fn estimate_peak(width: u32, height: u32, layout: &Layout, file_len: u64, li
             let rows = raw_row * 8 + 256 * 1024 + w * 4 * 2;
             let frame = if *interlaced { px * 4 } else { 0 };
             let (cw, ch) = shrink_size(width, height, limits);
-            rows + frame + shrinker_bytes(width, cw) + pipeline_bytes(cw, ch, limits)
+            let decoding = rows + frame + shrinker_bytes(width, cw, ch);
+            decoding.max(pipeline_bytes(cw, ch, limits))
         }
         Layout::Webp {
             lossy,
@@ -927,7 +933,7 @@ pub fn estimate_peak(width: u32, height: u32, layout: &Layout, file_len: u64, li
                 (false, false, false) => px * 4 + px * 3,
             };
             let (cw, ch) = shrink_size(width, height, limits);
-            frame + shrinker_bytes(width, cw) + pipeline_bytes(cw, ch, limits)
+            (frame + shrinker_bytes(width, cw, ch)).max(pipeline_bytes(cw, ch, limits))
         }
     };
     file_len + FIXED_OVERHEAD + decoder
@@ -961,8 +967,10 @@ fn shrink_size(w: u32, h: u32, limits: &Limits) -> (u32, u32) {
     fit(w, h, limits.preview_px.saturating_mul(2))
 }
 
-fn shrinker_bytes(src_w: u32, cells_w: u32) -> u64 {
-    u64::from(src_w) * 4 + u64::from(cells_w) * (3 * 8 + 4)
+/// The [`Shrinker`]: a cell column per source column, one row of sums, and the result.
+fn shrinker_bytes(src_w: u32, cells_w: u32, cells_h: u32) -> u64 {
+    let (cw, ch) = (u64::from(cells_w), u64::from(cells_h));
+    u64::from(src_w) * 4 + cw * (3 * 8 + 4) + cw * ch * 3
 }
 
 /// The SOF of a JPEG: components' sampling factors and the coding process.
@@ -1050,8 +1058,10 @@ pub fn derive_planned(
     let (pw, ph) = fit(plan.width, plan.height, limits.preview_px);
     let (tw, th) = fit(pw, ph, limits.thumb_px);
 
-    let src = catch_unwind(AssertUnwindSafe(|| decode_rgb(bytes, plan, (pw, ph), limits)))
-        .map_err(|_| ImageError::Corrupt("decoder panicked".into()))??;
+    let src = catch_unwind(AssertUnwindSafe(|| {
+        decode_rgb(bytes, plan, (pw, ph), limits)
+    }))
+    .map_err(|_| ImageError::Corrupt("decoder panicked".into()))??;
 
     let preview = if (src.width, src.height) == (pw, ph) {
         src
@@ -1153,7 +1163,10 @@ struct Shrinker {
 
 impl Shrinker {
     fn new(src_w: u32, src_h: u32, (cells_w, cells_h): (u32, u32)) -> Shrinker {
-        let (cw, ch) = (cells_w.clamp(1, src_w.max(1)), cells_h.clamp(1, src_h.max(1)));
+        let (cw, ch) = (
+            cells_w.clamp(1, src_w.max(1)),
+            cells_h.clamp(1, src_h.max(1)),
+        );
         let column = (0..src_w)
             .map(|x| (u64::from(x) * u64::from(cw) / u64::from(src_w.max(1))) as u32)
             .collect();
@@ -1173,7 +1186,9 @@ impl Shrinker {
     /// Adds the next source row (`src_w` pixels of `px`).
     fn push(&mut self, data: &[u8], px: Px) -> Result<(), ImageError> {
         if self.seen >= self.src_h {
-            return Err(ImageError::Corrupt("more rows than the header declares".into()));
+            return Err(ImageError::Corrupt(
+                "more rows than the header declares".into(),
+            ));
         }
         let cell_row =
             (u64::from(self.seen) * u64::from(self.cells_h) / u64::from(self.src_h)) as u32;
@@ -1249,12 +1264,15 @@ fn decode_png_shrunk(
     max_bytes: usize,
 ) -> Result<Rgb, ImageError> {
     let corrupt = |e: png::DecodingError| ImageError::Corrupt(e.to_string());
-    let mut dec = png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_bytes });
+    let mut dec =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_bytes });
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(corrupt)?;
     let (w, h) = (reader.info().width, reader.info().height);
     if (w, h) != (plan.width, plan.height) {
-        return Err(ImageError::Corrupt("PNG size differs from its header".into()));
+        return Err(ImageError::Corrupt(
+            "PNG size differs from its header".into(),
+        ));
     }
     let px = match reader.output_color_type().0 {
         png::ColorType::Grayscale => Px::Gray,
@@ -1282,12 +1300,18 @@ fn decode_png_shrunk(
 
 /// Decodes a WebP (the whole frame: image-webp has no other way) and averages it down to
 /// `cells` without another full-size copy. [`plan`] counts the frame.
-fn decode_webp_shrunk(bytes: &[u8], plan: &DecodePlan, cells: (u32, u32)) -> Result<Rgb, ImageError> {
+fn decode_webp_shrunk(
+    bytes: &[u8],
+    plan: &DecodePlan,
+    cells: (u32, u32),
+) -> Result<Rgb, ImageError> {
     let corrupt = |e: image_webp::DecodingError| ImageError::Corrupt(e.to_string());
     let mut dec = image_webp::WebPDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
     let (w, h) = dec.dimensions();
     if (w, h) != (plan.width, plan.height) {
-        return Err(ImageError::Corrupt("WebP size differs from its header".into()));
+        return Err(ImageError::Corrupt(
+            "WebP size differs from its header".into(),
+        ));
     }
     let size = dec
         .output_buffer_size()
@@ -1678,6 +1702,136 @@ mod tests {
             derive(&png, &Limits::default()),
             Err(ImageError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn peak_estimates_follow_the_decoders() {
+        let l = Limits::default();
+        let px = 10_000u64 * 10_000;
+        let jpeg = |components: Vec<(u8, u8)>, progressive| Layout::Jpeg {
+            components,
+            progressive,
+            lossless: false,
+        };
+        // Baseline JPEG decodes at 1/4 scale (2500 px ≥ the 1280 preview): bounded.
+        let baseline = estimate_peak(10_000, 10_000, &jpeg(vec![(1, 1); 3], false), 0, &l);
+        assert!(baseline < l.max_decode_bytes, "{}", baseline / MIB);
+        // Progressive 4:4:4 holds 3 × 64 coefficients × 2 bytes per 8×8 block: 600 MB.
+        let prog = estimate_peak(10_000, 10_000, &jpeg(vec![(1, 1); 3], true), 0, &l);
+        assert!(
+            prog >= px * 6 && prog < px * 6 + 100 * MIB,
+            "{}",
+            prog / MIB
+        );
+        // 4:2:0 holds half as many.
+        let prog420 = estimate_peak(
+            10_000,
+            10_000,
+            &jpeg(vec![(2, 2), (1, 1), (1, 1)], true),
+            0,
+            &l,
+        );
+        assert!(prog420 >= px * 3 && prog420 < prog, "{}", prog420 / MIB);
+        // A non-interlaced PNG streams: 16-bit RGBA of 100 MP within the limit; interlaced
+        // holds an 8-bit RGBA frame.
+        let png = |interlaced| Layout::Png {
+            channels: 4,
+            bit_depth: 16,
+            interlaced,
+        };
+        let rows = estimate_peak(10_000, 10_000, &png(false), 0, &l);
+        assert!(rows < l.max_decode_bytes, "{}", rows / MIB);
+        assert!(estimate_peak(10_000, 10_000, &png(true), 0, &l) > px * 4);
+        // WebP holds the frame: 4 to 10.5 bytes a pixel.
+        let webp = |lossy, alpha| Layout::Webp {
+            lossy,
+            alpha,
+            animated: false,
+        };
+        assert!(estimate_peak(4000, 3000, &webp(true, false), 0, &l) < l.max_decode_bytes);
+        assert!(estimate_peak(10_000, 10_000, &webp(false, true), 0, &l) > px * 4);
+        assert!(estimate_peak(10_000, 10_000, &webp(true, true), 0, &l) > px * 10);
+        // The file's own bytes count.
+        assert_eq!(
+            estimate_peak(100, 100, &png(false), 5 * MIB, &l),
+            estimate_peak(100, 100, &png(false), 0, &l) + 5 * MIB
+        );
+    }
+
+    #[test]
+    fn plan_refuses_over_budget_and_reads_layouts() {
+        let bytes = jpeg_bytes(&test_rgb(64, 48), None);
+        let p = plan(&bytes, &Limits::default()).unwrap();
+        assert!(
+            matches!(&p.layout, Layout::Jpeg { progressive: false, components, .. } if components.len() == 3)
+        );
+        assert!(!p.holds_full_frame());
+        let tight = Limits {
+            max_decode_bytes: 1024,
+            ..Limits::default()
+        };
+        match plan(&bytes, &tight) {
+            Err(e @ ImageError::OverBudget { .. }) => {
+                assert!(e.to_string().contains("the limit is 0 MiB"), "{e}")
+            }
+            other => panic!("expected OverBudget, got {other:?}"),
+        }
+        let png = png_bytes(&image::DynamicImage::ImageRgba16(image::ImageBuffer::new(
+            8, 8,
+        )));
+        assert_eq!(
+            plan(&png, &Limits::default()).unwrap().layout,
+            Layout::Png {
+                channels: 4,
+                bit_depth: 16,
+                interlaced: false
+            }
+        );
+    }
+
+    /// The row-by-row PNG path gives what a full decode and a resize give, for every colour
+    /// type, 16-bit, alpha (over white) and sizes that shrink while read.
+    #[test]
+    fn png_rows_match_a_full_decode() {
+        let base = test_rgb(3000, 1000);
+        let rgba16 = image::DynamicImage::ImageRgb8(base.clone()).to_rgba16();
+        let mut rgba8 = image::DynamicImage::ImageRgb8(base.clone()).to_rgba8();
+        for (x, _, px) in rgba8.enumerate_pixels_mut() {
+            px.0[3] = (x * 255 / 3000) as u8;
+        }
+        let imgs = [
+            image::DynamicImage::ImageRgb8(base.clone()),
+            image::DynamicImage::ImageRgba16(rgba16),
+            image::DynamicImage::ImageRgba8(rgba8.clone()),
+            image::DynamicImage::ImageLuma8(
+                image::DynamicImage::ImageRgb8(base.clone()).to_luma8(),
+            ),
+        ];
+        for img in imgs {
+            let bytes = png_bytes(&img);
+            let d = derive(&bytes, &Limits::default()).unwrap();
+            assert_eq!(d.preview_size, (1280, 427));
+            let got = image::load_from_memory(&d.preview).unwrap().to_rgb8();
+            // Reference: full decode, composite over white, plain resize.
+            let full = image::load_from_memory(&bytes).unwrap().to_rgba8();
+            let flat = image::RgbImage::from_fn(full.width(), full.height(), |x, y| {
+                let [r, g, b, a] = full.get_pixel(x, y).0;
+                let bl = |c: u8| {
+                    ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a)) + 127) / 255) as u8
+                };
+                image::Rgb([bl(r), bl(g), bl(b)])
+            });
+            let want =
+                image::imageops::resize(&flat, 1280, 427, image::imageops::FilterType::Triangle);
+            let diff: u64 = got
+                .as_raw()
+                .iter()
+                .zip(want.as_raw())
+                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .sum();
+            let mean = diff as f64 / got.as_raw().len() as f64;
+            assert!(mean < 4.0, "{:?}: mean difference {mean:.2}", img.color());
+        }
     }
 
     #[test]

@@ -224,10 +224,9 @@ pub async fn derive_one(state: &AppState, id: Uuid) -> anyhow::Result<()> {
             Err(e) => return Ok(Outcome::Undecodable(e.to_string())),
         };
         let _memory = state.derive_budget.reserve(plan.peak_bytes).await?;
-        let derived = tokio::task::spawn_blocking(move || {
-            imaging::derive_planned(&original, &plan, &limits)
-        })
-        .await;
+        let derived =
+            tokio::task::spawn_blocking(move || imaging::derive_planned(&original, &plan, &limits))
+                .await;
         match derived {
             Ok(Ok(d)) => {
                 blobs
