@@ -244,10 +244,13 @@ async fn require_json_bodies(
         *req.method(),
         axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
     );
-    if writes && has_body && path.starts_with("/api/") && !is_upload(&req) {
-        if let Err(e) = crate::extract::require_json(req.headers()) {
-            return e.into_response();
-        }
+    if writes
+        && has_body
+        && path.starts_with("/api/")
+        && !is_upload(&req)
+        && let Err(e) = crate::extract::require_json(req.headers())
+    {
+        return e.into_response();
     }
     next.run(req).await
 }

@@ -494,7 +494,7 @@ mod strict_tests {
         assert!(matches!(e, ApiError::Validation(_)), "{e:?}");
         let obj = r#"{"username":"a","password":"b","device_id":"c"}"#;
         for body in [
-            format!(r#"{{"inner":["a","b","c"],"list":[],"opt":null}}"#),
+            r#"{"inner":["a","b","c"],"list":[],"opt":null}"#.to_string(),
             format!(r#"{{"inner":{obj},"list":[["a","b","c"]],"opt":null}}"#),
             format!(r#"{{"inner":{obj},"list":[],"opt":["a","b","c"]}}"#),
         ] {
