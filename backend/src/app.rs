@@ -43,6 +43,8 @@ pub struct AppState {
     pub violation_pages: Arc<crate::violations::cache::PageCache>,
     /// The evidence store, upload limits and uploads in progress.
     pub photos: Arc<crate::photos::tus::Photos>,
+    /// The memory derivative jobs share (`THOR_DERIVE_MEMORY_MIB`).
+    pub derive_budget: Arc<crate::photos::worker::DeriveBudget>,
     /// Derived round statistics, kept while their data is unchanged.
     pub round_cache: Arc<crate::briefing::load::RoundCache>,
     /// The start hours of the shifts (`THOR_SHIFTS`).
@@ -95,6 +97,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("THOR_SHIFTS: {e}"))?;
         Ok(AppState {
             changes: crate::sync::events::ChangeFeed::new(db.clone()),
+            derive_budget: Arc::new(crate::photos::worker::DeriveBudget::new(&config)),
             round_cache: Default::default(),
             shifts,
             photos,
@@ -152,9 +155,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(require_json_bodies))
         .layer(axum::middleware::from_fn(move |req, next| {
             refuse_declared_oversize(body_limit, req, next)
         }))
+        .layer(axum::middleware::from_fn(refuse_long_uri))
+        .layer(axum::middleware::from_fn(problem_for_every_error))
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(move |req, next| {
             time_limit(timeout, req, next)
@@ -195,6 +201,137 @@ async fn time_limit(
             crate::error::problem_response(StatusCode::REQUEST_TIMEOUT, &problem)
         }
     }
+}
+
+/// The longest request target (path and query) answered: longer ones get 414. hyper itself
+/// answers 414 without a body beyond 64 KiB, before any of this runs.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+async fn refuse_long_uri(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > MAX_URI_BYTES {
+        let mut problem = ApiError::BadRequest {
+            detail: format!(
+                "the request target is {len} bytes; at most {MAX_URI_BYTES} are accepted"
+            ),
+            errors: vec![],
+        }
+        .to_problem();
+        problem.status = StatusCode::URI_TOO_LONG.as_u16();
+        problem.kind = "urn:thor:problem:uri-too-long".into();
+        problem.title = "URI too long".into();
+        return crate::error::problem_response(StatusCode::URI_TOO_LONG, &problem);
+    }
+    next.run(req).await
+}
+
+/// Every API request that carries a body must declare it as JSON (415 otherwise), the same
+/// rule as `extract::ApiJson`, also for handlers that read their body as bytes (the sync
+/// push). Uploads (tus) and the web pages' forms are not JSON and are left alone.
+async fn require_json_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let has_body = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(
+            || {
+                req.headers()
+                    .contains_key(axum::http::header::TRANSFER_ENCODING)
+            },
+            |v| v.trim() != "0",
+        );
+    let writes = matches!(
+        *req.method(),
+        axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
+    );
+    if writes
+        && has_body
+        && path.starts_with("/api/")
+        && !is_upload(&req)
+        && let Err(e) = crate::extract::require_json(req.headers())
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+/// Turns the error answers the framework makes itself (axum's 405 and its extractors' plain
+/// text rejections, such as the 413 of a chunked body over the limit) into problem+json with
+/// the same status and headers (`Allow` stays). HTML pages are left alone.
+async fn problem_for_every_error(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let content_type = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/problem+json") || content_type.starts_with("text/html")
+    {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|t| !t.is_empty() && content_type.starts_with("text/plain"));
+    let problem = framework_problem(status, text);
+    let mut fresh = crate::error::problem_response(status, &problem);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    for (k, v) in fresh.headers().iter() {
+        parts.headers.insert(k.clone(), v.clone());
+    }
+    std::mem::swap(fresh.headers_mut(), &mut parts.headers);
+    fresh
+}
+
+/// The problem document of a status the framework answered, with its text as the detail.
+fn framework_problem(status: StatusCode, text: Option<String>) -> crate::error::Problem {
+    let e = match status.as_u16() {
+        400 => ApiError::BadRequest {
+            detail: String::new(),
+            errors: vec![],
+        },
+        404 => ApiError::NotFound(String::new()),
+        413 => ApiError::PayloadTooLarge(String::new()),
+        415 => ApiError::UnsupportedMediaType(String::new()),
+        422 => ApiError::Validation(vec![]),
+        _ => ApiError::BadRequest {
+            detail: String::new(),
+            errors: vec![],
+        },
+    };
+    let mut p = e.to_problem();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    if !matches!(status.as_u16(), 400 | 404 | 413 | 415 | 422) {
+        let slug: String = reason
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        p.kind = format!("urn:thor:problem:{slug}");
+        p.title = reason.to_string();
+    }
+    p.status = status.as_u16();
+    p.detail = text.unwrap_or_else(|| match status.as_u16() {
+        405 => "this method is not allowed on this path; see the Allow header".to_string(),
+        413 => "the body is larger than this endpoint accepts".to_string(),
+        _ => reason.to_string(),
+    });
+    p
 }
 
 /// Answers 413 from the declared `Content-Length` alone, before a byte of an oversized body is

@@ -67,9 +67,21 @@ pub struct Config {
     #[arg(long, env = "THOR_UPLOAD_EXPIRY_HOURS", default_value_t = 24)]
     pub upload_expiry_hours: u32,
 
-    /// Derivative jobs run at once (each holds one decoded image in memory).
+    /// Derivative jobs run at once, at most (see also `derive_memory_mib`).
     #[arg(long, env = "THOR_DERIVE_CONCURRENCY", default_value_t = 2)]
     pub derive_concurrency: usize,
+
+    /// Memory all derivative jobs together may use, in MiB. Each job reserves its peak as
+    /// estimated from the image's header before it decodes, and waits while the budget is taken.
+    #[arg(long, env = "THOR_DERIVE_MEMORY_MIB", default_value_t = 180)]
+    pub derive_memory_mib: u32,
+
+    /// The most memory one photo's derivatives may take, in MiB (estimated from the header;
+    /// published at `GET /api/v1/photos/limits`). Baseline JPEG and non-interlaced PNG are
+    /// decoded at reduced size within it up to the pixel limit; a progressive JPEG, a WebP or
+    /// an interlaced PNG whose whole frame would not fit is refused. At most `derive_memory_mib`.
+    #[arg(long, env = "THOR_PHOTO_DECODE_MAX_MIB", default_value_t = 90)]
+    pub photo_decode_max_mib: u32,
 
     /// S3 bucket for photos. Unset: photos live on disk under `<data-dir>/photos`.
     /// Credentials come from the usual `AWS_*` variables.
@@ -111,6 +123,8 @@ impl Config {
             photo_max_pixels: 100_000_000,
             upload_expiry_hours: 24,
             derive_concurrency: 2,
+            derive_memory_mib: 180,
+            photo_decode_max_mib: 90,
             s3_bucket: None,
             s3_endpoint: None,
             s3_region: "eu-west-1".to_string(),

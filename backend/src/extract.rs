@@ -24,24 +24,43 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let mime = ct.split(';').next().unwrap_or("").trim();
-                mime == "application/json" || mime.ends_with("+json")
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType(
-                "send the body as JSON with Content-Type: application/json".into(),
-            ));
-        }
+        require_json(req.headers())?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(bytes_rejection)?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Whether the `Content-Type` names JSON (`application/json` or any `+json` type, parameters
+/// such as `charset` allowed), compared case-insensitively as media types are.
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// The one Content-Type rule of JSON bodies: 415 unless [`is_json`]. [`ApiJson`] applies it,
+/// and so does the router (`app::require_json_bodies`) to every API request with a body, so a
+/// handler that reads its body as bytes (the sync push) answers the same.
+pub fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    if is_json(headers) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "send the body as JSON with Content-Type: application/json".into(),
+        ))
     }
 }
 
@@ -59,10 +78,23 @@ fn bytes_rejection(r: BytesRejection) -> ApiError {
     }
 }
 
-/// Parses JSON into `T`, turning serde errors into problems that name the field.
+/// Parses JSON into `T`, turning serde errors into problems that name the field. Strict: only
+/// whitespace may follow the value, and a struct is read from an object only (serde would also
+/// read `["handhaver","demo","x"]` as the fields in order).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = parse_strict(&mut de)?;
+    de.end().map_err(|e| ApiError::BadRequest {
+        detail: format!("the body has data after its JSON value: {e}"),
+        errors: vec![],
+    })?;
+    Ok(value)
+}
+
+fn parse_strict<'de, T: serde::Deserialize<'de>>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(strict::Strict(de)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         use serde_json::error::Category;
@@ -198,5 +230,315 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
             detail: r.body_text(),
             errors: vec![FieldError::new("path", r.body_text())],
         }
+    }
+}
+
+/// A deserializer adapter that reads structs from maps only: serde's derived structs accept a
+/// sequence of their fields too, which for a JSON API means `["a","b"]` is taken for
+/// `{"x":"a","y":"b"}`. Every nested value goes through the adapter, so the rule holds at any
+/// depth. serde_json's raw values pass through untouched.
+mod strict {
+    use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
+
+    pub struct Strict<D>(pub D);
+
+    struct Seed<S>(S);
+    struct V<T>(T);
+    struct Access<A>(A);
+
+    const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
+        type Value = S::Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            self.0.deserialize(Strict(d))
+        }
+    }
+
+    macro_rules! forward {
+        ($($m:ident),* $(,)?) => {
+            $(fn $m<W: Visitor<'de>>(self, v: W) -> Result<W::Value, D::Error> {
+                self.0.$m(V(v))
+            })*
+        };
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
+        type Error = D::Error;
+        forward!(
+            deserialize_any,
+            deserialize_bool,
+            deserialize_i8,
+            deserialize_i16,
+            deserialize_i32,
+            deserialize_i64,
+            deserialize_i128,
+            deserialize_u8,
+            deserialize_u16,
+            deserialize_u32,
+            deserialize_u64,
+            deserialize_u128,
+            deserialize_f32,
+            deserialize_f64,
+            deserialize_char,
+            deserialize_str,
+            deserialize_string,
+            deserialize_bytes,
+            deserialize_byte_buf,
+            deserialize_option,
+            deserialize_unit,
+            deserialize_seq,
+            deserialize_map,
+            deserialize_identifier,
+            deserialize_ignored_any,
+        );
+        fn deserialize_unit_struct<W: Visitor<'de>>(
+            self,
+            name: &'static str,
+            v: W,
+        ) -> Result<W::Value, D::Error> {
+            self.0.deserialize_unit_struct(name, V(v))
+        }
+        fn deserialize_newtype_struct<W: Visitor<'de>>(
+            self,
+            name: &'static str,
+            v: W,
+        ) -> Result<W::Value, D::Error> {
+            if name == RAW_VALUE_TOKEN {
+                return self.0.deserialize_newtype_struct(name, v);
+            }
+            self.0.deserialize_newtype_struct(name, V(v))
+        }
+        fn deserialize_tuple<W: Visitor<'de>>(
+            self,
+            len: usize,
+            v: W,
+        ) -> Result<W::Value, D::Error> {
+            self.0.deserialize_tuple(len, V(v))
+        }
+        fn deserialize_tuple_struct<W: Visitor<'de>>(
+            self,
+            name: &'static str,
+            len: usize,
+            v: W,
+        ) -> Result<W::Value, D::Error> {
+            self.0.deserialize_tuple_struct(name, len, V(v))
+        }
+        /// The point of the adapter: a struct is read as a map, so a sequence is refused as
+        /// "invalid type: sequence, expected struct …".
+        fn deserialize_struct<W: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            v: W,
+        ) -> Result<W::Value, D::Error> {
+            self.0.deserialize_map(V(v))
+        }
+        fn deserialize_enum<W: Visitor<'de>>(
+            self,
+            name: &'static str,
+            variants: &'static [&'static str],
+            v: W,
+        ) -> Result<W::Value, D::Error> {
+            self.0.deserialize_enum(name, variants, V(v))
+        }
+        fn is_human_readable(&self) -> bool {
+            self.0.is_human_readable()
+        }
+    }
+
+    macro_rules! visit {
+        ($($m:ident($t:ty)),* $(,)?) => {
+            $(fn $m<E: de::Error>(self, x: $t) -> Result<T::Value, E> { self.0.$m(x) })*
+        };
+    }
+
+    impl<'de, T: Visitor<'de>> Visitor<'de> for V<T> {
+        type Value = T::Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            self.0.expecting(f)
+        }
+        visit!(
+            visit_bool(bool),
+            visit_i8(i8),
+            visit_i16(i16),
+            visit_i32(i32),
+            visit_i64(i64),
+            visit_i128(i128),
+            visit_u8(u8),
+            visit_u16(u16),
+            visit_u32(u32),
+            visit_u64(u64),
+            visit_u128(u128),
+            visit_f32(f32),
+            visit_f64(f64),
+            visit_char(char),
+            visit_str(&str),
+            visit_borrowed_str(&'de str),
+            visit_string(String),
+            visit_bytes(&[u8]),
+            visit_borrowed_bytes(&'de [u8]),
+            visit_byte_buf(Vec<u8>),
+        );
+        fn visit_none<E: de::Error>(self) -> Result<T::Value, E> {
+            self.0.visit_none()
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T::Value, E> {
+            self.0.visit_unit()
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T::Value, D::Error> {
+            self.0.visit_some(Strict(d))
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<T::Value, D::Error> {
+            self.0.visit_newtype_struct(Strict(d))
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, a: A) -> Result<T::Value, A::Error> {
+            self.0.visit_seq(Access(a))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, a: A) -> Result<T::Value, A::Error> {
+            self.0.visit_map(Access(a))
+        }
+        fn visit_enum<A: de::EnumAccess<'de>>(self, a: A) -> Result<T::Value, A::Error> {
+            self.0.visit_enum(Access(a))
+        }
+    }
+
+    impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for Access<A> {
+        type Error = A::Error;
+        fn next_element_seed<S: DeserializeSeed<'de>>(
+            &mut self,
+            s: S,
+        ) -> Result<Option<S::Value>, A::Error> {
+            self.0.next_element_seed(Seed(s))
+        }
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for Access<A> {
+        type Error = A::Error;
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            k: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            self.0.next_key_seed(Seed(k))
+        }
+        fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, s: S) -> Result<S::Value, A::Error> {
+            self.0.next_value_seed(Seed(s))
+        }
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    impl<'de, A: de::EnumAccess<'de>> de::EnumAccess<'de> for Access<A> {
+        type Error = A::Error;
+        type Variant = Access<A::Variant>;
+        fn variant_seed<S: DeserializeSeed<'de>>(
+            self,
+            s: S,
+        ) -> Result<(S::Value, Self::Variant), A::Error> {
+            self.0
+                .variant_seed(Seed(s))
+                .map(|(value, variant)| (value, Access(variant)))
+        }
+    }
+
+    impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Access<A> {
+        type Error = A::Error;
+        fn unit_variant(self) -> Result<(), A::Error> {
+            self.0.unit_variant()
+        }
+        fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, s: S) -> Result<S::Value, A::Error> {
+            self.0.newtype_variant_seed(Seed(s))
+        }
+        fn tuple_variant<W: Visitor<'de>>(self, len: usize, v: W) -> Result<W::Value, A::Error> {
+            self.0.tuple_variant(len, V(v))
+        }
+        fn struct_variant<W: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            v: W,
+        ) -> Result<W::Value, A::Error> {
+            // Struct variants too are read from maps only.
+            self.0.struct_variant(fields, V(v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Login {
+        username: String,
+        password: String,
+        device_id: String,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Login,
+        list: Vec<Login>,
+        opt: Option<Login>,
+    }
+
+    #[test]
+    fn an_array_is_not_an_object() {
+        let e = parse_json::<Login>(br#"["handhaver","demo","x"]"#).unwrap_err();
+        assert!(matches!(e, ApiError::Validation(_)), "{e:?}");
+        let obj = r#"{"username":"a","password":"b","device_id":"c"}"#;
+        for body in [
+            r#"{"inner":["a","b","c"],"list":[],"opt":null}"#.to_string(),
+            format!(r#"{{"inner":{obj},"list":[["a","b","c"]],"opt":null}}"#),
+            format!(r#"{{"inner":{obj},"list":[],"opt":["a","b","c"]}}"#),
+        ] {
+            let e = parse_json::<Outer>(body.as_bytes()).unwrap_err();
+            assert!(matches!(e, ApiError::Validation(_)), "{body}: {e:?}");
+        }
+        let ok = format!(r#"{{"inner":{obj},"list":[{obj}],"opt":{obj}}}"#);
+        assert!(parse_json::<Outer>(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn trailing_data_is_refused() {
+        let obj = r#"{"username":"a","password":"b","device_id":"c"}"#;
+        assert!(parse_json::<Login>(format!("{obj} \n").as_bytes()).is_ok());
+        for tail in ["x", "{}", " 1", "\n{\"a\":1}"] {
+            let e = parse_json::<Login>(format!("{obj}{tail}").as_bytes()).unwrap_err();
+            assert!(matches!(e, ApiError::BadRequest { .. }), "{tail}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn raw_values_and_untyped_values_still_parse() {
+        #[derive(Deserialize)]
+        struct WithRaw {
+            rows: Vec<Box<serde_json::value::RawValue>>,
+        }
+        let w: WithRaw = parse_json(br#"{"rows":[{"a":1},[1,2]]}"#).unwrap();
+        assert_eq!(w.rows[1].get(), "[1,2]");
+        let v: serde_json::Value = parse_json(br#"[1,{"a":[2]}]"#).unwrap();
+        assert_eq!(v[1]["a"][0], 2);
+    }
+
+    #[test]
+    fn json_content_types() {
+        let h = |v: &str| {
+            let mut m = axum::http::HeaderMap::new();
+            m.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            m
+        };
+        assert!(is_json(&h("application/json")));
+        assert!(is_json(&h("Application/JSON; charset=utf-8")));
+        assert!(is_json(&h("application/merge-patch+json")));
+        assert!(!is_json(&h("text/plain")));
+        assert!(!is_json(&h("text/json+json")));
+        assert!(!is_json(&axum::http::HeaderMap::new()));
     }
 }

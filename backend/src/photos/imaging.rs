@@ -106,6 +106,25 @@ pub enum ImageError {
         /// Height claimed by the header.
         height: u32,
     },
+    /// Decoding would need more memory than [`Limits::max_decode_bytes`] (estimated from the
+    /// header by [`plan`], before any pixel buffer exists).
+    #[error(
+        "decoding this {what} of {width}x{height} pixels would take about {} MiB of memory; the limit is {} MiB",
+        need.div_ceil(MIB), limit / MIB
+    )]
+    OverBudget {
+        /// What kind of image, e.g. "progressive JPEG" (the formats that cannot be decoded in
+        /// bounded memory).
+        what: &'static str,
+        /// Width claimed by the header.
+        width: u32,
+        /// Height claimed by the header.
+        height: u32,
+        /// Estimated peak, in bytes.
+        need: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// Header or pixel data is malformed or truncated.
     #[error("corrupt image: {0}")]
     Corrupt(String),
@@ -138,7 +157,13 @@ pub struct Limits {
     pub thumb_px: u32,
     /// Longest side of the preview, in pixels.
     pub preview_px: u32,
+    /// Refuse images whose decoding [`plan`] estimates a larger peak than this, in bytes
+    /// (the file's own bytes included).
+    pub max_decode_bytes: u64,
 }
+
+/// One mebibyte.
+pub const MIB: u64 = 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -146,6 +171,7 @@ impl Default for Limits {
             max_pixels: 100_000_000,
             thumb_px: 320,
             preview_px: 1280,
+            max_decode_bytes: 90 * MIB,
         }
     }
 }
@@ -301,6 +327,19 @@ fn read_u64_be(b: &[u8], at: usize) -> Option<u64> {
 /// Walks JPEG markers up to the first SOFn and returns its (width, height).
 fn jpeg_dimensions(b: &[u8]) -> Result<(u32, u32), ImageError> {
     let corrupt = |m: &str| ImageError::Corrupt(format!("JPEG header: {m}"));
+    let (_, i) = jpeg_sof(b)?;
+    // len(2) precision(1) height(2) width(2)
+    let h = read_u16_be(b, i + 3).ok_or_else(|| corrupt("truncated SOF"))?;
+    let w = read_u16_be(b, i + 5).ok_or_else(|| corrupt("truncated SOF"))?;
+    if h == 0 {
+        return Err(corrupt("SOF height 0 (DNL) is not supported"));
+    }
+    Ok((u32::from(w), u32::from(h)))
+}
+
+/// The first SOFn of a JPEG: its marker and the offset of its length field.
+fn jpeg_sof(b: &[u8]) -> Result<(u8, usize), ImageError> {
+    let corrupt = |m: &str| ImageError::Corrupt(format!("JPEG header: {m}"));
     let mut i = 2usize; // after SOI
     loop {
         // Skip fill bytes / find the next marker.
@@ -330,13 +369,7 @@ fn jpeg_dimensions(b: &[u8]) -> Result<(u32, u32), ImageError> {
         }
         let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
         if is_sof {
-            // len(2) precision(1) height(2) width(2)
-            let h = read_u16_be(b, i + 3).ok_or_else(|| corrupt("truncated SOF"))?;
-            let w = read_u16_be(b, i + 5).ok_or_else(|| corrupt("truncated SOF"))?;
-            if h == 0 {
-                return Err(corrupt("SOF height 0 (DNL) is not supported"));
-            }
-            return Ok((u32::from(w), u32::from(h)));
+            return Ok((marker, i));
         }
         i += len;
     }
@@ -698,13 +731,86 @@ fn png_raw_profile_exif(bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------
-// derive
+// memory plan
 // ---------------------------------------------------------------------------
 
-/// Makes both derivatives: EXIF-oriented, all metadata stripped, JPEG (quality
-/// [`JPEG_QUALITY`]). Images are never upscaled. HEIF/AVIF → `Unsupported`;
-/// too many pixels → `TooLarge` (decided from the header, before decoding).
-pub fn derive(bytes: &[u8], limits: &Limits) -> Result<Derivatives, ImageError> {
+/// What the decoder of a format has to hold, as the header tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// A JPEG frame: each component's (horizontal, vertical) sampling factors; progressive
+    /// frames keep every DCT coefficient of the image until the last scan; lossless frames
+    /// decode at full size, 16 bits a sample.
+    Jpeg {
+        components: Vec<(u8, u8)>,
+        progressive: bool,
+        lossless: bool,
+    },
+    /// A PNG: samples per pixel and bits per sample as stored; an interlaced (Adam7) PNG is
+    /// decoded into a full frame, any other row by row.
+    Png {
+        channels: u8,
+        bit_depth: u8,
+        interlaced: bool,
+    },
+    /// A WebP: lossy (VP8, planes of Y, U and V) or lossless (VP8L); WebP has no row-by-row
+    /// decoder, so the whole frame is held.
+    Webp {
+        lossy: bool,
+        alpha: bool,
+        animated: bool,
+    },
+}
+
+/// How [`derive`] would decode an image and the most memory it would hold at once, decided
+/// from the header alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodePlan {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    /// Estimated peak of the job in bytes: the file's bytes, the decoder's buffers and the
+    /// derivatives' (see [`estimate_peak`]).
+    pub peak_bytes: u64,
+}
+
+impl DecodePlan {
+    /// Whether the decoder's memory grows with the image (the whole frame or all its
+    /// coefficients are held) rather than being bounded by the preview's size.
+    pub fn holds_full_frame(&self) -> bool {
+        match self.layout {
+            Layout::Jpeg {
+                progressive,
+                lossless,
+                ..
+            } => progressive || lossless,
+            Layout::Png { interlaced, .. } => interlaced,
+            Layout::Webp { .. } => true,
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self.layout {
+            Layout::Jpeg { lossless: true, .. } => "lossless JPEG",
+            Layout::Jpeg {
+                progressive: true, ..
+            } => "progressive JPEG",
+            Layout::Jpeg { .. } => "JPEG",
+            Layout::Png {
+                interlaced: true, ..
+            } => "interlaced PNG",
+            Layout::Png { .. } => "PNG",
+            Layout::Webp { .. } => "WebP",
+        }
+    }
+}
+
+/// Reads the header and plans the decode: format, size, layout and the estimated peak memory.
+/// Refuses (before any pixel buffer exists) what [`derive`] refuses: unknown or underivable
+/// formats, more than [`Limits::max_pixels`], and an estimated peak over
+/// [`Limits::max_decode_bytes`] ([`ImageError::OverBudget`]). Cheap: the upload can call it
+/// on the file's head to answer 422 at once.
+pub fn plan(bytes: &[u8], limits: &Limits) -> Result<DecodePlan, ImageError> {
     let p = probe(bytes)?;
     if !p.format.is_derivable() {
         return Err(ImageError::Unsupported(p.format));
@@ -715,20 +821,254 @@ pub fn derive(bytes: &[u8], limits: &Limits) -> Result<Derivatives, ImageError> 
             height: p.height,
         });
     }
+    let layout = match p.format {
+        ImageFormat::Jpeg => jpeg_layout(bytes)?,
+        ImageFormat::Png => png_layout(bytes)?,
+        _ => webp_layout(bytes)?,
+    };
+    let peak_bytes = estimate_peak(p.width, p.height, &layout, bytes.len() as u64, limits);
+    let plan = DecodePlan {
+        format: p.format,
+        width: p.width,
+        height: p.height,
+        layout,
+        peak_bytes,
+    };
+    if plan.peak_bytes > limits.max_decode_bytes {
+        return Err(ImageError::OverBudget {
+            what: plan.what(),
+            width: plan.width,
+            height: plan.height,
+            need: plan.peak_bytes,
+            limit: limits.max_decode_bytes,
+        });
+    }
+    Ok(plan)
+}
+
+/// Bookkeeping of the decoders (tables, Huffman state, EXIF parse, the small derivatives'
+/// encoders) that does not grow with the image.
+const FIXED_OVERHEAD: u64 = 2 * MIB;
+
+/// The estimated peak memory of [`derive`] for an image of `width`×`height` laid out as
+/// `layout`, `file_len` bytes long: what the decoder holds (full-frame buffers or
+/// coefficients where the format forces them, a few rows otherwise), the reduced image it
+/// produces, and the resize to the preview and thumbnail. Pure arithmetic, an upper bound
+/// for the decoders this module uses (jpeg-decoder, png, image-webp, fast_image_resize).
+pub fn estimate_peak(
+    width: u32,
+    height: u32,
+    layout: &Layout,
+    file_len: u64,
+    limits: &Limits,
+) -> u64 {
+    let (w, h) = (u64::from(width), u64::from(height));
+    let px = w * h;
+    let decoder = match layout {
+        Layout::Jpeg {
+            components,
+            progressive,
+            lossless,
+        } => {
+            let hmax = u64::from(components.iter().map(|c| c.0).max().unwrap_or(1).max(1));
+            let vmax = u64::from(components.iter().map(|c| c.1).max().unwrap_or(1).max(1));
+            let (mcus_x, mcus_y) = (w.div_ceil(8 * hmax), h.div_ceil(8 * vmax));
+            let blocks: u64 = components
+                .iter()
+                .map(|&(ch, cv)| mcus_x * u64::from(ch) * mcus_y * u64::from(cv))
+                .sum();
+            let n = components.len().max(1) as u64;
+            if *lossless {
+                // 16-bit samples at full size, then our 8-bit RGB copy.
+                px * n * 2 + px * 3 + pipeline_bytes(width, height, limits)
+            } else {
+                let (pw, ph) = fit(width, height, limits.preview_px);
+                let s = u64::from(jpeg_idct_scale(width, height, pw, ph));
+                let (sw, sh) = ((w * s).div_ceil(8), (h * s).div_ceil(8));
+                // Each component's samples at the chosen scale, the colour-converted output,
+                // and our RGB copy of it (for grey and CMYK; RGB output is moved, not copied).
+                // While decoding: the coefficients (progressive), each component's samples at
+                // the chosen scale and the colour-converted output, plus our RGB copy of it for
+                // grey and CMYK (RGB output is moved, not copied). Then the resize, from that
+                // RGB image; the decoder's buffers are gone by then.
+                let planes = blocks * s * s;
+                let output = sw * sh * n + if n == 3 { 0 } else { sw * sh * 3 };
+                let coefficients = if *progressive { blocks * 64 * 2 } else { 0 };
+                let decoding = coefficients + planes + output;
+                decoding.max(pipeline_bytes(
+                    u32::try_from(sw).unwrap_or(u32::MAX),
+                    u32::try_from(sh).unwrap_or(u32::MAX),
+                    limits,
+                ))
+            }
+        }
+        Layout::Png {
+            channels,
+            bit_depth,
+            interlaced,
+        } => {
+            let raw_row = (w * u64::from(*channels) * u64::from(*bit_depth)).div_ceil(8) + 1;
+            // png keeps the inflated stream of a few rows (at least 128 KiB) and the previous
+            // row; its output row is 8-bit RGBA at most (16-bit is stripped while decoding).
+            let rows = raw_row * 8 + 256 * 1024 + w * 4 * 2;
+            let frame = if *interlaced { px * 4 } else { 0 };
+            let (cw, ch) = shrink_size(width, height, limits);
+            let decoding = rows + frame + shrinker_bytes(width, cw, ch);
+            decoding.max(pipeline_bytes(cw, ch, limits))
+        }
+        Layout::Webp {
+            lossy,
+            alpha,
+            animated,
+        } => {
+            // image-webp decodes the whole frame: lossy into Y, U and V planes (padded to
+            // 16-pixel macroblocks) and then RGB(A); alpha in a plane of its own (decoded as a
+            // lossless RGBA image when compressed); lossless without alpha via an RGBA frame.
+            let (mw, mh) = (w.div_ceil(16) * 16, h.div_ceil(16) * 16);
+            let frame = match (*animated, *lossy, *alpha) {
+                (true, _, _) => px * 4 * 2 + mw * mh * 3 / 2 + px * 5,
+                (false, true, false) => mw * mh * 3 / 2 + px * 3,
+                (false, true, true) => mw * mh * 3 / 2 + px * 4 + px * 5,
+                (false, false, true) => px * 4,
+                (false, false, false) => px * 4 + px * 3,
+            };
+            let (cw, ch) = shrink_size(width, height, limits);
+            (frame + shrinker_bytes(width, cw, ch)).max(pipeline_bytes(cw, ch, limits))
+        }
+    };
+    file_len + FIXED_OVERHEAD + decoder
+}
+
+/// The memory of resizing a `src_w`×`src_h` RGB image to the preview and the thumbnail and
+/// encoding both: the source itself, fast_image_resize's horizontal pass (preview width ×
+/// source height), the preview, its oriented copy, the thumbnail and the JPEGs.
+fn pipeline_bytes(src_w: u32, src_h: u32, limits: &Limits) -> u64 {
+    let (pw, ph) = fit(src_w, src_h, limits.preview_px);
+    let (tw, th) = fit(pw, ph, limits.thumb_px);
+    let (sw, sh) = (u64::from(src_w), u64::from(src_h));
+    let preview = u64::from(pw) * u64::from(ph) * 3;
+    let thumb = u64::from(tw) * u64::from(th) * 3;
+    sw * sh * 3 + u64::from(pw) * sh * 3 + preview * 3 + thumb * 3
+}
+
+/// jpeg-decoder's choice of IDCT scale (pixels per 8×8 block: 1, 2, 4 or 8) for a requested
+/// size: the smallest scale at which at least one side reaches the request.
+fn jpeg_idct_scale(w: u32, h: u32, req_w: u32, req_h: u32) -> u32 {
+    let scaled = |len: u32, s: u32| (u64::from(len) * u64::from(s)).div_ceil(8);
+    [1u32, 2, 4]
+        .into_iter()
+        .find(|&s| scaled(w, s) >= u64::from(req_w) || scaled(h, s) >= u64::from(req_h))
+        .unwrap_or(8)
+}
+
+/// The size PNG and WebP pixels are averaged down to as they are read (twice the preview,
+/// so the Lanczos resize after it still has detail to work with); never larger than the image.
+fn shrink_size(w: u32, h: u32, limits: &Limits) -> (u32, u32) {
+    fit(w, h, limits.preview_px.saturating_mul(2))
+}
+
+/// The [`Shrinker`]: a cell column per source column, one row of sums, and the result.
+fn shrinker_bytes(src_w: u32, cells_w: u32, cells_h: u32) -> u64 {
+    let (cw, ch) = (u64::from(cells_w), u64::from(cells_h));
+    u64::from(src_w) * 4 + cw * (3 * 8 + 4) + cw * ch * 3
+}
+
+/// The SOF of a JPEG: components' sampling factors and the coding process.
+fn jpeg_layout(b: &[u8]) -> Result<Layout, ImageError> {
+    let corrupt = |m: &str| ImageError::Corrupt(format!("JPEG header: {m}"));
+    let (marker, at) = jpeg_sof(b)?;
+    // len(2) precision(1) height(2) width(2) count(1) then (id, HV, Tq) per component.
+    let n = usize::from(*b.get(at + 7).ok_or_else(|| corrupt("truncated SOF"))?);
+    if n == 0 {
+        return Err(corrupt("SOF without components"));
+    }
+    let mut components = Vec::with_capacity(n);
+    for k in 0..n {
+        let hv = *b
+            .get(at + 8 + k * 3 + 1)
+            .ok_or_else(|| corrupt("truncated SOF"))?;
+        let (ch, cv) = (hv >> 4, hv & 0x0F);
+        if !(1..=4).contains(&ch) || !(1..=4).contains(&cv) {
+            return Err(corrupt("invalid sampling factor"));
+        }
+        components.push((ch, cv));
+    }
+    Ok(Layout::Jpeg {
+        components,
+        progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+        lossless: matches!(marker, 0xC3 | 0xC7 | 0xCB | 0xCF),
+    })
+}
+
+fn png_layout(b: &[u8]) -> Result<Layout, ImageError> {
+    // IHDR: width(4) height(4) bit depth(1) colour type(1) compression filter interlace.
+    let corrupt = || ImageError::Corrupt("PNG IHDR truncated or invalid".into());
+    let bit_depth = *b.get(24).ok_or_else(corrupt)?;
+    let channels = match *b.get(25).ok_or_else(corrupt)? {
+        0 | 3 => 1,
+        4 => 2,
+        2 => 3,
+        6 => 4,
+        _ => return Err(corrupt()),
+    };
+    if !matches!(bit_depth, 1 | 2 | 4 | 8 | 16) {
+        return Err(corrupt());
+    }
+    Ok(Layout::Png {
+        channels,
+        bit_depth,
+        interlaced: *b.get(28).ok_or_else(corrupt)? == 1,
+    })
+}
+
+fn webp_layout(b: &[u8]) -> Result<Layout, ImageError> {
+    // Reads the RIFF chunk list only; no frame is decoded.
+    let mut d = image_webp::WebPDecoder::new(Cursor::new(b))
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    Ok(Layout::Webp {
+        lossy: d.is_lossy(),
+        alpha: d.has_alpha(),
+        animated: d.is_animated(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// derive
+// ---------------------------------------------------------------------------
+
+/// Makes both derivatives: EXIF-oriented, all metadata stripped, JPEG (quality
+/// [`JPEG_QUALITY`]). Images are never upscaled. HEIF/AVIF → `Unsupported`;
+/// too many pixels → `TooLarge`; an estimated peak over the memory limit → `OverBudget`
+/// (all decided from the header by [`plan`], before decoding).
+pub fn derive(bytes: &[u8], limits: &Limits) -> Result<Derivatives, ImageError> {
+    let plan = plan(bytes, limits)?;
+    derive_planned(bytes, &plan, limits)
+}
+
+/// [`derive`] with a plan already made by [`plan`] for these bytes and limits.
+pub fn derive_planned(
+    bytes: &[u8],
+    plan: &DecodePlan,
+    limits: &Limits,
+) -> Result<Derivatives, ImageError> {
     let orientation = read_exif(bytes).orientation;
 
     // Target sizes in stored orientation (the box is on the longest side, so the
     // orientation does not change the scale).
-    let (pw, ph) = fit(p.width, p.height, limits.preview_px);
+    let (pw, ph) = fit(plan.width, plan.height, limits.preview_px);
     let (tw, th) = fit(pw, ph, limits.thumb_px);
 
-    let src = catch_unwind(AssertUnwindSafe(|| decode_rgb(bytes, p, (pw, ph), limits)))
-        .map_err(|_| ImageError::Corrupt("decoder panicked".into()))??;
+    let src = catch_unwind(AssertUnwindSafe(|| {
+        decode_rgb(bytes, plan, (pw, ph), limits)
+    }))
+    .map_err(|_| ImageError::Corrupt("decoder panicked".into()))??;
 
     let preview = if (src.width, src.height) == (pw, ph) {
         src
     } else {
-        resize_rgb(&src, pw, ph)?
+        let preview = resize_rgb(&src, pw, ph)?;
+        drop(src);
+        preview
     };
     // The thumbnail is made from the preview, never from the full-size decode.
     let thumb = if (pw, ph) == (tw, th) {
@@ -770,53 +1110,222 @@ struct Rgb {
 
 fn decode_rgb(
     bytes: &[u8],
-    p: Probe,
+    plan: &DecodePlan,
     target: (u32, u32),
     limits: &Limits,
 ) -> Result<Rgb, ImageError> {
-    let max_bytes = usize::try_from(limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
-    match p.format {
+    let max_bytes = usize::try_from(limits.max_decode_bytes).unwrap_or(usize::MAX);
+    let cells = shrink_size(plan.width, plan.height, limits);
+    match plan.format {
         ImageFormat::Jpeg => decode_jpeg_scaled(bytes, target, max_bytes),
-        ImageFormat::Png | ImageFormat::Webp => {
-            let fmt = if p.format == ImageFormat::Png {
-                image::ImageFormat::Png
-            } else {
-                image::ImageFormat::WebP
-            };
-            let mut reader = image::ImageReader::with_format(Cursor::new(bytes), fmt);
-            let mut lim = image::Limits::default();
-            lim.max_image_width = Some(p.width);
-            lim.max_image_height = Some(p.height);
-            lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(1 << 20));
-            reader.limits(lim);
-            let img = reader
-                .decode()
-                .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-            let (width, height) = (img.width(), img.height());
-            let data = if img.color().has_alpha() {
-                // Composite over white: JPEG has no alpha.
-                let rgba = img.into_rgba8();
-                let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
-                for px in rgba.as_raw().chunks_exact(4) {
-                    if let [r, g, b, a] = *px {
-                        let a = u16::from(a);
-                        let blend =
-                            |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
-                        out.extend_from_slice(&[blend(r), blend(g), blend(b)]);
-                    }
-                }
-                out
-            } else {
-                img.into_rgb8().into_raw()
-            };
-            Ok(Rgb {
-                width,
-                height,
-                data,
-            })
-        }
+        ImageFormat::Png => decode_png_shrunk(bytes, plan, cells, max_bytes),
+        ImageFormat::Webp => decode_webp_shrunk(bytes, plan, cells),
         other => Err(ImageError::Unsupported(other)),
     }
+}
+
+/// Pixel layouts fed to [`Shrinker`], all 8 bits a sample.
+#[derive(Clone, Copy)]
+enum Px {
+    Gray,
+    GrayAlpha,
+    Rgb,
+    Rgba,
+}
+
+impl Px {
+    fn channels(self) -> usize {
+        match self {
+            Px::Gray => 1,
+            Px::GrayAlpha => 2,
+            Px::Rgb => 3,
+            Px::Rgba => 4,
+        }
+    }
+}
+
+/// Averages the pixels of rows read top to bottom into cells of a smaller image (an area
+/// filter), composited over white; holds one row of cells at a time besides the result.
+struct Shrinker {
+    src_h: u32,
+    cells_w: u32,
+    cells_h: u32,
+    /// The cell column of each source column.
+    column: Vec<u32>,
+    /// The cell row being filled.
+    row: u32,
+    sums: Vec<u64>,
+    counts: Vec<u32>,
+    out: Vec<u8>,
+    /// Rows seen so far.
+    seen: u32,
+}
+
+impl Shrinker {
+    fn new(src_w: u32, src_h: u32, (cells_w, cells_h): (u32, u32)) -> Shrinker {
+        let (cw, ch) = (
+            cells_w.clamp(1, src_w.max(1)),
+            cells_h.clamp(1, src_h.max(1)),
+        );
+        let column = (0..src_w)
+            .map(|x| (u64::from(x) * u64::from(cw) / u64::from(src_w.max(1))) as u32)
+            .collect();
+        Shrinker {
+            src_h,
+            cells_w: cw,
+            cells_h: ch,
+            column,
+            row: 0,
+            sums: vec![0; cw as usize * 3],
+            counts: vec![0; cw as usize],
+            out: Vec::with_capacity(cw as usize * ch as usize * 3),
+            seen: 0,
+        }
+    }
+
+    /// Adds the next source row (`src_w` pixels of `px`).
+    fn push(&mut self, data: &[u8], px: Px) -> Result<(), ImageError> {
+        if self.seen >= self.src_h {
+            return Err(ImageError::Corrupt(
+                "more rows than the header declares".into(),
+            ));
+        }
+        let cell_row =
+            (u64::from(self.seen) * u64::from(self.cells_h) / u64::from(self.src_h)) as u32;
+        while cell_row > self.row {
+            self.flush();
+        }
+        let n = px.channels();
+        let blend = |c: u8, a: u8| -> u64 {
+            let a = u64::from(a);
+            (u64::from(c) * a + 255 * (255 - a) + 127) / 255
+        };
+        for (pixel, &cx) in data.chunks_exact(n).zip(&self.column) {
+            let rgb = match (px, pixel) {
+                (Px::Gray, [l]) => [u64::from(*l); 3],
+                (Px::GrayAlpha, [l, a]) => [blend(*l, *a); 3],
+                (Px::Rgb, [r, g, b]) => [u64::from(*r), u64::from(*g), u64::from(*b)],
+                (Px::Rgba, [r, g, b, a]) => [blend(*r, *a), blend(*g, *a), blend(*b, *a)],
+                _ => [255; 3],
+            };
+            let cx = cx as usize;
+            if let Some(s) = self.sums.get_mut(cx * 3..cx * 3 + 3) {
+                for (acc, v) in s.iter_mut().zip(rgb) {
+                    *acc += v;
+                }
+            }
+            if let Some(c) = self.counts.get_mut(cx) {
+                *c += 1;
+            }
+        }
+        self.seen += 1;
+        Ok(())
+    }
+
+    /// Writes the cell row being filled to the result and starts the next.
+    fn flush(&mut self) {
+        for (s, &c) in self.sums.chunks_exact(3).zip(&self.counts) {
+            let c = u64::from(c.max(1));
+            for v in s {
+                self.out.push(((v + c / 2) / c).min(255) as u8);
+            }
+        }
+        self.sums.iter_mut().for_each(|v| *v = 0);
+        self.counts.iter_mut().for_each(|v| *v = 0);
+        self.row += 1;
+    }
+
+    fn finish(mut self) -> Result<Rgb, ImageError> {
+        if self.seen < self.src_h {
+            return Err(ImageError::Corrupt(format!(
+                "image data ends after {} of {} rows",
+                self.seen, self.src_h
+            )));
+        }
+        while self.row < self.cells_h {
+            self.flush();
+        }
+        Ok(Rgb {
+            width: self.cells_w,
+            height: self.cells_h,
+            data: self.out,
+        })
+    }
+}
+
+/// Decodes a PNG row by row (16-bit samples stripped to 8, palettes and low bit depths
+/// expanded while decoding), averaging the rows into `cells` as they come, so a PNG of any
+/// size within the pixel limit needs a few rows and the small image. Interlaced PNGs are
+/// decoded into one 8-bit frame first (their rows come in seven passes); [`plan`] counts it.
+fn decode_png_shrunk(
+    bytes: &[u8],
+    plan: &DecodePlan,
+    cells: (u32, u32),
+    max_bytes: usize,
+) -> Result<Rgb, ImageError> {
+    let corrupt = |e: png::DecodingError| ImageError::Corrupt(e.to_string());
+    let mut dec =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_bytes });
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info().map_err(corrupt)?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if (w, h) != (plan.width, plan.height) {
+        return Err(ImageError::Corrupt(
+            "PNG size differs from its header".into(),
+        ));
+    }
+    let px = match reader.output_color_type().0 {
+        png::ColorType::Grayscale => Px::Gray,
+        png::ColorType::GrayscaleAlpha => Px::GrayAlpha,
+        png::ColorType::Rgba => Px::Rgba,
+        png::ColorType::Rgb | png::ColorType::Indexed => Px::Rgb,
+    };
+    let mut shrink = Shrinker::new(w, h, cells);
+    if reader.info().interlaced {
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| ImageError::Corrupt("PNG too large".into()))?;
+        let mut frame = vec![0u8; size];
+        let info = reader.next_frame(&mut frame).map_err(corrupt)?;
+        for row in frame.chunks_exact(info.line_size).take(h as usize) {
+            shrink.push(row, px)?;
+        }
+    } else {
+        while let Some(row) = reader.next_row().map_err(corrupt)? {
+            shrink.push(row.data(), px)?;
+        }
+    }
+    shrink.finish()
+}
+
+/// Decodes a WebP (the whole frame: image-webp has no other way) and averages it down to
+/// `cells` without another full-size copy. [`plan`] counts the frame.
+fn decode_webp_shrunk(
+    bytes: &[u8],
+    plan: &DecodePlan,
+    cells: (u32, u32),
+) -> Result<Rgb, ImageError> {
+    let corrupt = |e: image_webp::DecodingError| ImageError::Corrupt(e.to_string());
+    let mut dec = image_webp::WebPDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
+    let (w, h) = dec.dimensions();
+    if (w, h) != (plan.width, plan.height) {
+        return Err(ImageError::Corrupt(
+            "WebP size differs from its header".into(),
+        ));
+    }
+    let size = dec
+        .output_buffer_size()
+        .ok_or_else(|| ImageError::Corrupt("WebP too large".into()))?;
+    let mut frame = vec![0u8; size];
+    dec.read_image(&mut frame).map_err(corrupt)?;
+    let px = if dec.has_alpha() { Px::Rgba } else { Px::Rgb };
+    let line = w as usize * px.channels();
+    let mut shrink = Shrinker::new(w, h, cells);
+    for row in frame.chunks_exact(line.max(1)).take(h as usize) {
+        shrink.push(row, px)?;
+    }
+    drop(frame);
+    shrink.finish()
 }
 
 /// Decodes a JPEG once, at the smallest DCT scale (1/8..1) that is still at
@@ -1193,6 +1702,136 @@ mod tests {
             derive(&png, &Limits::default()),
             Err(ImageError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn peak_estimates_follow_the_decoders() {
+        let l = Limits::default();
+        let px = 10_000u64 * 10_000;
+        let jpeg = |components: Vec<(u8, u8)>, progressive| Layout::Jpeg {
+            components,
+            progressive,
+            lossless: false,
+        };
+        // Baseline JPEG decodes at 1/4 scale (2500 px ≥ the 1280 preview): bounded.
+        let baseline = estimate_peak(10_000, 10_000, &jpeg(vec![(1, 1); 3], false), 0, &l);
+        assert!(baseline < l.max_decode_bytes, "{}", baseline / MIB);
+        // Progressive 4:4:4 holds 3 × 64 coefficients × 2 bytes per 8×8 block: 600 MB.
+        let prog = estimate_peak(10_000, 10_000, &jpeg(vec![(1, 1); 3], true), 0, &l);
+        assert!(
+            prog >= px * 6 && prog < px * 6 + 100 * MIB,
+            "{}",
+            prog / MIB
+        );
+        // 4:2:0 holds half as many.
+        let prog420 = estimate_peak(
+            10_000,
+            10_000,
+            &jpeg(vec![(2, 2), (1, 1), (1, 1)], true),
+            0,
+            &l,
+        );
+        assert!(prog420 >= px * 3 && prog420 < prog, "{}", prog420 / MIB);
+        // A non-interlaced PNG streams: 16-bit RGBA of 100 MP within the limit; interlaced
+        // holds an 8-bit RGBA frame.
+        let png = |interlaced| Layout::Png {
+            channels: 4,
+            bit_depth: 16,
+            interlaced,
+        };
+        let rows = estimate_peak(10_000, 10_000, &png(false), 0, &l);
+        assert!(rows < l.max_decode_bytes, "{}", rows / MIB);
+        assert!(estimate_peak(10_000, 10_000, &png(true), 0, &l) > px * 4);
+        // WebP holds the frame: 4 to 10.5 bytes a pixel.
+        let webp = |lossy, alpha| Layout::Webp {
+            lossy,
+            alpha,
+            animated: false,
+        };
+        assert!(estimate_peak(4000, 3000, &webp(true, false), 0, &l) < l.max_decode_bytes);
+        assert!(estimate_peak(10_000, 10_000, &webp(false, true), 0, &l) > px * 4);
+        assert!(estimate_peak(10_000, 10_000, &webp(true, true), 0, &l) > px * 10);
+        // The file's own bytes count.
+        assert_eq!(
+            estimate_peak(100, 100, &png(false), 5 * MIB, &l),
+            estimate_peak(100, 100, &png(false), 0, &l) + 5 * MIB
+        );
+    }
+
+    #[test]
+    fn plan_refuses_over_budget_and_reads_layouts() {
+        let bytes = jpeg_bytes(&test_rgb(64, 48), None);
+        let p = plan(&bytes, &Limits::default()).unwrap();
+        assert!(
+            matches!(&p.layout, Layout::Jpeg { progressive: false, components, .. } if components.len() == 3)
+        );
+        assert!(!p.holds_full_frame());
+        let tight = Limits {
+            max_decode_bytes: 1024,
+            ..Limits::default()
+        };
+        match plan(&bytes, &tight) {
+            Err(e @ ImageError::OverBudget { .. }) => {
+                assert!(e.to_string().contains("the limit is 0 MiB"), "{e}")
+            }
+            other => panic!("expected OverBudget, got {other:?}"),
+        }
+        let png = png_bytes(&image::DynamicImage::ImageRgba16(image::ImageBuffer::new(
+            8, 8,
+        )));
+        assert_eq!(
+            plan(&png, &Limits::default()).unwrap().layout,
+            Layout::Png {
+                channels: 4,
+                bit_depth: 16,
+                interlaced: false
+            }
+        );
+    }
+
+    /// The row-by-row PNG path gives what a full decode and a resize give, for every colour
+    /// type, 16-bit, alpha (over white) and sizes that shrink while read.
+    #[test]
+    fn png_rows_match_a_full_decode() {
+        let base = test_rgb(3000, 1000);
+        let rgba16 = image::DynamicImage::ImageRgb8(base.clone()).to_rgba16();
+        let mut rgba8 = image::DynamicImage::ImageRgb8(base.clone()).to_rgba8();
+        for (x, _, px) in rgba8.enumerate_pixels_mut() {
+            px.0[3] = (x * 255 / 3000) as u8;
+        }
+        let imgs = [
+            image::DynamicImage::ImageRgb8(base.clone()),
+            image::DynamicImage::ImageRgba16(rgba16),
+            image::DynamicImage::ImageRgba8(rgba8.clone()),
+            image::DynamicImage::ImageLuma8(
+                image::DynamicImage::ImageRgb8(base.clone()).to_luma8(),
+            ),
+        ];
+        for img in imgs {
+            let bytes = png_bytes(&img);
+            let d = derive(&bytes, &Limits::default()).unwrap();
+            assert_eq!(d.preview_size, (1280, 427));
+            let got = image::load_from_memory(&d.preview).unwrap().to_rgb8();
+            // Reference: full decode, composite over white, plain resize.
+            let full = image::load_from_memory(&bytes).unwrap().to_rgba8();
+            let flat = image::RgbImage::from_fn(full.width(), full.height(), |x, y| {
+                let [r, g, b, a] = full.get_pixel(x, y).0;
+                let bl = |c: u8| {
+                    ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a)) + 127) / 255) as u8
+                };
+                image::Rgb([bl(r), bl(g), bl(b)])
+            });
+            let want =
+                image::imageops::resize(&flat, 1280, 427, image::imageops::FilterType::Triangle);
+            let diff: u64 = got
+                .as_raw()
+                .iter()
+                .zip(want.as_raw())
+                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .sum();
+            let mean = diff as f64 / got.as_raw().len() as f64;
+            assert!(mean < 4.0, "{:?}: mean difference {mean:.2}", img.color());
+        }
     }
 
     #[test]

@@ -32,6 +32,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(violation_photos))
 }
 
+/// The photo limits with the memory limit of decoding.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct PhotoLimitsView {
+    #[serde(flatten)]
+    pub limits: PhotoLimits,
+    /// The most memory the server spends on one photo's thumbnail and preview, in bytes,
+    /// estimated from the image's header. Baseline JPEG and non-interlaced PNG are decoded at
+    /// reduced size and fit up to `max_pixels`; a progressive JPEG (about 2 bytes per sample
+    /// of every component: 6 per pixel at 4:4:4, 3 at 4:2:0), a WebP (4 to 10 bytes per pixel)
+    /// or an interlaced PNG (4 per pixel) that would need more is refused (422 at upload, or
+    /// `derivative_state: failed` naming the limit). Send baseline JPEG.
+    pub max_decode_bytes: u64,
+    /// The memory all derivative jobs of the server share, in bytes; a job waits for its
+    /// share, so a burst of large photos is derived more slowly, never with more memory.
+    pub derive_memory_bytes: u64,
+}
+
 pub fn limits(state: &AppState) -> PhotoLimits {
     PhotoLimits {
         max_bytes: state.photos.max_bytes,
@@ -48,13 +65,18 @@ pub fn limits(state: &AppState) -> PhotoLimits {
 
 /// What the server accepts, so the app checks a photo before it sends it: the largest size
 /// (default 25 MiB), the accepted types (JPEG, PNG, WebP; HEIC is refused: send JPEG), the
-/// largest image in pixels, and the tus protocol details.
+/// largest image in pixels, the memory one photo may take to decode, and the tus protocol
+/// details.
 #[utoipa::path(
     get, path = "/api/v1/photos/limits", tag = "photos",
-    responses((status = 200, description = "The limits", body = PhotoLimits))
+    responses((status = 200, description = "The limits", body = PhotoLimitsView))
 )]
-pub async fn photo_limits(State(state): State<AppState>, _p: Principal) -> Json<PhotoLimits> {
-    Json(limits(&state))
+pub async fn photo_limits(State(state): State<AppState>, _p: Principal) -> Json<PhotoLimitsView> {
+    Json(PhotoLimitsView {
+        limits: limits(&state),
+        max_decode_bytes: state.derive_budget.max_decode_bytes,
+        derive_memory_bytes: state.derive_budget.total_bytes(),
+    })
 }
 
 /// Record a photo of a report (what the app will upload). The id is made on the phone and is

@@ -7,6 +7,12 @@
 //! are written to the store before the row says `done`, and each store write is atomic, so a
 //! crash leaves either no derivative or a complete one — never a half-written file marked done.
 //! The worker also expires unfinished uploads.
+//!
+//! Memory: besides the job count (`THOR_DERIVE_CONCURRENCY`), jobs share a budget in bytes
+//! ([`DeriveBudget`], `THOR_DERIVE_MEMORY_MIB`). Each job first estimates its peak from the
+//! header ([`imaging::plan`]); an image whose estimate is over the per-photo limit
+//! (`THOR_PHOTO_DECODE_MAX_MIB`) is refused without being decoded, any other waits until its
+//! estimate fits in what the running jobs leave of the budget.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -39,6 +45,54 @@ const LEASE: i64 = 300;
 const MAX_SLEEP: StdDuration = StdDuration::from_secs(LEASE as u64);
 /// Attempts before a job that keeps failing for reasons outside the image is given up.
 const MAX_ATTEMPTS: i32 = 5;
+
+/// The memory that derivative jobs may hold together, in MiB permits, and the most one job
+/// may need.
+pub struct DeriveBudget {
+    memory: Arc<Semaphore>,
+    total_mib: u32,
+    /// [`imaging::Limits::max_decode_bytes`] in force: never more than the whole budget, so a
+    /// job that is let in can always get its permits.
+    pub max_decode_bytes: u64,
+}
+
+impl DeriveBudget {
+    pub fn new(config: &crate::config::Config) -> DeriveBudget {
+        let total_mib = config.derive_memory_mib.max(1);
+        let per_job = u64::from(config.photo_decode_max_mib.clamp(1, total_mib));
+        DeriveBudget {
+            memory: Arc::new(Semaphore::new(total_mib as usize)),
+            total_mib,
+            max_decode_bytes: per_job * imaging::MIB,
+        }
+    }
+
+    /// The budget of all jobs together, in bytes.
+    pub fn total_bytes(&self) -> u64 {
+        u64::from(self.total_mib) * imaging::MIB
+    }
+
+    /// Waits until `bytes` fit in what the running jobs leave free, and holds them.
+    async fn reserve(&self, bytes: u64) -> anyhow::Result<tokio::sync::OwnedSemaphorePermit> {
+        let mib = u32::try_from(bytes.div_ceil(imaging::MIB))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_mib);
+        Ok(self.memory.clone().acquire_many_owned(mib).await?)
+    }
+
+    /// MiB not held by a job now.
+    pub fn free_mib(&self) -> usize {
+        self.memory.available_permits()
+    }
+}
+
+/// The imaging limits of the worker: the photo limits with the per-job memory limit.
+pub fn limits(state: &AppState) -> imaging::Limits {
+    imaging::Limits {
+        max_decode_bytes: state.derive_budget.max_decode_bytes,
+        ..state.photos.limits
+    }
+}
 
 /// Runs until the process ends.
 pub fn start(state: AppState) -> tokio::task::JoinHandle<()> {
@@ -163,9 +217,16 @@ pub async fn derive_one(state: &AppState, id: Uuid) -> anyhow::Result<()> {
     let blobs = &state.photos.blobs;
     let result: anyhow::Result<Outcome> = async {
         let original = blobs.read(&BlobStore::original_key(&m.sha256)).await?;
-        let limits = state.photos.limits;
+        let limits = limits(state);
+        // Decided from the header: too large to decode within the limit is final.
+        let plan = match imaging::plan(&original, &limits) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Outcome::Undecodable(e.to_string())),
+        };
+        let _memory = state.derive_budget.reserve(plan.peak_bytes).await?;
         let derived =
-            tokio::task::spawn_blocking(move || imaging::derive(&original, &limits)).await;
+            tokio::task::spawn_blocking(move || imaging::derive_planned(&original, &plan, &limits))
+                .await;
         match derived {
             Ok(Ok(d)) => {
                 blobs

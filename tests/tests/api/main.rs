@@ -9,6 +9,7 @@ mod openapi;
 mod ops;
 mod photos;
 mod reference;
+mod rejections;
 mod sync;
 mod sync_clients;
 mod sync_doc;
