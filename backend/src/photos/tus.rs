@@ -414,25 +414,33 @@ pub async fn tus_options(State(state): State<AppState>, _p: Principal) -> Respon
 /// Start (or find) the upload of a photo's bytes. The photo record must exist (push it first;
 /// until it arrives this answers 409, which tus clients retry). `Upload-Metadata` carries
 /// `photo_id` (required) and optionally `sha256` and `filetype`. `Upload-Length` must equal the
-/// record's `size_bytes`. A photo whose bytes are already here (this id, or the same SHA-256
-/// under another id) answers with `Upload-Offset` equal to its length: done, nothing to send.
+/// record's `size_bytes`. The upload's URL is always `/api/v1/uploads/{photo_id}`: a client that
+/// knows it should HEAD it first, since after a POST tus-js-client and tuspy PATCH from 0
+/// whatever this answer says. A photo whose bytes are already here (this id, or the same
+/// SHA-256 under another photo of its team that this user may read) answers with
+/// `Upload-Offset` equal to its length; a following PATCH is answered at once with that offset.
 /// With `Content-Type: application/offset+octet-stream` the body is the first chunk
-/// (creation-with-upload).
+/// (creation-with-upload). A record the sync refused, or whose bytes were refused, answers 422
+/// saying why (tus clients do not retry it). `Upload-Concat` (concatenation, tus-js-client's
+/// `parallelUploads`) is refused with 400: a photo is one file with one SHA-256.
 #[utoipa::path(
     post, path = "/api/v1/uploads", tag = "photos",
     params(
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
         ("Upload-Length" = u64, Header, description = "The file's size in bytes; at most Tus-Max-Size"),
         ("Upload-Metadata" = String, Header, description = "`photo_id <base64 uuid>[,sha256 <base64 hex>][,filetype <base64 mime>]`"),
+        ("Upload-Checksum" = Option<String>, Header, description = "With a first chunk: `sha1 <base64 digest>` or `sha256 <base64 digest>` of it"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "Optional first chunk"),
     responses(
-        (status = 201, description = "Location names the upload; Upload-Offset says how much is stored, Upload-Expires until when an unfinished upload is kept"),
+        (status = 201, description = "Location names the upload (`/api/v1/uploads/{photo_id}`); Upload-Offset says how much is stored (its length when the bytes are already here), Upload-Expires until when an unfinished upload is kept"),
+        (status = 400, description = "Upload-Concat (concatenation is not offered), or a malformed Upload-Checksum", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The photo record has not arrived yet: retry", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Unsupported Tus-Resumable version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Upload-Length over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The bytes are not an accepted image type", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Upload-Length or metadata disagree with the photo record", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Upload-Length or metadata disagree with the photo record; or the record was refused by the sync, or its bytes were refused (`detail` says why; not to be retried)", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Another request is uploading this photo", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn tus_create(
@@ -573,6 +581,9 @@ pub async fn tus_create(
 }
 
 /// How much of the photo is stored: `Upload-Offset` (resume from there) and `Upload-Length`.
+/// Answers from the moment the photo record exists, before any POST. When the same bytes are
+/// stored under another photo of its team that this user may read, the photo becomes complete
+/// here and `Upload-Offset` equals `Upload-Length`: tus-js-client and tuspy then send nothing.
 #[utoipa::path(
     head, path = "/api/v1/uploads/{id}", tag = "photos",
     params(
@@ -580,9 +591,9 @@ pub async fn tus_create(
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
     ),
     responses(
-        (status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires"),
-        (status = 404, description = "No such photo in your scope"),
-        (status = 410, description = "The unfinished upload expired or was refused; create it again"),
+        (status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires; Upload-Offset = Upload-Length when the bytes are stored"),
+        (status = 404, description = "No such photo in your scope (not synced yet: create the upload, which answers 409 until the record arrives)"),
+        (status = 410, description = "The unfinished upload expired, or its bytes were refused (a POST then says why with 422)"),
     )
 )]
 pub async fn tus_head(
@@ -636,8 +647,8 @@ pub async fn tus_head(
 }
 
 /// Append bytes at `Upload-Offset` (which must equal the stored offset). Bytes that arrive
-/// before a dropped connection are kept. With `Upload-Checksum: sha256 <base64>` the chunk is
-/// verified and dropped on mismatch (460). The last chunk completes the upload: the whole file
+/// before a dropped connection are kept. With `Upload-Checksum: sha1 <base64>` or
+/// `sha256 <base64>` the chunk is verified and dropped on mismatch (460). The last chunk completes the upload: the whole file
 /// is verified against the record's SHA-256 and size, and checked as an image.
 #[utoipa::path(
     patch, path = "/api/v1/uploads/{id}", tag = "photos",
@@ -645,11 +656,12 @@ pub async fn tus_head(
         ("id" = Uuid, Path, description = "The photo's id"),
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
         ("Upload-Offset" = u64, Header, description = "Where these bytes start"),
-        ("Upload-Checksum" = Option<String>, Header, description = "`sha256 <base64 digest>` of this chunk"),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64 digest>` or `sha256 <base64 digest>` of this chunk (Tus-Checksum-Algorithm)"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
-        (status = 204, description = "Stored; Upload-Offset is the new offset"),
+        (status = 204, description = "Stored; Upload-Offset is the new offset (the length at once when the photo is already complete)"),
+        (status = 400, description = "Upload-Checksum names an algorithm other than sha1 or sha256, or its digest is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such upload", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Upload-Offset differs from the stored offset", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The upload expired or was refused", body = Problem, content_type = "application/problem+json"),
