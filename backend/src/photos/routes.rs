@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::blob::{BlobStore, Derivative};
 use super::store::{self, Created};
-use super::tus::{TUS_EXTENSIONS, TUS_VERSION};
+use super::tus::{TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION};
 use super::{ACCEPTED_TYPES, DerivativeState, NewPhoto, PhotoLimits, PhotoView, UploadState};
 use crate::app::AppState;
 use crate::audit::Entry;
@@ -57,7 +57,10 @@ pub fn limits(state: &AppState) -> PhotoLimits {
         upload_expiry_hours: state.config.upload_expiry_hours,
         tus_version: TUS_VERSION.into(),
         tus_extensions: TUS_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
-        tus_checksum_algorithms: vec!["sha256".into()],
+        tus_checksum_algorithms: TUS_CHECKSUM_ALGORITHMS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         thumbnail_px: state.photos.limits.thumb_px,
         preview_px: state.photos.limits.preview_px,
     }

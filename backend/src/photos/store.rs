@@ -104,7 +104,7 @@ fn create_hash(p: &NewPhoto) -> String {
 }
 
 /// Whether the principal may attach photos to (and read the photos of) this report.
-fn may_edit_report(p: &Principal, r: &violation::Model) -> bool {
+pub(crate) fn may_edit_report(p: &Principal, r: &violation::Model) -> bool {
     if p.may(Action::ReviewViolation) || r.created_by == p.user_id {
         return true;
     }

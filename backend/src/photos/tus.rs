@@ -1,9 +1,16 @@
 //! Resumable photo uploads: tus 1.0 (core, creation, creation-with-upload, expiration,
-//! checksum, termination) at `/api/v1/uploads`, keyed by the photo record's id.
+//! checksum with sha1 and sha256, termination) at `/api/v1/uploads`, keyed by the photo record's
+//! id: the upload URL of photo `id` is `/api/v1/uploads/{id}` from the moment its record exists,
+//! so a phone can ask HEAD before (or instead of) POST.
 //!
 //! The photo record comes first (REST or sync push: it says which report, which SHA-256, how many
 //! bytes); creating an upload for an id the server does not know yet answers 409, which tus
-//! clients retry. Bytes are appended to a staging file and flushed to disk before the answer,
+//! clients retry (the phone's data sync brings the record). A record the sync refused, or whose
+//! bytes were refused, answers 422, which they do not retry. When the bytes are already stored
+//! (this id, or the same SHA-256 under another photo of the same team that this user may read),
+//! HEAD answers `Upload-Offset` = `Upload-Length`: tus-js-client and tuspy then send nothing
+//! (after a POST both clients PATCH from 0 whatever the answer said; see SYNC.md, "Photos").
+//! Concatenation is not offered: one photo is one file with one SHA-256. Bytes are appended to a staging file and flushed to disk before the answer,
 //! and whatever arrived before a dropped connection stays: the next HEAD reports it and the
 //! phone resumes from there. The finished file is verified against the declared SHA-256 and
 //! size, sniffed (the bytes decide the type, not a header), checked for size in pixels, and moved
@@ -21,7 +28,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
-use sea_orm::{Set, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -48,6 +57,79 @@ pub const TUS_EXTENSIONS: &[&str] = &[
     "checksum",
     "termination",
 ];
+/// The `Upload-Checksum` algorithms accepted (tus 1.0: a server with the checksum extension
+/// must support sha1; tuspy's `upload_checksum=True` sends sha1).
+pub const TUS_CHECKSUM_ALGORITHMS: &[&str] = &["sha1", "sha256"];
+
+/// An `Upload-Checksum` algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    Sha1,
+    Sha256,
+}
+
+impl ChecksumAlgorithm {
+    pub fn parse(name: &str) -> Option<ChecksumAlgorithm> {
+        if name.eq_ignore_ascii_case("sha1") {
+            Some(ChecksumAlgorithm::Sha1)
+        } else if name.eq_ignore_ascii_case("sha256") {
+            Some(ChecksumAlgorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Sha1 => "sha1",
+            ChecksumAlgorithm::Sha256 => "sha256",
+        }
+    }
+
+    /// Length of the digest in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            ChecksumAlgorithm::Sha1 => 20,
+            ChecksumAlgorithm::Sha256 => 32,
+        }
+    }
+
+    /// The digest of `bytes` (what a client puts, base64-encoded, in `Upload-Checksum`).
+    pub fn digest(self, bytes: &[u8]) -> Vec<u8> {
+        let mut h = ChunkHasher::new(self);
+        h.update(bytes);
+        h.finish()
+    }
+}
+
+/// The running digest of one PATCH body.
+enum ChunkHasher {
+    Sha1(sha1::Sha1),
+    Sha256(Sha256),
+}
+
+impl ChunkHasher {
+    fn new(a: ChecksumAlgorithm) -> ChunkHasher {
+        match a {
+            ChecksumAlgorithm::Sha1 => ChunkHasher::Sha1(<sha1::Sha1 as sha1::Digest>::new()),
+            ChecksumAlgorithm::Sha256 => ChunkHasher::Sha256(Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            ChunkHasher::Sha1(h) => sha1::Digest::update(h, bytes),
+            ChunkHasher::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            ChunkHasher::Sha1(h) => sha1::Digest::finalize(h).to_vec(),
+            ChunkHasher::Sha256(h) => h.finalize().to_vec(),
+        }
+    }
+}
 /// Bytes of a file read for EXIF (JPEG keeps it in the first 64 KiB; PNG may keep it anywhere,
 /// so PNGs are read whole, within the size limit).
 const EXIF_HEAD: u64 = 256 * 1024;
@@ -246,7 +328,6 @@ fn may_upload(p: &Principal, m: &photo::Model) -> ApiResult<()> {
 }
 
 async fn load_visible(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<photo::Model> {
-    use sea_orm::EntityTrait;
     photo::Entity::find_by_id(id)
         .one(&state.db.write)
         .await?
@@ -323,32 +404,43 @@ pub async fn tus_options(State(state): State<AppState>, _p: Principal) -> Respon
     h.insert("tus-version", HeaderValue::from_static(TUS_VERSION));
     h.insert("tus-extension", hv(TUS_EXTENSIONS.join(",")));
     h.insert("tus-max-size", hv(state.photos.max_bytes));
-    h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
+    h.insert(
+        "tus-checksum-algorithm",
+        hv(TUS_CHECKSUM_ALGORITHMS.join(",")),
+    );
     res
 }
 
 /// Start (or find) the upload of a photo's bytes. The photo record must exist (push it first;
 /// until it arrives this answers 409, which tus clients retry). `Upload-Metadata` carries
 /// `photo_id` (required) and optionally `sha256` and `filetype`. `Upload-Length` must equal the
-/// record's `size_bytes`. A photo whose bytes are already here (this id, or the same SHA-256
-/// under another id) answers with `Upload-Offset` equal to its length: done, nothing to send.
+/// record's `size_bytes`. The upload's URL is always `/api/v1/uploads/{photo_id}`: a client that
+/// knows it should HEAD it first, since after a POST tus-js-client and tuspy PATCH from 0
+/// whatever this answer says. A photo whose bytes are already here (this id, or the same
+/// SHA-256 under another photo of its team that this user may read) answers with
+/// `Upload-Offset` equal to its length; a following PATCH is answered at once with that offset.
 /// With `Content-Type: application/offset+octet-stream` the body is the first chunk
-/// (creation-with-upload).
+/// (creation-with-upload). A record the sync refused, or whose bytes were refused, answers 422
+/// saying why (tus clients do not retry it). `Upload-Concat` (concatenation, tus-js-client's
+/// `parallelUploads`) is refused with 400: a photo is one file with one SHA-256.
 #[utoipa::path(
     post, path = "/api/v1/uploads", tag = "photos",
     params(
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
         ("Upload-Length" = u64, Header, description = "The file's size in bytes; at most Tus-Max-Size"),
         ("Upload-Metadata" = String, Header, description = "`photo_id <base64 uuid>[,sha256 <base64 hex>][,filetype <base64 mime>]`"),
+        ("Upload-Checksum" = Option<String>, Header, description = "With a first chunk: `sha1 <base64 digest>` or `sha256 <base64 digest>` of it"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "Optional first chunk"),
     responses(
-        (status = 201, description = "Location names the upload; Upload-Offset says how much is stored, Upload-Expires until when an unfinished upload is kept"),
+        (status = 201, description = "Location names the upload (`/api/v1/uploads/{photo_id}`); Upload-Offset says how much is stored (its length when the bytes are already here), Upload-Expires until when an unfinished upload is kept"),
+        (status = 400, description = "Upload-Concat (concatenation is not offered), or a malformed Upload-Checksum", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The photo record has not arrived yet: retry", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Unsupported Tus-Resumable version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Upload-Length over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The bytes are not an accepted image type", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Upload-Length or metadata disagree with the photo record", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Upload-Length or metadata disagree with the photo record; or the record was refused by the sync, or its bytes were refused (`detail` says why; not to be retried)", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Another request is uploading this photo", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn tus_create(
@@ -358,6 +450,19 @@ pub async fn tus_create(
     body: Body,
 ) -> ApiResult<Response> {
     require_tus(&headers)?;
+    if headers.contains_key("upload-concat") {
+        // Not retried by tus clients (a 4xx other than 409/423): parallelUploads stops here.
+        return Err(ApiError::BadRequest {
+            detail: "the concatenation extension is not offered: a photo is evidence as one \
+                     file with one SHA-256, uploaded in order (resumable with HEAD); \
+                     send it without parallelUploads"
+                .into(),
+            errors: vec![crate::error::FieldError::new(
+                "Upload-Concat",
+                "not supported (see Tus-Extension)",
+            )],
+        });
+    }
     let length: u64 = header_str(&headers, "upload-length")
         .ok_or_else(|| {
             ApiError::field(
@@ -375,16 +480,23 @@ pub async fn tus_create(
         )));
     }
     let meta = parse_metadata(header_str(&headers, "upload-metadata").unwrap_or_default())?;
-    let id: Uuid = meta
+    let raw_id = meta
         .get("photo_id")
-        .ok_or_else(|| ApiError::field("Upload-Metadata.photo_id", "required: the photo's id"))?
+        .ok_or_else(|| ApiError::field("Upload-Metadata.photo_id", "required: the photo's id"))?;
+    let id: Uuid = raw_id
         .parse()
         .map_err(|_| ApiError::field("Upload-Metadata.photo_id", "a UUID"))?;
-    let exists = {
-        use sea_orm::EntityTrait;
-        photo::Entity::find_by_id(id).one(&state.db.write).await?
-    };
+    let exists = photo::Entity::find_by_id(id).one(&state.db.write).await?;
     if exists.is_none() {
+        if let Some(why) = refused_record(&state, &p, id, raw_id).await? {
+            return Err(ApiError::field(
+                "Upload-Metadata.photo_id",
+                format!(
+                    "the photo record {id} was refused by the server ({why}); fix the record \
+                     and sync it again, then upload (this answer is not retried)"
+                ),
+            ));
+        }
         return Err(ApiError::Conflict {
             detail: format!(
                 "photo {id} is not known yet: sync its record first (this answer is retried by tus clients)"
@@ -394,6 +506,17 @@ pub async fn tus_create(
     }
     let m = load_visible(&state, &p, id).await?;
     may_upload(&p, &m)?;
+    if m.upload_state == UploadState::Failed.as_str() {
+        return Err(ApiError::field(
+            "Upload-Metadata.photo_id",
+            format!(
+                "the bytes of photo {id} were refused ({}); the same file will be refused \
+                 again. To send other bytes for this record, DELETE /api/v1/uploads/{id} first \
+                 (this answer is not retried)",
+                m.failure.as_deref().unwrap_or("no reason kept")
+            ),
+        ));
+    }
     if length as i64 != m.size_bytes {
         return Err(ApiError::field(
             "Upload-Length",
@@ -415,11 +538,11 @@ pub async fn tus_create(
     let now = Utc::now();
     let actor = p.actor();
     let mut m = m;
-    if m.upload_state == UploadState::Failed.as_str() || expired(&m, now) {
+    if expired(&m, now) {
         m = reset_upload(&state, &actor, id, None, now).await?;
     }
     if m.upload_state != UploadState::Complete.as_str()
-        && let Some(done) = complete_from_twin(&state, &actor, &m, now).await?
+        && let Some(done) = complete_from_twin(&state, &p, &m, now).await?
     {
         m = done;
     }
@@ -458,6 +581,9 @@ pub async fn tus_create(
 }
 
 /// How much of the photo is stored: `Upload-Offset` (resume from there) and `Upload-Length`.
+/// Answers from the moment the photo record exists, before any POST. When the same bytes are
+/// stored under another photo of its team that this user may read, the photo becomes complete
+/// here and `Upload-Offset` equals `Upload-Length`: tus-js-client and tuspy then send nothing.
 #[utoipa::path(
     head, path = "/api/v1/uploads/{id}", tag = "photos",
     params(
@@ -465,9 +591,9 @@ pub async fn tus_create(
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
     ),
     responses(
-        (status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires"),
-        (status = 404, description = "No such photo in your scope"),
-        (status = 410, description = "The unfinished upload expired or was refused; create it again"),
+        (status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires; Upload-Offset = Upload-Length when the bytes are stored"),
+        (status = 404, description = "No such photo in your scope (not synced yet: create the upload, which answers 409 until the record arrives)"),
+        (status = 410, description = "The unfinished upload expired, or its bytes were refused (a POST then says why with 422)"),
     )
 )]
 pub async fn tus_head(
@@ -491,6 +617,17 @@ pub async fn tus_head(
             "the unfinished upload of photo {id} expired; create it again"
         )));
     }
+    let mut m = m;
+    // Already stored under another photo this user may read: complete now, so a client that
+    // resumes (HEAD first) sees Upload-Offset = Upload-Length and sends nothing. Only when no
+    // other request is uploading this photo; otherwise the stored offset is the answer.
+    if m.upload_state != UploadState::Complete.as_str()
+        && may_upload(&p, &m).is_ok()
+        && let Ok(_busy) = Busy::take(&state.photos, id)
+        && let Some(done) = complete_from_twin(&state, &p, &m, now).await?
+    {
+        m = done;
+    }
     let offset = if m.upload_state == UploadState::Complete.as_str() {
         m.size_bytes as u64
     } else {
@@ -510,8 +647,8 @@ pub async fn tus_head(
 }
 
 /// Append bytes at `Upload-Offset` (which must equal the stored offset). Bytes that arrive
-/// before a dropped connection are kept. With `Upload-Checksum: sha256 <base64>` the chunk is
-/// verified and dropped on mismatch (460). The last chunk completes the upload: the whole file
+/// before a dropped connection are kept. With `Upload-Checksum: sha1 <base64>` or
+/// `sha256 <base64>` the chunk is verified and dropped on mismatch (460). The last chunk completes the upload: the whole file
 /// is verified against the record's SHA-256 and size, and checked as an image.
 #[utoipa::path(
     patch, path = "/api/v1/uploads/{id}", tag = "photos",
@@ -519,11 +656,12 @@ pub async fn tus_head(
         ("id" = Uuid, Path, description = "The photo's id"),
         ("Tus-Resumable" = String, Header, description = "1.0.0"),
         ("Upload-Offset" = u64, Header, description = "Where these bytes start"),
-        ("Upload-Checksum" = Option<String>, Header, description = "`sha256 <base64 digest>` of this chunk"),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64 digest>` or `sha256 <base64 digest>` of this chunk (Tus-Checksum-Algorithm)"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
-        (status = 204, description = "Stored; Upload-Offset is the new offset"),
+        (status = 204, description = "Stored; Upload-Offset is the new offset (the length at once when the photo is already complete)"),
+        (status = 400, description = "Upload-Checksum names an algorithm other than sha1 or sha256, or its digest is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such upload", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Upload-Offset differs from the stored offset", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The upload expired or was refused", body = Problem, content_type = "application/problem+json"),
@@ -629,25 +767,62 @@ pub async fn tus_delete(
 }
 
 /// A chunk check from `Upload-Checksum`.
-fn parse_checksum(h: &HeaderMap) -> ApiResult<Option<Vec<u8>>> {
-    let Some(v) = header_str(h, "upload-checksum") else {
-        return Ok(None);
-    };
-    let mut it = v.trim().splitn(2, ' ');
-    let algo = it.next().unwrap_or_default();
-    if !algo.eq_ignore_ascii_case("sha256") {
-        return Err(ApiError::BadRequest {
-            detail: format!("checksum algorithm {algo:?} is not supported; use sha256"),
-            errors: vec![crate::error::FieldError::new(
-                "Upload-Checksum",
-                "sha256 <base64 digest>",
-            )],
-        });
+fn parse_checksum(h: &HeaderMap) -> ApiResult<Option<(ChecksumAlgorithm, Vec<u8>)>> {
+    match h.get("upload-checksum") {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.to_str().map_err(|_| {
+                ApiError::field("Upload-Checksum", "`<algorithm> <base64 digest>` in ASCII")
+            })?;
+            parse_checksum_value(v).map(Some)
+        }
     }
+}
+
+/// `Upload-Checksum: <algorithm> <base64 digest>`: pure. An algorithm the server does not
+/// support, or a digest that cannot be one, is a bad request (400), as tus 1.0 says; only a
+/// well-formed digest that differs from the bytes is a mismatch (460).
+pub fn parse_checksum_value(v: &str) -> ApiResult<(ChecksumAlgorithm, Vec<u8>)> {
+    let mut it = v.trim().splitn(2, ' ');
+    let name = it.next().unwrap_or_default();
+    let bad = |detail: String, message: String| ApiError::BadRequest {
+        detail,
+        errors: vec![crate::error::FieldError::new("Upload-Checksum", message)],
+    };
+    let Some(algo) = ChecksumAlgorithm::parse(name) else {
+        let supported = TUS_CHECKSUM_ALGORITHMS.join(", ");
+        return Err(bad(
+            format!(
+                "checksum algorithm {:?} is not supported; use one of {supported}",
+                name.chars().take(32).collect::<String>()
+            ),
+            format!("`<algorithm> <base64 digest>`, the algorithm one of {supported}"),
+        ));
+    };
     let digest = base64::engine::general_purpose::STANDARD
         .decode(it.next().unwrap_or_default().trim())
-        .map_err(|_| ApiError::field("Upload-Checksum", "the digest is base64"))?;
-    Ok(Some(digest))
+        .map_err(|_| {
+            bad(
+                "the Upload-Checksum digest is not base64".into(),
+                "the digest is base64".into(),
+            )
+        })?;
+    if digest.len() != algo.digest_len() {
+        return Err(bad(
+            format!(
+                "a {} digest is {} bytes, this one is {}",
+                algo.name(),
+                algo.digest_len(),
+                digest.len()
+            ),
+            format!(
+                "the base64 of the {}-byte {} digest",
+                algo.digest_len(),
+                algo.name()
+            ),
+        ));
+    }
+    Ok((algo, digest))
 }
 
 /// What the writer thread reports.
@@ -682,7 +857,7 @@ async fn receive(
     let hasher = state.photos.take_hasher(id, offset);
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let writer_path = path.clone();
-    let want_chunk = checksum.is_some();
+    let want_chunk = checksum.as_ref().map(|(a, _)| *a);
     let writer = tokio::task::spawn_blocking(move || {
         write_staged(writer_path, offset, hasher, want_chunk, rx)
     });
@@ -745,14 +920,15 @@ async fn receive(
         reset_upload(state, actor, id, Some(reason), now).await?;
         return Err(e);
     }
-    if let (Some(want), Some(got)) = (&checksum, &written.chunk_digest)
+    if let (Some((algo, want)), Some(got)) = (&checksum, &written.chunk_digest)
         && want != got
     {
         // Drop the chunk: the phone sends it again.
         truncate(&path, offset).await?;
-        return Err(ApiError::ChecksumMismatch(
-            "the chunk does not match Upload-Checksum; it was dropped, send it again".into(),
-        ));
+        return Err(ApiError::ChecksumMismatch(format!(
+            "the chunk does not match its {} Upload-Checksum; it was dropped, send it again",
+            algo.name()
+        )));
     }
     if checksum.is_some() && cut_off {
         truncate(&path, offset).await?;
@@ -810,7 +986,7 @@ fn write_staged(
     path: PathBuf,
     offset: u64,
     hasher: Option<Sha256>,
-    want_chunk: bool,
+    want_chunk: Option<ChecksumAlgorithm>,
     mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
 ) -> anyhow::Result<Written> {
     let mut file = std::fs::OpenOptions::new()
@@ -841,7 +1017,7 @@ fn write_staged(
     };
     file.set_len(offset)?;
     file.seek(SeekFrom::Start(offset))?;
-    let mut chunk_hasher = want_chunk.then(Sha256::new);
+    let mut chunk_hasher = want_chunk.map(ChunkHasher::new);
     let mut total = offset;
     // Network reads arrive in small pieces; write in blocks of 1 MiB (fewer system calls).
     let mut block: Vec<u8> = Vec::with_capacity(1024 * 1024);
@@ -866,7 +1042,7 @@ fn write_staged(
     Ok(Written {
         total,
         hasher,
-        chunk_digest: chunk_hasher.map(|c| c.finalize().to_vec()),
+        chunk_digest: chunk_hasher.map(ChunkHasher::finish),
     })
 }
 
@@ -1041,15 +1217,87 @@ async fn finish(
     Ok(())
 }
 
-/// Dedupe by hash: when another photo with the same SHA-256 and size is complete, this one is
-/// complete too, with no byte sent.
+/// What decides whether a stored twin's bytes may complete a photo without a byte sent.
+#[derive(Debug, Clone, Copy)]
+pub struct TwinFacts {
+    /// The team of the photo being uploaded.
+    pub photo_team: Option<Uuid>,
+    /// The team of the complete photo with the same SHA-256 and size.
+    pub twin_team: Option<Uuid>,
+    pub twin_created_by: Uuid,
+    /// The principal is on the twin's (live) report, or leads it.
+    pub on_twin_report: bool,
+    /// The twin's report is kept under the Wpg.
+    pub twin_report_wpg: bool,
+}
+
+/// Whether "already stored" may be answered from a twin: pure. Storing one copy of identical
+/// bytes is invisible; answering "complete" without receiving them tells the sender that these
+/// bytes exist, so that is done only within the photo's own team and for a twin the same user
+/// may already read (their own photo, or one of a report they are on or lead, Wpg only for
+/// those who read Wpg). Otherwise the bytes are sent and stored once (issue 14, item 4).
+pub fn may_take_twin(p: &Principal, f: &TwinFacts) -> bool {
+    let same_team =
+        f.twin_team.is_some() && f.twin_team == f.photo_team && p.sees_team(f.twin_team);
+    same_team
+        && (f.twin_created_by == p.user_id
+            || (f.on_twin_report && (!f.twin_report_wpg || p.reads_wpg())))
+}
+
+/// A complete photo with these bytes that this principal may take as already stored.
+async fn readable_twin(
+    state: &AppState,
+    p: &Principal,
+    m: &photo::Model,
+) -> ApiResult<Option<photo::Model>> {
+    let Some(team) = m.team_id else {
+        return Ok(None);
+    };
+    let candidates = photo::Entity::find()
+        .filter(photo::Column::Sha256.eq(m.sha256.as_str()))
+        .filter(photo::Column::SizeBytes.eq(m.size_bytes))
+        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
+        .filter(photo::Column::DeletedSeq.is_null())
+        .filter(photo::Column::TeamId.eq(team))
+        .filter(photo::Column::Id.ne(m.id))
+        .order_by_asc(photo::Column::CreatedAt)
+        .limit(16)
+        .all(&state.db.write)
+        .await?;
+    for twin in candidates {
+        let report = match twin.violation_id {
+            Some(v) => crate::violations::entity::violation::Entity::find_by_id(v)
+                .one(&state.db.write)
+                .await?
+                .filter(|r| r.deleted_seq.is_none()),
+            None => None,
+        };
+        let facts = TwinFacts {
+            photo_team: m.team_id,
+            twin_team: twin.team_id,
+            twin_created_by: twin.created_by,
+            on_twin_report: report
+                .as_ref()
+                .is_some_and(|r| store::may_edit_report(p, r)),
+            twin_report_wpg: report.as_ref().is_some_and(|r| r.privacy_regime == "wpg"),
+        };
+        if may_take_twin(p, &facts) {
+            return Ok(Some(twin));
+        }
+    }
+    Ok(None)
+}
+
+/// Dedupe by hash: when a photo with the same SHA-256 and size is complete and this principal
+/// may take it (see [`may_take_twin`]), this one is complete too, with no byte sent. The caller
+/// holds the upload ([`Busy`]).
 async fn complete_from_twin(
     state: &AppState,
-    actor: &Actor,
+    p: &Principal,
     m: &photo::Model,
     now: DateTime<Utc>,
 ) -> ApiResult<Option<photo::Model>> {
-    let Some(twin) = store::complete_twin(&state.db.write, &m.sha256, m.size_bytes).await? else {
+    let Some(twin) = readable_twin(state, p, m).await? else {
         return Ok(None);
     };
     if !state
@@ -1061,11 +1309,12 @@ async fn complete_from_twin(
     {
         return Ok(None);
     }
+    state.photos.forget(m.id);
     tokio::fs::remove_file(state.photos.blobs.staging_path(m.id))
         .await
         .ok();
     let txn = state.db.write.begin().await?;
-    let done = store::server_update(&txn, actor, m.id, now, |_, am| {
+    let done = store::server_update(&txn, &p.actor(), m.id, now, |_, am| {
         store::take_from_twin(am, &twin, now);
         (
             store::SERVER_ONLY.to_vec(),
@@ -1081,6 +1330,36 @@ async fn complete_from_twin(
     Ok(Some(done))
 }
 
+/// Why the sync refused the record of this photo, when it did and the principal may hear it
+/// (the refusal is kept as a `rejected` conflict of the phone's team).
+async fn refused_record(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    raw_id: &str,
+) -> ApiResult<Option<String>> {
+    use crate::sync::entities::sync_conflict;
+    let canonical = id.to_string();
+    let rows = sync_conflict::Entity::find()
+        .filter(sync_conflict::Column::TableName.eq(store::TABLE))
+        .filter(sync_conflict::Column::Kind.eq("rejected"))
+        .filter(sync_conflict::Column::RecordId.is_in([canonical.as_str(), raw_id]))
+        .order_by_desc(sync_conflict::Column::CreatedAt)
+        .limit(8)
+        .all(&state.db.write)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .find(|c| {
+            p.sees_team(c.team_id)
+                && (c.user_id == Some(p.user_id) || p.may(Action::ReviewViolation))
+        })
+        .map(|c| {
+            let why = c.detail.unwrap_or_else(|| "no reason kept".into());
+            why.chars().take(300).collect()
+        }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1092,6 +1371,118 @@ mod tests {
         assert_eq!(m["filename"], "foo.jpg");
         assert_eq!(m["empty"], "");
         assert!(parse_metadata("photo_id !!!").is_err());
+    }
+
+    #[test]
+    fn checksums_are_sha1_or_sha256_with_a_digest_of_the_right_length() {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        // The FIPS 180 test vectors for "abc".
+        let sha1_abc = ChecksumAlgorithm::Sha1.digest(b"abc");
+        assert_eq!(
+            crate::auth::token::hex(&sha1_abc),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        let sha256_abc = ChecksumAlgorithm::Sha256.digest(b"abc");
+        assert_eq!(
+            crate::auth::token::hex(&sha256_abc),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            parse_checksum_value(&format!("sha1 {}", b64(&sha1_abc))).unwrap(),
+            (ChecksumAlgorithm::Sha1, sha1_abc.clone())
+        );
+        assert_eq!(
+            parse_checksum_value(&format!("SHA256 {}", b64(&sha256_abc))).unwrap(),
+            (ChecksumAlgorithm::Sha256, sha256_abc.clone())
+        );
+        // Unknown algorithm, not base64, a digest of the other algorithm's length: 400 naming
+        // the header, never a mismatch.
+        for bad in [
+            format!("md5 {}", b64(&[0; 16])),
+            "sha1 !!!".to_string(),
+            format!("sha1 {}", b64(&sha256_abc)),
+            format!("sha256 {}", b64(&sha1_abc)),
+            "sha256".to_string(),
+            String::new(),
+        ] {
+            let e = parse_checksum_value(&bad).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{bad}");
+            assert_eq!(e.to_problem().errors[0].field, "Upload-Checksum", "{bad}");
+        }
+        assert_eq!(TUS_CHECKSUM_ALGORITHMS, ["sha1", "sha256"]);
+    }
+
+    #[test]
+    fn a_twin_completes_a_photo_only_within_the_team_and_what_the_user_reads() {
+        use crate::auth::Role;
+        let team_a = Uuid::new_v4();
+        let team_b = Uuid::new_v4();
+        let me = Uuid::new_v4();
+        let someone = Uuid::new_v4();
+        let who = |role: Role, team: Option<Uuid>, wpg: bool| Principal {
+            user_id: me,
+            username: "x".into(),
+            role,
+            team_id: team,
+            wpg_authorised: wpg,
+            device_id: "d".into(),
+            token_id: Uuid::nil(),
+            seen_seq: 0,
+        };
+        let facts = |twin_team, creator, on_report, wpg| TwinFacts {
+            photo_team: Some(team_a),
+            twin_team,
+            twin_created_by: creator,
+            on_twin_report: on_report,
+            twin_report_wpg: wpg,
+        };
+        let officer = who(Role::Handhaver, Some(team_a), false);
+        // My own photo, or one of a report I am on: yes.
+        assert!(may_take_twin(
+            &officer,
+            &facts(Some(team_a), me, false, false)
+        ));
+        assert!(may_take_twin(
+            &officer,
+            &facts(Some(team_a), someone, true, true)
+        ));
+        // Someone else's photo of a report I am not on: no, though it is my team.
+        assert!(!may_take_twin(
+            &officer,
+            &facts(Some(team_a), someone, false, false)
+        ));
+        // Another team's, even my "own" (moved teams) or a report I am on: never.
+        assert!(!may_take_twin(
+            &officer,
+            &facts(Some(team_b), me, true, false)
+        ));
+        assert!(!may_take_twin(&officer, &facts(None, me, true, false)));
+        let other_team = who(Role::Handhaver, Some(team_b), false);
+        assert!(!may_take_twin(
+            &other_team,
+            &facts(Some(team_a), me, true, false)
+        ));
+        // A lead without the Wpg flag does not get a Wpg report's photo this way.
+        let lead = who(Role::Teamleider, Some(team_a), false);
+        assert!(may_take_twin(
+            &lead,
+            &facts(Some(team_a), someone, true, false)
+        ));
+        assert!(!may_take_twin(
+            &lead,
+            &facts(Some(team_a), someone, true, true)
+        ));
+        let wpg_lead = who(Role::Teamleider, Some(team_a), true);
+        assert!(may_take_twin(
+            &wpg_lead,
+            &facts(Some(team_a), someone, true, true)
+        ));
+        // The beheerder sees every team but the twin must still be of the photo's team.
+        let admin = who(Role::Beheerder, None, false);
+        assert!(!may_take_twin(
+            &admin,
+            &facts(Some(team_b), someone, true, false)
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Sync load tool: D devices each push R reports in one push, concurrently, for N rounds; then a
-//! fresh device pulls everything in its window, page by page. Prints records/s, latency
+//! fresh device pulls everything in its window, page by page, and once more as one turbo page. Prints records/s, latency
 //! percentiles, and the pull's time and size. Talks to a running server (bench/sync.sh starts one).
 //!
 //!   syncbench <base-url> [devices=50] [records=100] [rounds=5] [page=1000]
@@ -38,6 +38,19 @@ fn record(i: usize) -> Value {
         "description": "Huisvuilzakken naast de ondergrondse container", "outcome": "warning",
         "status": "submitted", "officer_ids": "[]"
     })
+}
+
+/// Reports in a pull answer (`created` and `updated`).
+fn reports(v: &Value) -> usize {
+    ["created", "updated"]
+        .iter()
+        .map(|k| {
+            v["changes"]["violations"][k]
+                .as_array()
+                .map(Vec::len)
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 #[tokio::main]
@@ -106,12 +119,15 @@ async fn main() -> anyhow::Result<()> {
 
     let token = login(&client, &base, "fresh-device").await?;
     let started = Instant::now();
-    let (mut cursor, mut rows, mut bytes, mut pages) = (0i64, 0usize, 0usize, 0usize);
+    let (mut rows, mut bytes, mut pages) = (0usize, 0usize, 0usize);
+    let mut next: Option<String> = None;
     loop {
+        let url = match &next {
+            Some(t) => format!("{base}/api/v1/sync/pull?page_token={t}&limit={page}"),
+            None => format!("{base}/api/v1/sync/pull?last_pulled_at=0&limit={page}"),
+        };
         let body = client
-            .get(format!(
-                "{base}/api/v1/sync/pull?last_pulled_at={cursor}&limit={page}"
-            ))
+            .get(url)
             .bearer_auth(&token)
             .send()
             .await?
@@ -121,11 +137,8 @@ async fn main() -> anyhow::Result<()> {
         bytes += body.len();
         pages += 1;
         let v: Value = serde_json::from_slice(&body)?;
-        rows += v["changes"]["violations"]["updated"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
-        cursor = v["timestamp"].as_i64().unwrap_or(cursor);
+        rows += reports(&v);
+        next = v["next_page"].as_str().map(str::to_string);
         if v["has_more"] != true {
             break;
         }
@@ -137,6 +150,29 @@ async fn main() -> anyhow::Result<()> {
         rows as f64 / t.as_secs_f64(),
         bytes as f64 / 1e6,
         bytes / rows.max(1),
+    );
+
+    // The same as one streamed page (WatermelonDB's turbo login).
+    let token = login(&client, &base, "fresh-turbo-device").await?;
+    let started = Instant::now();
+    let body = client
+        .get(format!(
+            "{base}/api/v1/sync/pull?last_pulled_at=0&turbo=true"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let t = started.elapsed();
+    let v: Value = serde_json::from_slice(&body)?;
+    println!(
+        "turbo first pull: {} reports in one streamed page: {:.2} s, {:.0} records/s, {:.1} MB",
+        reports(&v),
+        t.as_secs_f64(),
+        reports(&v) as f64 / t.as_secs_f64(),
+        body.len() as f64 / 1e6,
     );
     Ok(())
 }

@@ -647,8 +647,323 @@ async fn a_crashed_derivative_job_is_taken_again(b: Backend) {
     assert_eq!(derived(&app, &t, pid).await["derivative_state"], "done");
 }
 
+/// A PATCH of `bytes` at `offset` with `Upload-Checksum: <checksum>`.
+async fn patch_checked(
+    app: &TestApp,
+    t: &str,
+    pid: Uuid,
+    offset: usize,
+    bytes: &[u8],
+    checksum: &str,
+) -> reqwest::Response {
+    tus(app, t, "PATCH", &format!("/api/v1/uploads/{pid}"))
+        .header("Upload-Offset", offset.to_string())
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Checksum", checksum)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn checksum(algo: thor::photos::tus::ChecksumAlgorithm, bytes: &[u8]) -> String {
+    format!("{} {}", algo.name(), B64.encode(algo.digest(bytes)))
+}
+
+/// The HEAD answer as (Upload-Offset, Upload-Length).
+async fn head(app: &TestApp, t: &str, pid: Uuid) -> (u64, u64) {
+    let res = tus(app, t, "HEAD", &format!("/api/v1/uploads/{pid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let n = |h: &str| res.headers()[h].to_str().unwrap().parse::<u64>().unwrap();
+    (n("upload-offset"), n("upload-length"))
+}
+
+async fn tus_checksums_are_sha1_and_sha256(b: Backend) {
+    use thor::photos::tus::ChecksumAlgorithm::{Sha1, Sha256 as S256};
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let t = app.login("handhaver", "phone-1").await;
+
+    // Both are advertised, in OPTIONS and in the limits.
+    let res = tus(&app, &t, "OPTIONS", "/api/v1/uploads")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["tus-checksum-algorithm"], "sha1,sha256");
+    assert!(
+        res.headers()["tus-extension"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .any(|e| e == "checksum")
+    );
+    let limits = app.get_json(&t, "/api/v1/photos/limits").await;
+    assert_eq!(limits["tus_checksum_algorithms"], json!(["sha1", "sha256"]));
+
+    let bytes = jpeg(640, 480, 21);
+    let (_, pid) = report_with_photo(&app, &t, &bytes, "image/jpeg").await;
+    let (a, b2) = (bytes.len() / 3, 2 * bytes.len() / 3);
+
+    // A sha1 chunk that does not match: 460, dropped. The right sha1: kept.
+    let res = patch_checked(&app, &t, pid, 0, &bytes[..a], &checksum(Sha1, b"other")).await;
+    assert_problem(res, 460, None).await;
+    assert_eq!(head(&app, &t, pid).await.0, 0);
+    let res = patch_checked(&app, &t, pid, 0, &bytes[..a], &checksum(Sha1, &bytes[..a])).await;
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    assert_eq!(head(&app, &t, pid).await.0, a as u64);
+
+    // Not an algorithm offered, or a digest that cannot be one: 400 naming the header, and
+    // nothing of the chunk is kept.
+    let rest = &bytes[a..b2];
+    for bad in [
+        format!("md5 {}", B64.encode([0u8; 16])),
+        format!("sha1 {}", B64.encode(S256.digest(rest))),
+        "sha1 not-base64!".to_string(),
+    ] {
+        let res = patch_checked(&app, &t, pid, a, rest, &bad).await;
+        let p = assert_problem(res, 400, Some("Upload-Checksum")).await;
+        assert!(p["detail"].as_str().unwrap().len() > 10, "{p}");
+        assert_eq!(head(&app, &t, pid).await.0, a as u64, "{bad}");
+    }
+
+    // sha256 goes on: a mismatch is dropped, the right digest kept.
+    let res = patch_checked(&app, &t, pid, a, rest, &checksum(S256, b"other")).await;
+    assert_problem(res, 460, None).await;
+    let res = patch_checked(&app, &t, pid, a, rest, &checksum(S256, rest)).await;
+    assert_eq!(res.status(), 204);
+    // The last chunk with sha1 (upper case, as some clients write it) completes the photo.
+    let last = &bytes[b2..];
+    let upper = format!("SHA1 {}", B64.encode(Sha1.digest(last)));
+    let res = patch_checked(&app, &t, pid, b2, last, &upper).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["upload-offset"], bytes.len().to_string());
+    assert_eq!(photo(&app, &t, pid).await["upload_state"], "complete");
+    let got = app
+        .get(&t, &format!("/api/v1/photos/{pid}/original"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha_hex(&got), sha_hex(&bytes));
+
+    // Creation-with-upload takes a checksum too.
+    let small = jpeg(48, 32, 22);
+    let (_, sp) = report_with_photo(&app, &t, &small, "image/jpeg").await;
+    let res = tus(&app, &t, "POST", "/api/v1/uploads")
+        .header("Upload-Length", small.len().to_string())
+        .header(
+            "Upload-Metadata",
+            format!("photo_id {}", B64.encode(sp.to_string())),
+        )
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Checksum", checksum(Sha1, b"not these bytes"))
+        .body(small.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 460, None).await;
+    assert_eq!(head(&app, &t, sp).await.0, 0);
+}
+
+async fn already_stored_bytes_are_announced_on_head(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let t = app.login("handhaver", "phone-1").await;
+    let boa = app.login("jeugdboa", "phone-2").await;
+    let admin = app.login("beheerder", "pc-1").await;
+    // An officer of another team.
+    let res = app
+        .post(
+            &admin,
+            "/api/v1/users",
+            &json!({ "username": "boa.ijmuiden", "role": "handhaver", "team": "Team IJmuiden",
+                     "password": "lange wachtzin voor test" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = app
+        .login_response("boa.ijmuiden", "lange wachtzin voor test", "phone-3")
+        .await;
+    assert_eq!(res.status(), 200);
+    let other: String = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .into();
+
+    let bytes = jpeg(800, 600, 31);
+    // The same photo on two reports of one officer, the same file on a colleague's report and
+    // on another team's, all recorded before any byte is sent.
+    let (_, first) = report_with_photo(&app, &t, &bytes, "image/jpeg").await;
+    let (_, second) = report_with_photo(&app, &t, &bytes, "image/jpeg").await;
+    let (_, colleague) = report_with_photo(&app, &boa, &bytes, "image/jpeg").await;
+    let (_, foreign) = report_with_photo(&app, &other, &bytes, "image/jpeg").await;
+
+    // The upload URL answers HEAD from the moment the record exists, before any POST.
+    assert_eq!(head(&app, &t, first).await, (0, bytes.len() as u64));
+    assert_eq!(upload(&app, &t, first, &bytes).await.status(), 204);
+
+    // The same id again: HEAD says everything is there.
+    let len = bytes.len() as u64;
+    assert_eq!(head(&app, &t, first).await, (len, len));
+    // The same bytes under another id of this officer: HEAD completes it, nothing sent.
+    let audit_before = app.count("audit_log").await;
+    assert_eq!(photo(&app, &t, second).await["upload_state"], "pending");
+    assert_eq!(head(&app, &t, second).await, (len, len));
+    let p = photo(&app, &t, second).await;
+    assert_eq!(p["upload_state"], "complete", "{p}");
+    assert_eq!(p["format"], "jpeg");
+    assert!(app.count("audit_log").await > audit_before);
+    assert_eq!(head(&app, &t, second).await, (len, len), "and stays so");
+    // A PATCH that comes anyway is answered at once with the full offset.
+    let res = patch(&app, &t, second, 0, &bytes).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["upload-offset"], bytes.len().to_string());
+    // The teamleider may read the officer's photo, and sees it complete.
+    let lead = app.login("teamleider", "pc-2").await;
+    assert_eq!(head(&app, &lead, second).await, (len, len));
+
+    // A colleague of the same team who is not on that report, and an officer of another team,
+    // learn nothing from the hash: they send the bytes (stored once), then it is complete.
+    for (tok, pid) in [(&boa, colleague), (&other, foreign)] {
+        assert_eq!(head(&app, tok, pid).await, (0, len));
+        assert_eq!(photo(&app, tok, pid).await["upload_state"], "pending");
+        let res = create_upload(&app, tok, pid, bytes.len()).await;
+        assert_eq!(res.status(), 201);
+        assert_eq!(res.headers()["upload-offset"], "0");
+        assert_eq!(upload(&app, tok, pid, &bytes).await.status(), 204);
+        assert_eq!(head(&app, tok, pid).await, (len, len));
+    }
+}
+
+async fn refused_photos_get_an_answer_tus_clients_do_not_retry(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let t = app.login("handhaver", "phone-1").await;
+    let good = jpeg(64, 48, 41);
+
+    // A photo record the sync refuses (its report is unknown): rejected, kept as a conflict.
+    let refused = Uuid::new_v4();
+    let now = chrono::Utc::now().timestamp_millis() - 60_000;
+    let push = json!({ "changes": { "photos": { "created": [{
+        "id": refused, "violation_id": Uuid::new_v4(), "sha256": sha_hex(&good),
+        "size_bytes": good.len(), "mime": "image/jpeg", "captured_at": now,
+        "lat": 52.4599, "lon": 4.6218, "accuracy_m": 5.0
+    }], "updated": [], "deleted": [] } } });
+    let res = app
+        .post(&t, "/api/v1/sync/push", &push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let pushed: Value = res.json().await.unwrap();
+    assert_eq!(
+        pushed["experimentalRejectedIds"]["photos"],
+        json!([refused.to_string()]),
+        "{pushed}"
+    );
+    // tus-js-client retries 409, 423 and anything not 4xx; tuspy never retries a creation.
+    let res = create_upload(&app, &t, refused, good.len()).await;
+    let p = assert_problem(res, 422, Some("Upload-Metadata.photo_id")).await;
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("refused"), "{p}");
+    assert!(detail.contains("violation_id"), "says why: {p}");
+    // Another team's user hears only "not known yet".
+    let admin = app.login("beheerder", "pc-1").await;
+    let res = app
+        .post(
+            &admin,
+            "/api/v1/users",
+            &json!({ "username": "boa.ijmuiden", "role": "handhaver", "team": "Team IJmuiden",
+                     "password": "lange wachtzin voor test" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = app
+        .login_response("boa.ijmuiden", "lange wachtzin voor test", "phone-3")
+        .await;
+    let other: String = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .into();
+    assert_problem(
+        create_upload(&app, &other, refused, good.len()).await,
+        409,
+        None,
+    )
+    .await;
+
+    // A record that has not arrived yet stays retryable: the phone's sync brings it.
+    assert_problem(
+        create_upload(&app, &t, Uuid::new_v4(), good.len()).await,
+        409,
+        None,
+    )
+    .await;
+
+    // Bytes that were refused: creating the upload again is refused, saying why ...
+    let text =
+        b"<html>dit is geen foto, maar een webpagina van dertig bytes of meer</html>".to_vec();
+    let (_, failed) = report_with_photo(&app, &t, &text, "image/jpeg").await;
+    assert_problem(upload(&app, &t, failed, &text).await, 415, None).await;
+    assert_eq!(photo(&app, &t, failed).await["upload_state"], "failed");
+    let p = assert_problem(
+        create_upload(&app, &t, failed, text.len()).await,
+        422,
+        Some("Upload-Metadata.photo_id"),
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("JPEG"), "{p}");
+    assert_eq!(photo(&app, &t, failed).await["upload_state"], "failed");
+    // ... until the app terminates it on purpose (other bytes for this record).
+    let res = tus(&app, &t, "DELETE", &format!("/api/v1/uploads/{failed}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(photo(&app, &t, failed).await["upload_state"], "pending");
+    assert_eq!(
+        create_upload(&app, &t, failed, text.len()).await.status(),
+        201
+    );
+
+    // Concatenation (tus-js-client's parallelUploads) is refused, not retried.
+    for concat in ["partial", "final;/api/v1/uploads/a /api/v1/uploads/b"] {
+        let res = tus(&app, &t, "POST", "/api/v1/uploads")
+            .header("Upload-Length", good.len().to_string())
+            .header("Upload-Concat", concat)
+            .send()
+            .await
+            .unwrap();
+        let p = assert_problem(res, 400, Some("Upload-Concat")).await;
+        assert!(p["detail"].as_str().unwrap().contains("SHA-256"), "{p}");
+    }
+    let res = tus(&app, &t, "OPTIONS", "/api/v1/uploads")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !res.headers()["tus-extension"]
+            .to_str()
+            .unwrap()
+            .contains("concatenation")
+    );
+}
+
 both!(
     an_interrupted_upload_resumes_and_is_stored_as_evidence,
+    tus_checksums_are_sha1_and_sha256,
+    already_stored_bytes_are_announced_on_head,
+    refused_photos_get_an_answer_tus_clients_do_not_retry,
     bad_uploads_get_clear_answers_and_nothing_half_written,
     a_crashed_derivative_job_is_taken_again,
 );
