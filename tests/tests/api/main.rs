@@ -9,6 +9,7 @@ mod openapi;
 mod ops;
 mod photos;
 mod reference;
+mod push_hostile;
 mod rejections;
 mod sync;
 mod sync_clients;
