@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_and_long_values_cut() {
-        assert_eq!(loggable("a\nERROR b\r\u{1b}[31m", 100), "a\\nERROR b\\r\\u{1b}[31m");
+        assert_eq!(
+            loggable("a\nERROR b\r\u{1b}[31m", 100),
+            "a\\nERROR b\\r\\u{1b}[31m"
+        );
         assert_eq!(loggable("abcdef", 3), "abc…");
         assert_eq!(loggable("abc", 3), "abc");
         assert_eq!(loggable("ééé", 2), "éé…");

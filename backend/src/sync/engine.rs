@@ -211,9 +211,7 @@ fn read_table(name: String, changes: &RawChanges) -> TablePush {
             continue;
         }
         match read {
-            Ok(record) => out
-                .records
-                .push((id.clone().unwrap_or_default(), record)),
+            Ok(record) => out.records.push((id.clone().unwrap_or_default(), record)),
             Err(r) => out.refused.push(r),
         }
     }
@@ -260,7 +258,11 @@ fn read_deleted_id(raw: &RawValue) -> Result<String, Refused> {
 
 fn check_id(id: &str) -> Result<(), Refused> {
     if id.is_empty() {
-        return Err(Refused::new("", "id", "required: a lowercase hyphenated UUID"));
+        return Err(Refused::new(
+            "",
+            "id",
+            "required: a lowercase hyphenated UUID",
+        ));
     }
     if canonical_id(id).is_none() {
         return Err(Refused::new(
@@ -327,7 +329,12 @@ fn read_record(raw: &RawValue) -> (Option<String>, Result<Map<String, Value>, Re
         }
         let value = match serde_json::from_str::<Value>(v.get()) {
             Ok(value) => value,
-            Err(e) => return (Some(id.clone()), Err(Refused::new(&id, k, unreadable_string(&e)))),
+            Err(e) => {
+                return (
+                    Some(id.clone()),
+                    Err(Refused::new(&id, k, unreadable_string(&e))),
+                );
+            }
         };
         if k.contains('\0') || has_nul(&value) {
             return (
@@ -1165,8 +1172,15 @@ mod read_tests {
         ));
         assert_eq!(ids(&t), [B]);
         assert_eq!(t.refused.len(), 1);
-        assert_eq!((t.refused[0].id.as_str(), t.refused[0].field.as_str()), (A, "description"));
-        assert!(t.refused[0].message.contains("surrogate"), "{:?}", t.refused);
+        assert_eq!(
+            (t.refused[0].id.as_str(), t.refused[0].field.as_str()),
+            (A, "description")
+        );
+        assert!(
+            t.refused[0].message.contains("surrogate"),
+            "{:?}",
+            t.refused
+        );
     }
 
     #[test]
@@ -1200,7 +1214,10 @@ mod read_tests {
                 r#"{{"changes":{{"violations":{{"updated":[{{"id":"{id}"}}],"deleted":["{id}"]}}}}}}"#
             ));
             assert!(t.records.is_empty() && t.deleted.is_empty(), "{id}");
-            assert!(t.refused.iter().all(|r| r.id == id && r.field == "id"), "{t:?}");
+            assert!(
+                t.refused.iter().all(|r| r.id == id && r.field == "id"),
+                "{t:?}"
+            );
         }
         assert_eq!(canonical_id(A), Some(Uuid::parse_str(A).unwrap()));
         assert_eq!(canonical_id(&upper), None);
@@ -1252,8 +1269,8 @@ mod read_tests {
 
     #[test]
     fn unknown_tables_are_not_read_and_a_bad_envelope_fails() {
-        let push = read_push(br#"{"changes":{"nope":{"created":[{"id":"\ud83d"}]},"empty":{}}}"#)
-            .unwrap();
+        let push =
+            read_push(br#"{"changes":{"nope":{"created":[{"id":"\ud83d"}]},"empty":{}}}"#).unwrap();
         assert!(push.tables.is_empty());
         assert_eq!(push.ignored, ["nope"]);
         for bad in [

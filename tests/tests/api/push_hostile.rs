@@ -80,7 +80,10 @@ async fn after_push_pull_is_full_pull(app: &TestApp, token: &str, before: &State
     pull_into(app, token, &mut incremental).await;
     let mut fresh: State = (BTreeMap::new(), 0);
     pull_into(app, token, &mut fresh).await;
-    assert_eq!(incremental.0, fresh.0, "incremental pull differs from a full pull");
+    assert_eq!(
+        incremental.0, fresh.0,
+        "incremental pull differs from a full pull"
+    );
     fresh.0.keys().cloned().collect()
 }
 
@@ -130,7 +133,12 @@ async fn a_lone_surrogate_refuses_only_its_record(b: Backend) {
         .to_string()
         .replace("naast container", r"naast \ud83d");
     let trail = report(&c).to_string().replace("zakken", r"\ude00zakken");
-    let res = push_ok(&app, &t, &body(&[cut, trail, report(&good).to_string()], &[], &[])).await;
+    let res = push_ok(
+        &app,
+        &t,
+        &body(&[cut, trail, report(&good).to_string()], &[], &[]),
+    )
+    .await;
     assert_eq!(res["applied"], 1, "{res}");
     assert_eq!(rejected_ids(&res), [a.clone(), c.clone()]);
     assert_eq!(
@@ -169,10 +177,18 @@ async fn unreadable_ids_are_reported_without_an_id(b: Backend) {
         .replace("\"lat\"", r#""\ud83d""#);
     let records = vec![
         no_id.to_string(),
-        report(&good).to_string().replace(&format!("\"{good}\""), "null"),
-        report(&good).to_string().replace(&format!("\"{good}\""), "42"),
-        report(&good).to_string().replace(&format!("\"{good}\""), "\"\""),
-        report(&good).to_string().replace(&format!("\"{good}\""), r#""\ud83d""#),
+        report(&good)
+            .to_string()
+            .replace(&format!("\"{good}\""), "null"),
+        report(&good)
+            .to_string()
+            .replace(&format!("\"{good}\""), "42"),
+        report(&good)
+            .to_string()
+            .replace(&format!("\"{good}\""), "\"\""),
+        report(&good)
+            .to_string()
+            .replace(&format!("\"{good}\""), r#""\ud83d""#),
         broken_key,
         "[1,2,3]".to_string(),
         "\"a string\"".to_string(),
@@ -199,13 +215,16 @@ async fn non_canonical_ids_are_refused_never_rewritten(b: Backend) {
     for sent in [&upper, &braced, &bare, &urn] {
         let res = push_ok(&app, &t, &body(&[report(sent).to_string()], &[], &[])).await;
         assert_eq!(res["applied"], 0, "{res}");
-        assert_eq!(rejected_ids(&res), [sent.clone()], "{res}");
+        assert_eq!(rejected_ids(&res), std::slice::from_ref(sent), "{res}");
         assert_eq!(rejections(&res), [(sent.clone(), "id".to_string())]);
         let res = push_ok(&app, &t, &body(&[], &[], &[format!("\"{sent}\"")])).await;
-        assert_eq!(rejected_ids(&res), [sent.clone()], "{res}");
+        assert_eq!(rejected_ids(&res), std::slice::from_ref(sent), "{res}");
     }
     let ids = after_push_pull_is_full_pull(&app, &t, &before).await;
-    assert!(ids.is_empty(), "nothing stored, not even lowercased: {ids:?}");
+    assert!(
+        ids.is_empty(),
+        "nothing stored, not even lowercased: {ids:?}"
+    );
     app.stop().await;
 }
 
@@ -225,7 +244,7 @@ async fn duplicates_in_a_batch_are_reported(b: Backend) {
     )
     .await;
     assert_eq!(res["applied"], 2, "{res}");
-    assert_eq!(rejected_ids(&res), [a.clone()], "{res}");
+    assert_eq!(rejected_ids(&res), std::slice::from_ref(&a), "{res}");
     assert_eq!(
         rejections(&res),
         [(a.clone(), "id".to_string()), (a.clone(), "id".to_string())]
@@ -252,9 +271,9 @@ async fn created_and_deleted_together_are_refused(b: Backend) {
     )
     .await;
     assert_eq!(res["applied"], 1, "{res}");
-    assert_eq!(rejected_ids(&res), [a.clone()]);
+    assert_eq!(rejected_ids(&res), std::slice::from_ref(&a));
     let ids = after_push_pull_is_full_pull(&app, &t, &before).await;
-    assert_eq!(ids, [kept.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&kept));
     // An update and a delete of a record the server has: neither applies, the record stays.
     pull_into(&app, &t, &mut before).await;
     let mut row = before.0[&kept].clone();
@@ -266,7 +285,7 @@ async fn created_and_deleted_together_are_refused(b: Backend) {
     )
     .await;
     assert_eq!(res["applied"], 0, "{res}");
-    assert_eq!(rejected_ids(&res), [kept.clone()]);
+    assert_eq!(rejected_ids(&res), std::slice::from_ref(&kept));
     let ids = after_push_pull_is_full_pull(&app, &t, &before).await;
     assert_eq!(ids, [kept]);
     app.stop().await;
