@@ -44,8 +44,8 @@ pub struct TableChanges {
     pub deleted: Vec<String>,
 }
 
-/// The body of a push as it goes on the wire (the schema; the server reads it with
-/// [`read_push`], one record at a time).
+/// The body of a push. The envelope is read strictly; each record is then read on its own, and
+/// one that cannot be read is refused alone (see SYNC.md, Push).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PushBody {
     /// `{table: {created, updated, deleted}}`; `created` and `updated` are handled alike.
