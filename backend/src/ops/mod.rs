@@ -135,19 +135,58 @@ fn is_probe(route: &str) -> bool {
 
 /// The span of one request: method, route template and request id; health probes at debug.
 pub fn request_span(req: &axum::http::Request<axum::body::Body>) -> Span {
+    // The raw path (of an unmatched route) and the request id come from the client: escaped
+    // and cut, so that they cannot write lines of their own or fill the log.
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str())
-        .unwrap_or(req.uri().path());
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| loggable(req.uri().path(), 200));
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+        .map(|v| loggable(v, 64))
+        .unwrap_or_else(|| "-".into());
+    let route = route.as_str();
+    let id = id.as_str();
     if is_probe(route) {
         tracing::debug_span!("request", method = %req.method(), route, request_id = id)
     } else {
         tracing::info_span!("request", method = %req.method(), route, request_id = id)
+    }
+}
+
+/// A value from a request as it may go into a log line: control characters escaped (`\n`,
+/// `\u{1b}`), cut to `max` characters with `…` marking the cut.
+pub fn loggable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn control_characters_are_escaped_and_long_values_cut() {
+        assert_eq!(
+            loggable("a\nERROR b\r\u{1b}[31m", 100),
+            "a\\nERROR b\\r\\u{1b}[31m"
+        );
+        assert_eq!(loggable("abcdef", 3), "abc…");
+        assert_eq!(loggable("abc", 3), "abc");
+        assert_eq!(loggable("ééé", 2), "éé…");
     }
 }

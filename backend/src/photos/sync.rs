@@ -86,8 +86,8 @@ pub fn canonical_row(m: &photo::Model) -> Map<String, Value> {
 pub struct PhotosTable;
 
 fn parse_id(id: &str) -> ApiResult<Uuid> {
-    id.parse()
-        .map_err(|_| ApiError::field("id", "a photo id is a UUID"))
+    crate::sync::engine::canonical_id(id)
+        .ok_or_else(|| ApiError::field("id", "a photo id is a lowercase hyphenated UUID"))
 }
 
 fn required<T>(v: Option<T>, k: &str) -> ApiResult<T> {

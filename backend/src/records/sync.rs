@@ -20,8 +20,12 @@ use crate::sync::table::{
 pub struct KindTable(pub &'static dyn RecordKind);
 
 fn parse_id(kind: &dyn RecordKind, id: &str) -> ApiResult<Uuid> {
-    id.parse()
-        .map_err(|_| ApiError::field("id", format!("a {} id is a UUID", kind.wire_name())))
+    crate::sync::engine::canonical_id(id).ok_or_else(|| {
+        ApiError::field(
+            "id",
+            format!("a {} id is a lowercase hyphenated UUID", kind.wire_name()),
+        )
+    })
 }
 
 fn current(r: &Row) -> Current {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use sea_orm::TransactionTrait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::engine::{PushBody, PushMeta, PushResponse, push_alone, push_in, request_sha256};
+use super::engine::{Push, PushMeta, PushResponse, push_alone, push_in, request_sha256};
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::db::queue::{ask, next_batch};
@@ -24,7 +24,7 @@ use crate::reference::Reference;
 struct Job {
     principal: Principal,
     request_sha: String,
-    body: PushBody,
+    body: Push,
     meta: PushMeta,
     records: usize,
     reply: oneshot::Sender<ApiResult<PushResponse>>,
@@ -61,14 +61,10 @@ impl PushCommitter {
         &self,
         principal: Principal,
         body_bytes: &[u8],
-        body: PushBody,
+        body: Push,
         meta: PushMeta,
     ) -> ApiResult<PushResponse> {
-        let records = body
-            .changes
-            .values()
-            .map(|c| c.created.len() + c.updated.len() + c.deleted.len())
-            .sum();
+        let records = body.entries();
         let request_sha = request_sha256(body_bytes);
         ask(&self.tx, |reply| Job {
             principal,

@@ -44,11 +44,311 @@ pub struct TableChanges {
     pub deleted: Vec<String>,
 }
 
-/// The body of a push.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The body of a push. The envelope is read strictly; each record is then read on its own, and
+/// one that cannot be read is refused alone (see SYNC.md, Push).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PushBody {
     /// `{table: {created, updated, deleted}}`; `created` and `updated` are handled alike.
     pub changes: BTreeMap<String, TableChanges>,
+}
+
+/// A push as read: the envelope strictly, each record on its own (see [`read_push`]).
+#[derive(Debug, Default)]
+pub struct Push {
+    /// The tables the server syncs that the push names, in the order of the body.
+    pub tables: Vec<TablePush>,
+    /// Tables the server does not sync that came with changes (not read any further).
+    pub ignored: Vec<String>,
+}
+
+impl Push {
+    /// Entries pushed (records, deletions, refused ones).
+    pub fn entries(&self) -> usize {
+        self.tables
+            .iter()
+            .map(|t| t.records.len() + t.deleted.len() + t.refused.len())
+            .sum()
+    }
+}
+
+/// The records of one table that could be read, and those that could not.
+#[derive(Debug, Default)]
+pub struct TablePush {
+    pub name: String,
+    /// `created` then `updated`: each id once, canonical, none also deleted.
+    pub records: Vec<(String, Map<String, Value>)>,
+    /// Ids to delete: each once, canonical, none also created or updated.
+    pub deleted: Vec<String>,
+    /// Entries refused before anything is applied.
+    pub refused: Vec<Refused>,
+}
+
+/// An entry of a push refused as unreadable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    /// The id as sent; empty when it cannot be read (then it is not in `experimentalRejectedIds`:
+    /// there is nothing the phone could match).
+    pub id: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl Refused {
+    fn new(id: &str, field: &str, message: impl Into<String>) -> Refused {
+        Refused {
+            id: id.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The only form of a record id the server takes: a lowercase hyphenated UUID, exactly as it is
+/// stored and pulled. Other spellings (uppercase as iOS `NSUUID` writes them, braces, no hyphens)
+/// are refused, never rewritten: the phone would keep its row and pull a second one.
+pub fn canonical_id(id: &str) -> Option<Uuid> {
+    Uuid::try_parse(id)
+        .ok()
+        .filter(|u| u.hyphenated().encode_lower(&mut Uuid::encode_buffer()) == id)
+}
+
+/// A JSON object as its entries in order, repeated keys kept (serde's maps keep only the last).
+struct Entries<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Entries<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = map.next_entry::<String, V>()? {
+                    out.push(e);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// One table's changes as raw JSON values, each read later on its own.
+#[derive(Deserialize)]
+struct RawChanges {
+    #[serde(default)]
+    created: Vec<Box<RawValue>>,
+    #[serde(default)]
+    updated: Vec<Box<RawValue>>,
+    #[serde(default)]
+    deleted: Vec<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct RawPush {
+    changes: Entries<RawChanges>,
+}
+
+/// Reads a push body. The envelope (`{"changes": {table: {created, updated, deleted}}}`) is read
+/// strictly: a malformed one fails the whole push (400, or 422 naming the field). Each record is
+/// read on its own afterwards: one that cannot be read is refused alone (see SYNC.md, Push).
+/// serde_json skips over a string with a lone surrogate escape (`"\ud83d"`) when it only captures
+/// raw JSON, so such a string sinks only its record. A table named twice is read as one: its
+/// lists are joined in order.
+pub fn read_push(bytes: &[u8]) -> ApiResult<Push> {
+    let raw: RawPush = crate::extract::parse_json(bytes)?;
+    let known = tables();
+    let mut joined: Vec<(String, RawChanges)> = Vec::new();
+    for (name, changes) in raw.changes.0 {
+        match joined.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => {
+                c.created.extend(changes.created);
+                c.updated.extend(changes.updated);
+                c.deleted.extend(changes.deleted);
+            }
+            None => joined.push((name, changes)),
+        }
+    }
+    let mut push = Push::default();
+    for (name, changes) in joined {
+        if !known.iter().any(|t| t.name() == name) {
+            if !changes.created.is_empty()
+                || !changes.updated.is_empty()
+                || !changes.deleted.is_empty()
+            {
+                push.ignored.push(name);
+            }
+            continue;
+        }
+        push.tables.push(read_table(name, &changes));
+    }
+    Ok(push)
+}
+
+fn read_table(name: String, changes: &RawChanges) -> TablePush {
+    let mut out = TablePush {
+        name,
+        ..TablePush::default()
+    };
+    // Every readable id of created and updated, refused records' too: a duplicate of a refused
+    // record is no more applied than the duplicate of an applied one.
+    let mut seen: HashSet<String> = HashSet::new();
+    for raw in changes.created.iter().chain(changes.updated.iter()) {
+        let (id, read) = read_record(raw);
+        if let Some(id) = &id
+            && !seen.insert(id.clone())
+        {
+            out.refused.push(Refused::new(
+                id,
+                "id",
+                "this id is already in this push (created and updated list each record once)",
+            ));
+            continue;
+        }
+        match read {
+            Ok(record) => out.records.push((id.clone().unwrap_or_default(), record)),
+            Err(r) => out.refused.push(r),
+        }
+    }
+    let mut both: Vec<String> = Vec::new();
+    let mut gone: HashSet<String> = HashSet::new();
+    for raw in &changes.deleted {
+        match read_deleted_id(raw) {
+            Ok(id) if seen.contains(&id) => {
+                if !both.contains(&id) {
+                    both.push(id);
+                }
+            }
+            Ok(id) => {
+                // Deleting twice is deleting once.
+                if gone.insert(id.clone()) {
+                    out.deleted.push(id);
+                }
+            }
+            Err(r) => out.refused.push(r),
+        }
+    }
+    if !both.is_empty() {
+        out.records.retain(|(id, _)| !both.contains(id));
+        for id in both {
+            if !out.refused.iter().any(|r| r.id == id) {
+                out.refused.push(Refused::new(
+                    &id,
+                    "id",
+                    "this id is both created or updated and deleted in this push",
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn read_deleted_id(raw: &RawValue) -> Result<String, Refused> {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::String(id)) => check_id(&id).map(|()| id),
+        Ok(_) => Err(Refused::new("", "id", "a deleted entry is an id string")),
+        Err(e) => Err(Refused::new("", "id", unreadable_string(&e))),
+    }
+}
+
+fn check_id(id: &str) -> Result<(), Refused> {
+    if id.is_empty() {
+        return Err(Refused::new(
+            "",
+            "id",
+            "required: a lowercase hyphenated UUID",
+        ));
+    }
+    if canonical_id(id).is_none() {
+        return Err(Refused::new(
+            id,
+            "id",
+            "a lowercase hyphenated UUID (like 0190f0e2-7c1a-7cc3-a1b2-3c4d5e6f7a8b), exactly as stored",
+        ));
+    }
+    Ok(())
+}
+
+fn unreadable_string(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    if msg.contains("surrogate") || msg.contains("hex escape") {
+        format!(
+            "not readable text: {msg}: a lone UTF-16 surrogate (a string cut inside a \
+             character, e.g. half an emoji); fix the text and push again"
+        )
+    } else {
+        format!("not readable: {msg}")
+    }
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Reads one pushed record: its id when that can be read, and the record or why it is refused.
+fn read_record(raw: &RawValue) -> (Option<String>, Result<Map<String, Value>, Refused>) {
+    let entries: Entries<Box<RawValue>> = match serde_json::from_str(raw.get()) {
+        Ok(e) => e,
+        Err(e) if e.is_data() => {
+            return (None, Err(Refused::new("", "", "a record is a JSON object")));
+        }
+        // A key that is not readable text: nothing of the record can be trusted, not its id.
+        Err(e) => return (None, Err(Refused::new("", "", unreadable_string(&e)))),
+    };
+    let id = match entries.0.iter().find(|(k, _)| k == "id") {
+        None => return (None, Err(Refused::new("", "id", "required"))),
+        Some((_, v)) => match serde_json::from_str::<Value>(v.get()) {
+            Ok(Value::String(id)) => id,
+            Ok(Value::Null) => return (None, Err(Refused::new("", "id", "required, not null"))),
+            Ok(_) => return (None, Err(Refused::new("", "id", "a string"))),
+            Err(e) => return (None, Err(Refused::new("", "id", unreadable_string(&e)))),
+        },
+    };
+    if let Err(r) = check_id(&id) {
+        let known = (!r.id.is_empty()).then(|| id.clone());
+        return (known, Err(r));
+    }
+    let mut record = Map::new();
+    for (k, v) in &entries.0 {
+        if record.contains_key(k) {
+            return (
+                Some(id.clone()),
+                Err(Refused::new(&id, k, "this field is in the record twice")),
+            );
+        }
+        let value = match serde_json::from_str::<Value>(v.get()) {
+            Ok(value) => value,
+            Err(e) => {
+                return (
+                    Some(id.clone()),
+                    Err(Refused::new(&id, k, unreadable_string(&e))),
+                );
+            }
+        };
+        if k.contains('\0') || has_nul(&value) {
+            return (
+                Some(id.clone()),
+                Err(Refused::new(
+                    &id,
+                    k,
+                    "text with a NUL character (U+0000) is refused",
+                )),
+            );
+        }
+        record.insert(k.clone(), value);
+    }
+    (Some(id), Ok(record))
 }
 
 /// A conflict as the push answer reports it.
@@ -184,16 +484,35 @@ fn rejected_row(
 impl PushResponse {
     /// Refuses one record: the phone keeps it unsynced (`experimentalRejectedIds`) and hears why.
     fn reject(&mut self, table: &str, id: &str, problem: crate::error::Problem) {
-        self.experimental_rejected_ids
+        let ids = self
+            .experimental_rejected_ids
             .entry(table.to_string())
-            .or_default()
-            .push(id.to_string());
+            .or_default();
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
         self.rejected.push(Rejection {
             table: table.to_string(),
             id: id.to_string(),
             detail: problem.detail,
             errors: problem.errors,
         });
+    }
+
+    /// Refuses an entry that could not be read. Its id, when it has one, stays unsynced on the
+    /// phone; one that could not be read is reported with an empty id only.
+    fn refuse(&mut self, table: &str, r: &Refused) {
+        let problem = ApiError::field(r.field.clone(), r.message.clone()).to_problem();
+        if r.id.is_empty() {
+            self.rejected.push(Rejection {
+                table: table.to_string(),
+                id: String::new(),
+                detail: problem.detail,
+                errors: problem.errors,
+            });
+        } else {
+            self.reject(table, &r.id, problem);
+        }
     }
 }
 
@@ -484,7 +803,7 @@ pub async fn push_alone(
     reference: &Reference,
     p: &Principal,
     request_sha: &str,
-    body: &PushBody,
+    body: &Push,
     meta: &PushMeta,
 ) -> ApiResult<PushResponse> {
     let txn = db.write.begin().await?;
@@ -501,7 +820,7 @@ pub async fn push_in(
     reference: &Reference,
     p: &Principal,
     request_sha: &str,
-    body: &PushBody,
+    body: &Push,
     meta: &PushMeta,
 ) -> ApiResult<PushResponse> {
     let now = Utc::now();
@@ -546,22 +865,14 @@ pub async fn push_in(
         conflicts: vec![],
         differs: false,
     };
-    for (name, changes) in &body.changes {
-        if !tables.iter().any(|t| t.name() == name)
-            && (!changes.created.is_empty()
-                || !changes.updated.is_empty()
-                || !changes.deleted.is_empty())
-        {
-            response.ignored_tables.push(name.clone());
-        }
-    }
+    response.ignored_tables = body.ignored.clone();
     if !response.ignored_tables.is_empty() {
         // One line per push, with the names escaped and cut: table names come from the phone.
         let sample: Vec<String> = response
             .ignored_tables
             .iter()
             .take(5)
-            .map(|n| format!("{:?}", n.chars().take(40).collect::<String>()))
+            .map(|n| format!("{:?}", crate::ops::loggable(n, 40)))
             .collect();
         tracing::warn!(
             count = response.ignored_tables.len(),
@@ -572,30 +883,20 @@ pub async fn push_in(
     // Tables in their declared order, parents first: a photo pushed with its report finds it.
     for table in &tables {
         let name = table.name();
-        let Some(changes) = body.changes.get(name) else {
+        let Some(changes) = body.tables.iter().find(|t| t.name == name) else {
             continue;
         };
-        let mut seen = HashSet::new();
+        for r in &changes.refused {
+            response.refuse(name, r);
+        }
         let mut differs: Vec<String> = Vec::new();
         // New records of this table: id, canonical values, the raw row as pushed.
         type NewItem = (String, Map<String, Value>, Map<String, Value>);
         let mut new_items: Vec<NewItem> = Vec::new();
-        let ids: Vec<String> = changes
-            .created
-            .iter()
-            .chain(changes.updated.iter())
-            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
-            .collect();
+        let ids: Vec<String> = changes.records.iter().map(|(id, _)| id.clone()).collect();
         let mut currents = table.load_many(txn, p, &ids).await?;
-        for raw in changes.created.iter().chain(changes.updated.iter()) {
-            let id = raw
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if id.is_empty() || !seen.insert(id.clone()) {
-                continue;
-            }
+        for (id, raw) in &changes.records {
+            let id = id.clone();
             let current = currents.remove(&id);
             let is_new = current.is_none();
             // A new record writes nothing here (it joins the batch below): no savepoint needed.
@@ -683,14 +984,9 @@ pub async fn push_in(
                 }
             }
         }
-        let doomed: Vec<String> = changes
-            .deleted
-            .iter()
-            .filter(|id| !seen.contains(*id))
-            .cloned()
-            .collect();
-        let mut doomed_now = table.load_many(txn, p, &doomed).await?;
-        for id in &doomed {
+        let doomed = &changes.deleted;
+        let mut doomed_now = table.load_many(txn, p, doomed).await?;
+        for id in doomed {
             if let Some(cur) = doomed_now.remove(id) {
                 unseen_edit(txn, &ctx, table.as_ref(), id, cur, &mut pending).await?;
             }
@@ -840,4 +1136,158 @@ pub fn may_resolve(p: &Principal) -> bool {
 
 fn to_raw<T: Serialize>(v: &T) -> ApiResult<Box<RawValue>> {
     serde_json::value::to_raw_value(v).map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    const A: &str = "0190f0e2-7c1a-7cc3-a1b2-3c4d5e6f7a8b";
+    const B: &str = "0190f0e2-7c1a-7cc3-a1b2-3c4d5e6f7a8c";
+
+    fn read(body: &str) -> TablePush {
+        let mut push = read_push(body.as_bytes()).expect("the envelope reads");
+        assert_eq!(push.tables.len(), 1, "{push:?}");
+        push.tables.remove(0)
+    }
+
+    fn ids(t: &TablePush) -> Vec<&str> {
+        t.records.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    #[test]
+    fn serde_json_skips_a_lone_surrogate_when_it_only_captures_raw_json() {
+        // The premise of reading records one by one: the envelope parse does not fail on it.
+        let raw: Vec<Box<RawValue>> =
+            serde_json::from_str(r#"[{"description":"x\ud83d"},{"d":"\udc00y"}]"#).unwrap();
+        assert_eq!(raw.len(), 2);
+        assert!(serde_json::from_str::<Value>(raw[0].get()).is_err());
+        assert!(serde_json::from_str::<Value>(r#""\ud83d\ude00""#).is_ok());
+    }
+
+    #[test]
+    fn a_lone_surrogate_refuses_its_record_alone_naming_the_field() {
+        let t = read(&format!(
+            r#"{{"changes":{{"violations":{{"created":[{{"id":"{A}","description":"cut \ud83d"}},{{"id":"{B}","description":"ok"}}]}}}}}}"#
+        ));
+        assert_eq!(ids(&t), [B]);
+        assert_eq!(t.refused.len(), 1);
+        assert_eq!(
+            (t.refused[0].id.as_str(), t.refused[0].field.as_str()),
+            (A, "description")
+        );
+        assert!(
+            t.refused[0].message.contains("surrogate"),
+            "{:?}",
+            t.refused
+        );
+    }
+
+    #[test]
+    fn unreadable_ids_are_refused_with_an_empty_id() {
+        for rec in [
+            r#"{"description":"no id"}"#.to_string(),
+            r#"{"id":null}"#.into(),
+            r#"{"id":42}"#.into(),
+            r#"{"id":""}"#.into(),
+            r#"{"id":"\ud83d"}"#.into(),
+            r#"{"\ud83d":1}"#.into(),
+            "[1,2]".into(),
+            r#""x""#.into(),
+        ] {
+            let t = read(&format!(
+                r#"{{"changes":{{"violations":{{"created":[{rec},{{"id":"{B}"}}]}}}}}}"#
+            ));
+            assert_eq!(ids(&t), [B], "{rec}");
+            assert_eq!(t.refused.len(), 1, "{rec}");
+            assert_eq!(t.refused[0].id, "", "{rec}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_ids_are_refused_as_sent_never_rewritten() {
+        let upper = A.to_uppercase();
+        let braced = format!("{{{A}}}");
+        let bare = A.replace('-', "");
+        for id in [upper.as_str(), braced.as_str(), bare.as_str(), "not-a-uuid"] {
+            let t = read(&format!(
+                r#"{{"changes":{{"violations":{{"updated":[{{"id":"{id}"}}],"deleted":["{id}"]}}}}}}"#
+            ));
+            assert!(t.records.is_empty() && t.deleted.is_empty(), "{id}");
+            assert!(
+                t.refused.iter().all(|r| r.id == id && r.field == "id"),
+                "{t:?}"
+            );
+        }
+        assert_eq!(canonical_id(A), Some(Uuid::parse_str(A).unwrap()));
+        assert_eq!(canonical_id(&upper), None);
+    }
+
+    #[test]
+    fn duplicates_and_created_with_deleted_are_refused() {
+        let t = read(&format!(
+            r#"{{"changes":{{"violations":{{"created":[{{"id":"{A}","n":1}},{{"id":"{A}","n":2}}],"updated":[{{"id":"{A}"}},{{"id":"{B}"}}],"deleted":["{B}","{B}"]}}}}}}"#
+        ));
+        assert_eq!(ids(&t), [A]);
+        assert_eq!(t.records[0].1.get("n"), Some(&json!(1)));
+        assert!(t.deleted.is_empty());
+        let refused: Vec<&str> = t.refused.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(refused, [A, A, B]);
+    }
+
+    #[test]
+    fn deleting_twice_is_deleting_once() {
+        let t = read(&format!(
+            r#"{{"changes":{{"violations":{{"deleted":["{A}","{A}",7]}}}}}}"#
+        ));
+        assert_eq!(t.deleted, [A]);
+        assert_eq!(t.refused.len(), 1);
+        assert_eq!(t.refused[0].id, "");
+    }
+
+    #[test]
+    fn a_table_named_twice_is_read_as_one() {
+        let t = read(&format!(
+            r#"{{"changes":{{"violations":{{"created":[{{"id":"{A}"}}]}},"violations":{{"created":[{{"id":"{B}"}}]}}}}}}"#
+        ));
+        assert_eq!(ids(&t), [A, B]);
+    }
+
+    #[test]
+    fn nul_and_repeated_fields_are_refused_per_field() {
+        let t = read(&format!(
+            r#"{{"changes":{{"violations":{{"created":[{{"id":"{A}","description":"a\u0000b"}},{{"id":"{B}","x":1,"x":2}}]}}}}}}"#
+        ));
+        assert!(t.records.is_empty());
+        let fields: Vec<(&str, &str)> = t
+            .refused
+            .iter()
+            .map(|r| (r.id.as_str(), r.field.as_str()))
+            .collect();
+        assert_eq!(fields, [(A, "description"), (B, "x")]);
+    }
+
+    #[test]
+    fn unknown_tables_are_not_read_and_a_bad_envelope_fails() {
+        let push =
+            read_push(br#"{"changes":{"nope":{"created":[{"id":"\ud83d"}]},"empty":{}}}"#).unwrap();
+        assert!(push.tables.is_empty());
+        assert_eq!(push.ignored, ["nope"]);
+        for bad in [
+            r#"{"changes":[]}"#,
+            r#"{"changes":{"violations":{"created":{}}}}"#,
+            r#"{"changes":{"violations":{"created":[1}}}"#,
+            r#"{}"#,
+            r#"{"changes":{}} x"#,
+            r#"{"changes":{"violations":{"deleted":["\ud83d"]}}}"#,
+        ] {
+            let r = read_push(bad.as_bytes());
+            if bad.contains("deleted") {
+                // A broken deleted id refuses that entry only.
+                assert_eq!(r.unwrap().tables[0].refused.len(), 1);
+            } else {
+                assert!(r.unwrap_err().status().is_client_error(), "{bad}");
+            }
+        }
+    }
 }

@@ -25,7 +25,7 @@ use crate::app::AppState;
 use crate::audit::{self, Entry};
 use crate::auth::{Principal, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, parse_json};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -179,7 +179,7 @@ pub async fn push(
     ApiQuery(q): ApiQuery<PushQuery>,
     body: Bytes,
 ) -> ApiResult<Json<PushResponse>> {
-    let parsed: PushBody = parse_json(&body)?;
+    let parsed = engine::read_push(&body)?;
     let meta = PushMeta {
         last_pulled_at: q.last_pulled_at,
         idempotency_key: header(&headers, "idempotency-key"),

@@ -173,8 +173,8 @@ fn wire_row(m: &violation::Model, hide_wpg: bool) -> ApiResult<Box<serde_json::v
 pub struct ViolationsTable;
 
 fn parse_id(id: &str) -> ApiResult<Uuid> {
-    id.parse()
-        .map_err(|_| ApiError::field("id", "a report id is a UUID"))
+    crate::sync::engine::canonical_id(id)
+        .ok_or_else(|| ApiError::field("id", "a report id is a lowercase hyphenated UUID"))
 }
 
 fn text(raw: &Map<String, Value>, k: &str) -> Option<String> {

@@ -8,6 +8,7 @@ mod field;
 mod openapi;
 mod ops;
 mod photos;
+mod push_hostile;
 mod reference;
 mod rejections;
 mod sync;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thor::auth::{Principal, Role};
-use thor::sync::engine::{PushBody, PushMeta, TableChanges};
+use thor::sync::engine::{PushMeta, TableChanges};
 use thor::sync::pull::{PullRequest, pull};
 use thor_tests::{Backend, TestApp};
 
@@ -227,7 +227,7 @@ impl World {
         let mut all = BTreeMap::new();
         all.insert("violations".to_string(), changes);
         let bytes = serde_json::to_vec(&json!({ "changes": all })).unwrap();
-        let body: PushBody = serde_json::from_slice(&bytes).unwrap();
+        let body = thor::sync::engine::read_push(&bytes).unwrap();
         let meta = PushMeta {
             last_pulled_at: Some(ph.cursor),
             ..PushMeta::default()
