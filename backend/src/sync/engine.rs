@@ -1134,7 +1134,7 @@ pub fn may_resolve(p: &Principal) -> bool {
     p.may(Action::ReviewViolation)
 }
 
-fn to_raw<T: Serialize>(v: &T) -> ApiResult<Box<RawValue>> {
+pub(crate) fn to_raw<T: Serialize>(v: &T) -> ApiResult<Box<RawValue>> {
     serde_json::value::to_raw_value(v).map_err(ApiError::internal)
 }
 

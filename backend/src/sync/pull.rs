@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::engine::{tables, upsert_device, wire_form};
+use super::engine::{tables, to_raw, upsert_device, wire_form};
 use super::entities::{sync_conflict, sync_device};
 use super::table::{Creation, PullSlice, Pulled, PulledRow, SyncTable};
 use crate::audit::{AuditLog, ReadIds};
@@ -109,11 +109,10 @@ impl PageToken {
     }
 
     fn decode(s: &str) -> ApiResult<PageToken> {
-        let bad = bad_token;
-        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-        let t: PageToken = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad_token())?;
+        let t: PageToken = serde_json::from_slice(&bytes).map_err(|_| bad_token())?;
         if t.after < 0 || t.since < 0 || t.after > t.upto || t.since > t.upto {
-            return Err(bad());
+            return Err(bad_token());
         }
         Ok(t)
     }
@@ -424,18 +423,25 @@ pub async fn pull_turbo(
         let upto = plan.token.upto;
         let window_start = plan.window_start();
         let result = stream_turbo(&txn, &tables, &reference, &audit, &p, &req, &plan, &tx).await;
-        let _ = txn.commit().await;
+        // A read-only snapshot: ending it cannot lose anything, but a failure is worth a line.
+        if let Err(e) = txn.commit().await {
+            tracing::warn!(error = %e, "turbo pull: ending the read snapshot failed");
+        }
         match result {
             Ok(()) => {
-                let _ = upsert_device(&db.write, &p, |d| {
+                let stored = upsert_device(&db.write, &p, |d| {
                     d.last_pull_at = Set(Some(Utc::now()));
                     d.last_pulled_seq = Set(Some(upto));
                     d.window_start = Set(Some(window_start));
                 })
                 .await;
+                if let Err(e) = stored {
+                    tracing::warn!(error = %e, "turbo pull: recording the device's pull failed");
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "turbo pull ended early");
+                // The client may be gone already; then there is nobody left to tell.
                 let _ = tx
                     .send(Err(std::io::Error::other("turbo pull failed")))
                     .await;
@@ -536,10 +542,6 @@ async fn stream_turbo(
         .as_bytes(),
     );
     send(buf).await
-}
-
-fn to_raw<T: Serialize>(v: &T) -> ApiResult<Box<RawValue>> {
-    serde_json::value::to_raw_value(v).map_err(ApiError::internal)
 }
 
 async fn space<C: ConnectionTrait>(conn: &C) -> ApiResult<(i64, i64)> {
