@@ -2,6 +2,7 @@
 //! THOR: the backend of the field app of Velsen's municipal enforcement team (Toezicht en
 //! Handhaving Openbare Ruimte). See `../shared/DESIGN.md` for the architecture.
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -54,6 +54,8 @@ enum Command {
     },
     /// Print the OpenAPI document the code generates (as in mobile-api-spec/openapi.json).
     Openapi,
+    /// Print the visibility table the code enforces (as in VISIBILITY.md): who sees what.
+    Visibility,
     /// Print the briefing of a day (and shift) in the terminal: all teams, without the youth
     /// sections (those are for jeugdboa's and Wpg-authorised leads); the read is audit-logged.
     Briefing {
@@ -298,6 +300,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             print!("{}", thor::openapi::pretty_json()?);
+            Ok(())
+        }
+        Command::Visibility => {
+            print!("{}", thor::access::markdown());
             Ok(())
         }
         Command::Briefing {

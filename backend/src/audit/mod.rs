@@ -187,6 +187,14 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
+    /// A log whose writer is gone (unit tests of code that only collects what it would log).
+    #[cfg(test)]
+    pub(crate) fn detached() -> AuditLog {
+        AuditLog {
+            tx: mpsc::channel(1).0,
+        }
+    }
+
     /// Starts the writer task. It ends when the last `AuditLog` clone is dropped.
     pub fn start(db: Db) -> AuditLog {
         let (tx, mut rx) = mpsc::channel::<Pending>(4096);

@@ -1,0 +1,609 @@
+//! Who sees what: the one place that decides, for every kind of record and every field, what a
+//! principal gets of it, and which reads go to the audit log.
+//!
+//! Every read path asks here and nowhere else: the REST lists and details, the sync pull, the
+//! conflicts, the briefing (JSON, page, CLI, signed copies and the synced `briefings` rows), the
+//! photos (record and bytes, which inherit their report's rule), the exports, the duplicates and
+//! the lead page. The rules are data ([`RULES`]); `VISIBILITY.md` is generated from them
+//! (`thor visibility`) and a test fails when the two drift, so what a privacy officer reads is
+//! what the code does.
+//!
+//! A decision has three outcomes ([`Sight`]): the whole record, the record without its Wpg
+//! fields, or nothing (not even that it exists). A record's Wpg fields leave the server only
+//! through [`Disclosure::sight`], which notes the record; [`Disclosure::log`] then writes the
+//! audit line before the answer goes out, and a disclosure dropped unlogged writes its line
+//! anyway. So a new read path cannot release Wpg data without the line that says so.
+//!
+//! The law behind the table (see `../shared/DOMAIN.md` and `research/law-and-anchors.md`): the
+//! data a BOA records while enforcing is police data under the Wet politiegegevens (Wpg); BOA's
+//! read it by their appointment, anyone else only with an explicit authorisation (`wpg_authorised`),
+//! and every consultation is logged (Wpg art. 32a). Youth data (groups, sightings, persons) is
+//! for the jeugdboa's and the Wpg-authorised team lead only. Everything else (rounds and GPS
+//! tracks of employees, accounts, notes) falls under the AVG and stays within the team.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use uuid::Uuid;
+
+use crate::audit::{AuditLog, ReadIds};
+use crate::auth::{Principal, Role};
+use crate::error::ApiResult;
+
+/// The kinds of record a read can serve, by their sync table name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Violation,
+    Photo,
+    Round,
+    TrackSegment,
+    YouthGroup,
+    YouthObservation,
+    YouthPerson,
+    Incident,
+    BriefingNote,
+    Briefing,
+}
+
+/// Under which law a kind's records fall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Regime {
+    /// Police data (Wet politiegegevens) in every record.
+    Wpg,
+    /// Police data when the record says so: a report's `privacy_regime` follows its outcome
+    /// (a fine or warning is Wpg; a removal of waste without a suspect is AVG); a photo has its
+    /// report's regime.
+    PerRecord,
+    /// Personal data under the AVG only.
+    Avg,
+}
+
+/// Who may read a kind's records at all, inside their team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    /// handhaver, jeugdboa and teamleider.
+    Field,
+    /// The field roles and the beheerder.
+    FieldAndBeheerder,
+    /// jeugdboa, and the teamleider with the Wpg authorisation.
+    Youth,
+}
+
+/// Who may read a kind's Wpg fields in full (the others get them withheld).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WpgReaders {
+    /// The BOA's (handhaver, jeugdboa) and anyone with the Wpg authorisation.
+    Boa,
+    /// jeugdboa, and the teamleider with the Wpg authorisation.
+    Youth,
+}
+
+/// The rule of one kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub kind: Kind,
+    pub regime: Regime,
+    pub readers: Readers,
+    /// The fields that are Wpg data; withheld from readers without the right (a `Regime::Wpg`
+    /// kind whose readers are all Wpg readers has none to withhold: the whole record is Wpg).
+    pub wpg_fields: &'static [&'static str],
+    pub wpg_readers: WpgReaders,
+    /// What the fields hold, for the table in `VISIBILITY.md`.
+    pub about: &'static str,
+}
+
+/// The visibility rules, one per kind. Every read path reads these and nothing else.
+pub const RULES: [Rule; 10] = [
+    Rule {
+        kind: Kind::Violation,
+        regime: Regime::PerRecord,
+        readers: Readers::FieldAndBeheerder,
+        wpg_fields: &["description", "plate"],
+        wpg_readers: WpgReaders::Boa,
+        about: "a report: category, feitcode, place, time, outcome, status; the observation text and the kenteken are Wpg when the report is",
+    },
+    Rule {
+        kind: Kind::Photo,
+        regime: Regime::PerRecord,
+        readers: Readers::FieldAndBeheerder,
+        wpg_fields: &["original", "thumbnail", "preview"],
+        wpg_readers: WpgReaders::Boa,
+        about: "a photo of a report: its record is seen with the report; its bytes are Wpg when the report is",
+    },
+    Rule {
+        kind: Kind::Round,
+        regime: Regime::Avg,
+        readers: Readers::FieldAndBeheerder,
+        wpg_fields: &[],
+        wpg_readers: WpgReaders::Boa,
+        about: "a patrol round: planned and walked times, officers",
+    },
+    Rule {
+        kind: Kind::TrackSegment,
+        regime: Regime::Avg,
+        readers: Readers::FieldAndBeheerder,
+        wpg_fields: &[],
+        wpg_readers: WpgReaders::Boa,
+        about: "the GPS track of a round (employees' positions, only while on a round)",
+    },
+    Rule {
+        kind: Kind::YouthGroup,
+        regime: Regime::Wpg,
+        readers: Readers::Youth,
+        wpg_fields: &[],
+        wpg_readers: WpgReaders::Youth,
+        about: "a youth group: name, usual spots, the municipal assessment (duiding)",
+    },
+    Rule {
+        kind: Kind::YouthObservation,
+        regime: Regime::Wpg,
+        readers: Readers::Youth,
+        wpg_fields: &[],
+        wpg_readers: WpgReaders::Youth,
+        about: "a sighting of a youth group: place, size, behaviour, referrals",
+    },
+    Rule {
+        kind: Kind::YouthPerson,
+        regime: Regime::Wpg,
+        readers: Readers::Youth,
+        wpg_fields: &[],
+        wpg_readers: WpgReaders::Youth,
+        about: "a known member of a group: name, date of birth",
+    },
+    Rule {
+        kind: Kind::Incident,
+        regime: Regime::Wpg,
+        readers: Readers::Field,
+        wpg_fields: &["description"],
+        wpg_readers: WpgReaders::Boa,
+        about: "aggression, use of force, police assistance: the description names and describes persons",
+    },
+    Rule {
+        kind: Kind::BriefingNote,
+        regime: Regime::Avg,
+        readers: Readers::FieldAndBeheerder,
+        wpg_fields: &[],
+        wpg_readers: WpgReaders::Boa,
+        about: "the team lead's attention points for a shift",
+    },
+    Rule {
+        kind: Kind::Briefing,
+        regime: Regime::Wpg,
+        readers: Readers::FieldAndBeheerder,
+        wpg_fields: &["content_youth"],
+        wpg_readers: WpgReaders::Youth,
+        about: "a signed briefing of the own team: counts, hotspots, incidents without their descriptions; the youth sections are in `content_youth`",
+    },
+];
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::Violation,
+        Kind::Photo,
+        Kind::Round,
+        Kind::TrackSegment,
+        Kind::YouthGroup,
+        Kind::YouthObservation,
+        Kind::YouthPerson,
+        Kind::Incident,
+        Kind::BriefingNote,
+        Kind::Briefing,
+    ];
+
+    /// The sync table (and REST collection) name.
+    pub fn table(self) -> &'static str {
+        match self {
+            Kind::Violation => "violations",
+            Kind::Photo => "photos",
+            Kind::Round => "rounds",
+            Kind::TrackSegment => "track_segments",
+            Kind::YouthGroup => "youth_groups",
+            Kind::YouthObservation => "youth_observations",
+            Kind::YouthPerson => "youth_persons",
+            Kind::Incident => "incidents",
+            Kind::BriefingNote => "briefing_notes",
+            Kind::Briefing => "briefings",
+        }
+    }
+
+    pub fn from_table(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.table() == name)
+    }
+
+    pub fn rule(self) -> &'static Rule {
+        // RULES is in the order of Kind::ALL (a test checks it).
+        &RULES[self as usize]
+    }
+
+    /// Whether every record of this kind is Wpg data.
+    pub fn always_wpg(self) -> bool {
+        self.rule().regime == Regime::Wpg
+    }
+}
+
+/// The facts of one record that its rule reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    pub team: Option<Uuid>,
+    /// Whether this record is Wpg data (for `Regime::PerRecord` kinds; ignored otherwise).
+    pub wpg: bool,
+}
+
+impl Facts {
+    pub fn new(team: Option<Uuid>, wpg: bool) -> Facts {
+        Facts { team, wpg }
+    }
+
+    /// A record whose regime its kind decides alone (or that is conservatively treated as Wpg
+    /// when its own regime is not at hand).
+    pub fn of_team(team: Option<Uuid>) -> Facts {
+        Facts { team, wpg: true }
+    }
+}
+
+/// What a principal gets of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sight {
+    /// Everything, Wpg fields included.
+    Full,
+    /// The record without its Wpg fields (`redacted: true` where the answer says so).
+    Redacted,
+    /// Nothing, not even that it exists.
+    Hidden,
+}
+
+fn is_field_role(p: &Principal) -> bool {
+    matches!(
+        p.role,
+        Role::Handhaver | Role::Jeugdboa | Role::Teamleider
+    )
+}
+
+fn youth_reader(p: &Principal) -> bool {
+    p.role == Role::Jeugdboa || (p.role == Role::Teamleider && p.wpg_authorised)
+}
+
+/// Whether the principal's role may read records of this kind (team scope apart).
+pub fn reads_kind(p: &Principal, kind: Kind) -> bool {
+    match kind.rule().readers {
+        Readers::Field => is_field_role(p),
+        Readers::FieldAndBeheerder => is_field_role(p) || p.role == Role::Beheerder,
+        Readers::Youth => youth_reader(p),
+    }
+}
+
+/// Whether the principal may read this kind's Wpg fields in full.
+pub fn reads_wpg_of(p: &Principal, kind: Kind) -> bool {
+    match kind.rule().wpg_readers {
+        WpgReaders::Boa => p.role.is_boa() || p.wpg_authorised,
+        WpgReaders::Youth => youth_reader(p),
+    }
+}
+
+/// The decision, without noting a release: for filtering and for the table. A path that lets
+/// Wpg fields out goes through [`Disclosure::sight`].
+pub fn decide(p: &Principal, kind: Kind, facts: &Facts) -> Sight {
+    if !reads_kind(p, kind) || !p.sees_team(facts.team) {
+        return Sight::Hidden;
+    }
+    let rule = kind.rule();
+    let wpg_record = match rule.regime {
+        Regime::Wpg => true,
+        Regime::PerRecord => facts.wpg,
+        Regime::Avg => false,
+    };
+    if wpg_record && !rule.wpg_fields.is_empty() && !reads_wpg_of(p, kind) {
+        Sight::Redacted
+    } else {
+        Sight::Full
+    }
+}
+
+/// Whether the principal may know the record exists.
+pub fn sees(p: &Principal, kind: Kind, facts: &Facts) -> bool {
+    decide(p, kind, facts) != Sight::Hidden
+}
+
+/// Whether a record is Wpg data that goes to the audit log when read in full.
+fn logged(kind: Kind, facts: &Facts) -> bool {
+    match kind.rule().regime {
+        Regime::Wpg => true,
+        Regime::PerRecord => facts.wpg,
+        Regime::Avg => false,
+    }
+}
+
+/// The columns of a kind withheld from this principal whatever the record (the sync tables
+/// and the push use it: a push of them is ignored).
+pub fn withheld_columns(p: &Principal, kind: Kind) -> &'static [&'static str] {
+    let rule = kind.rule();
+    if reads_wpg_of(p, kind) || rule.regime == Regime::Avg {
+        &[]
+    } else {
+        rule.wpg_fields
+    }
+}
+
+/// The Wpg records one answer releases, logged before the answer leaves.
+pub struct Disclosure {
+    p: Principal,
+    audit: AuditLog,
+    released: BTreeMap<Kind, Vec<String>>,
+}
+
+impl Disclosure {
+    pub fn new(p: &Principal, audit: &AuditLog) -> Disclosure {
+        Disclosure {
+            p: p.clone(),
+            audit: audit.clone(),
+            released: BTreeMap::new(),
+        }
+    }
+
+    /// What the principal gets of this record; a full read of Wpg data is noted for the log.
+    pub fn sight(&mut self, kind: Kind, facts: &Facts, id: impl Display) -> Sight {
+        let s = decide(&self.p, kind, facts);
+        if s == Sight::Full && logged(kind, facts) {
+            self.released
+                .entry(kind)
+                .or_default()
+                .push(id.to_string());
+        }
+        s
+    }
+
+    /// Notes records released again from a cached answer the rules let out before.
+    pub fn again(&mut self, kind: Kind, ids: &[String]) {
+        if !ids.is_empty() {
+            self.released
+                .entry(kind)
+                .or_default()
+                .extend(ids.iter().cloned());
+        }
+    }
+
+    /// The ids of this kind released so far.
+    pub fn released(&self, kind: Kind) -> &[String] {
+        self.released.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// Writes the audit lines (one per kind) and waits until they are committed.
+    pub async fn log(
+        mut self,
+        action: &'static str,
+        detail: serde_json::Map<String, serde_json::Value>,
+    ) -> ApiResult<()> {
+        let released = std::mem::take(&mut self.released);
+        for (kind, ids) in released {
+            self.audit
+                .read_ids(
+                    &self.p.actor(),
+                    action,
+                    kind.table(),
+                    &ReadIds::new(&ids),
+                    detail.clone(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Disclosure {
+    /// A release that was not logged (an early return after the decision) is logged anyway:
+    /// what was decided may have left.
+    fn drop(&mut self) {
+        if self.released.is_empty() {
+            return;
+        }
+        let released = std::mem::take(&mut self.released);
+        let audit = self.audit.clone();
+        let actor = self.p.actor();
+        tracing::warn!("a Wpg disclosure was not logged on its path; logging it now");
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for (kind, ids) in released {
+                    if let Err(e) = audit
+                        .read_ids(
+                            &actor,
+                            "read",
+                            kind.table(),
+                            &ReadIds::new(&ids),
+                            Default::default(),
+                        )
+                        .await
+                    {
+                        tracing::error!(error = %e, "a Wpg read could not be logged");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// The principals the table in `VISIBILITY.md` is drawn for.
+fn table_principals() -> Vec<(&'static str, Principal)> {
+    let team = Some(Uuid::from_u128(1));
+    let mk = |role: Role, wpg: bool| {
+        let mut p = Principal::system("visibility-table");
+        p.role = role;
+        p.team_id = team;
+        p.wpg_authorised = wpg;
+        p
+    };
+    vec![
+        ("handhaver", mk(Role::Handhaver, false)),
+        ("jeugdboa", mk(Role::Jeugdboa, false)),
+        ("teamleider", mk(Role::Teamleider, false)),
+        ("teamleider + Wpg", mk(Role::Teamleider, true)),
+        ("beheerder", mk(Role::Beheerder, false)),
+        ("beheerder + Wpg", mk(Role::Beheerder, true)),
+    ]
+}
+
+/// The visibility table as markdown, generated from [`RULES`] by asking [`decide`] for each
+/// role: `VISIBILITY.md` is this text (a test checks it).
+pub fn markdown() -> String {
+    let roles = table_principals();
+    let mut out = String::from(
+        "# Who sees what in thor\n\n\
+         Generated from `backend/src/access/mod.rs` by `thor visibility` (a test fails when this\n\
+         file and the code differ). Every read path of the server asks that module and nothing\n\
+         else: REST, sync pull, conflicts, briefing (JSON, page, CLI, signed copies), photos,\n\
+         exports, duplicates, the lead page.\n\n\
+         - **full**: the record with every field; a read of Wpg data writes an audit line.\n\
+         - **redacted**: the record without the Wpg fields named in the table (`redacted: true`).\n\
+         - **hidden**: nothing, not even that the record exists.\n\n\
+         Everyone sees only their own team's records; the beheerder sees every team's, and a user\n\
+         without a team sees nothing. Records of another team are always hidden.\n\n",
+    );
+    out.push_str("| kind | regime | Wpg fields | record |");
+    for (name, _) in &roles {
+        out.push_str(&format!(" {name} |"));
+    }
+    out.push_str(" logged |\n|---|---|---|---|");
+    for _ in &roles {
+        out.push_str("---|");
+    }
+    out.push_str("---|\n");
+    for rule in RULES {
+        let regime = match rule.regime {
+            Regime::Wpg => "Wpg",
+            Regime::PerRecord => "Wpg or AVG per record",
+            Regime::Avg => "AVG",
+        };
+        let fields = if rule.wpg_fields.is_empty() {
+            if rule.regime == Regime::Wpg {
+                "(all)".to_string()
+            } else {
+                "—".to_string()
+            }
+        } else {
+            rule.wpg_fields
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {regime} | {fields} | {} |",
+            rule.kind.table(),
+            rule.about
+        ));
+        for (_, p) in &roles {
+            let facts = Facts::new(p.team_id, true);
+            let s = match decide(p, rule.kind, &facts) {
+                Sight::Full => "full",
+                Sight::Redacted => "redacted",
+                Sight::Hidden => "hidden",
+            };
+            out.push_str(&format!(" {s} |"));
+        }
+        let logged = match rule.regime {
+            Regime::Wpg => "every full read",
+            Regime::PerRecord => "full reads of Wpg records",
+            Regime::Avg => "no (AVG)",
+        };
+        out.push_str(&format!(" {logged} |\n"));
+    }
+    out.push_str(
+        "\nWhere a kind is Wpg or AVG per record, the table shows a Wpg record; an AVG record is\n\
+         full for every role that may read the kind.\n\n\
+         Derived reads follow their record: a photo's bytes follow its report; a sync conflict\n\
+         shows its values as the conflicting field's rule allows (a whole-record conflict's\n\
+         values without the kind's Wpg fields) and is hidden when its record's kind is; the\n\
+         briefing counts what the reader's team recorded and lists incidents and youth data by\n\
+         the rules above; a signed briefing is its team's only.\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(role: Role, team: Option<Uuid>, wpg: bool) -> Principal {
+        let mut p = Principal::system("test");
+        p.role = role;
+        p.team_id = team;
+        p.wpg_authorised = wpg;
+        p
+    }
+
+    #[test]
+    fn the_table_beside_the_readme_is_the_one_the_code_enforces() {
+        let checked_in = include_str!("../../../VISIBILITY.md");
+        assert!(
+            checked_in == markdown(),
+            "VISIBILITY.md differs from the rules: run `cargo run -q --bin thor -- visibility > VISIBILITY.md`"
+        );
+    }
+
+    #[test]
+    fn rules_are_in_the_order_of_the_kinds() {
+        for (i, k) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(RULES[i].kind, k);
+            assert_eq!(k.rule().kind, k);
+            assert_eq!(Kind::from_table(k.table()), Some(k));
+        }
+    }
+
+    #[test]
+    fn another_team_sees_nothing() {
+        let a = Some(Uuid::from_u128(1));
+        let b = Some(Uuid::from_u128(2));
+        for role in [Role::Handhaver, Role::Jeugdboa, Role::Teamleider] {
+            let p = principal(role, b, true);
+            for k in Kind::ALL {
+                assert_eq!(decide(&p, k, &Facts::new(a, true)), Sight::Hidden, "{k:?}");
+                assert_eq!(decide(&p, k, &Facts::new(a, false)), Sight::Hidden, "{k:?}");
+            }
+        }
+        let none = principal(Role::Handhaver, None, true);
+        for k in Kind::ALL {
+            assert_eq!(decide(&none, k, &Facts::new(a, false)), Sight::Hidden);
+            assert_eq!(decide(&none, k, &Facts::new(None, false)), Sight::Hidden);
+        }
+    }
+
+    #[test]
+    fn wpg_fields_need_the_right() {
+        let a = Some(Uuid::from_u128(1));
+        let lead = principal(Role::Teamleider, a, false);
+        let wpg_lead = principal(Role::Teamleider, a, true);
+        let boa = principal(Role::Handhaver, a, false);
+        let admin = principal(Role::Beheerder, None, false);
+        let wpg = Facts::new(a, true);
+        let avg = Facts::new(a, false);
+        assert_eq!(decide(&lead, Kind::Violation, &wpg), Sight::Redacted);
+        assert_eq!(decide(&lead, Kind::Violation, &avg), Sight::Full);
+        assert_eq!(decide(&wpg_lead, Kind::Violation, &wpg), Sight::Full);
+        assert_eq!(decide(&boa, Kind::Violation, &wpg), Sight::Full);
+        assert_eq!(decide(&admin, Kind::Violation, &wpg), Sight::Redacted);
+        assert_eq!(decide(&admin, Kind::Photo, &wpg), Sight::Redacted);
+        assert_eq!(decide(&lead, Kind::Incident, &avg), Sight::Redacted);
+        assert_eq!(decide(&admin, Kind::Incident, &avg), Sight::Hidden);
+        assert_eq!(decide(&boa, Kind::YouthPerson, &wpg), Sight::Hidden);
+        assert_eq!(decide(&lead, Kind::YouthPerson, &wpg), Sight::Hidden);
+        assert_eq!(decide(&wpg_lead, Kind::YouthPerson, &wpg), Sight::Full);
+        assert_eq!(decide(&boa, Kind::Briefing, &wpg), Sight::Redacted);
+        assert_eq!(withheld_columns(&lead, Kind::Violation), &["description", "plate"]);
+        assert!(withheld_columns(&boa, Kind::Violation).is_empty());
+        assert_eq!(withheld_columns(&boa, Kind::Briefing), &["content_youth"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_read_of_wpg_data_is_noted_and_an_avg_read_is_not() {
+        let audit = AuditLog::detached();
+        let a = Some(Uuid::from_u128(1));
+        let boa = principal(Role::Handhaver, a, false);
+        let mut d = Disclosure::new(&boa, &audit);
+        assert_eq!(d.sight(Kind::Violation, &Facts::new(a, true), "w"), Sight::Full);
+        assert_eq!(d.sight(Kind::Violation, &Facts::new(a, false), "a"), Sight::Full);
+        assert_eq!(d.sight(Kind::Round, &Facts::new(a, true), "r"), Sight::Full);
+        assert_eq!(d.sight(Kind::YouthPerson, &Facts::new(a, true), "y"), Sight::Hidden);
+        assert_eq!(d.released(Kind::Violation), ["w".to_string()]);
+        assert!(d.released(Kind::Round).is_empty());
+        d.released.clear();
+    }
+}
