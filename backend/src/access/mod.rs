@@ -304,6 +304,20 @@ pub fn sees(p: &Principal, kind: Kind, facts: &Facts) -> bool {
     decide(p, kind, facts) != Sight::Hidden
 }
 
+/// What every decision for this principal depends on: a cache of answers keyed by it serves
+/// one reader only what the rules give every reader of the same class.
+pub fn reader_class(p: &Principal) -> String {
+    format!("{:?}|{}|{}", p.scope(), p.role.as_str(), p.wpg_authorised)
+}
+
+/// Whether the principal may know of a sync conflict on a record of `table` of `team`.
+pub fn sees_conflict(p: &Principal, table: &str, team: Option<Uuid>) -> bool {
+    match Kind::from_table(table) {
+        Some(kind) => sees(p, kind, &Facts::of_team(team)),
+        None => p.sees_team(team),
+    }
+}
+
 /// Whether a record is Wpg data that goes to the audit log when read in full.
 fn logged(kind: Kind, facts: &Facts) -> bool {
     match kind.rule().regime {
@@ -329,6 +343,8 @@ pub struct Disclosure {
     p: Principal,
     audit: AuditLog,
     released: BTreeMap<Kind, Vec<String>>,
+    /// Releases of a cached answer, their ids formatted once when the answer was made.
+    cached: Vec<(Kind, ReadIds)>,
 }
 
 impl Disclosure {
@@ -337,6 +353,7 @@ impl Disclosure {
             p: p.clone(),
             audit: audit.clone(),
             released: BTreeMap::new(),
+            cached: Vec::new(),
         }
     }
 
@@ -352,19 +369,76 @@ impl Disclosure {
         s
     }
 
-    /// Notes records released again from a cached answer the rules let out before.
-    pub fn again(&mut self, kind: Kind, ids: &[String]) {
+    /// Notes records released again from a cached answer the rules let out before (to the
+    /// same class of reader: the cache is keyed by [`reader_class`]).
+    pub fn again(&mut self, kind: Kind, ids: &ReadIds) {
         if !ids.is_empty() {
-            self.released
-                .entry(kind)
-                .or_default()
-                .extend(ids.iter().cloned());
+            self.cached.push((kind, ids.clone()));
         }
+    }
+
+    /// The releases of one kind so far, formatted for a cached answer.
+    pub fn released_ids(&self, kind: Kind) -> ReadIds {
+        ReadIds::new(self.released(kind))
     }
 
     /// The ids of this kind released so far.
     pub fn released(&self, kind: Kind) -> &[String] {
         self.released.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// What this reader gets of a sync conflict's values (`base`, `server`, `client`,
+    /// `applied`): `None` when the conflict's record is hidden from them; otherwise whether the
+    /// values were withheld. A conflict on a Wpg field follows that field's rule; a conflict on
+    /// a whole record (a refused record kept as the phone sent it) loses the kind's Wpg fields.
+    /// The record's own regime is not at hand here, so a report's conflict is treated as Wpg.
+    pub fn conflict(
+        &mut self,
+        table: &str,
+        team: Option<Uuid>,
+        record_id: &str,
+        field: Option<&str>,
+        values: [&mut Option<serde_json::Value>; 4],
+    ) -> Option<bool> {
+        let Some(kind) = Kind::from_table(table) else {
+            // Not a record kind (no rule): only the values' absence is shown.
+            for v in values {
+                *v = None;
+            }
+            return Some(true);
+        };
+        let wpg_fields = kind.rule().wpg_fields;
+        let touches_wpg = match field {
+            Some(f) => wpg_fields.contains(&f) || kind.always_wpg() && wpg_fields.is_empty(),
+            None => true,
+        };
+        let facts = Facts::of_team(team);
+        match decide(&self.p, kind, &facts) {
+            Sight::Hidden => None,
+            Sight::Full => {
+                if touches_wpg && logged(kind, &facts) {
+                    self.released
+                        .entry(kind)
+                        .or_default()
+                        .push(record_id.to_string());
+                }
+                Some(false)
+            }
+            Sight::Redacted if !touches_wpg => Some(false),
+            Sight::Redacted => {
+                for v in values {
+                    match (field, v.as_mut()) {
+                        (None, Some(serde_json::Value::Object(m))) => {
+                            for f in wpg_fields {
+                                m.remove(*f);
+                            }
+                        }
+                        _ => *v = None,
+                    }
+                }
+                Some(true)
+            }
+        }
     }
 
     /// Writes the audit lines (one per kind) and waits until they are committed.
@@ -374,15 +448,11 @@ impl Disclosure {
         detail: serde_json::Map<String, serde_json::Value>,
     ) -> ApiResult<()> {
         let released = std::mem::take(&mut self.released);
-        for (kind, ids) in released {
+        let mut lines: Vec<(Kind, ReadIds)> = std::mem::take(&mut self.cached);
+        lines.extend(released.into_iter().map(|(k, ids)| (k, ReadIds::new(&ids))));
+        for (kind, ids) in lines {
             self.audit
-                .read_ids(
-                    &self.p.actor(),
-                    action,
-                    kind.table(),
-                    &ReadIds::new(&ids),
-                    detail.clone(),
-                )
+                .read_ids(&self.p.actor(), action, kind.table(), &ids, detail.clone())
                 .await?;
         }
         Ok(())
@@ -393,24 +463,23 @@ impl Drop for Disclosure {
     /// A release that was not logged (an early return after the decision) is logged anyway:
     /// what was decided may have left.
     fn drop(&mut self) {
-        if self.released.is_empty() {
+        if self.released.is_empty() && self.cached.is_empty() {
             return;
         }
-        let released = std::mem::take(&mut self.released);
+        let mut lines: Vec<(Kind, ReadIds)> = std::mem::take(&mut self.cached);
+        lines.extend(
+            std::mem::take(&mut self.released)
+                .into_iter()
+                .map(|(k, ids)| (k, ReadIds::new(&ids))),
+        );
         let audit = self.audit.clone();
         let actor = self.p.actor();
         tracing::warn!("a Wpg disclosure was not logged on its path; logging it now");
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                for (kind, ids) in released {
+                for (kind, ids) in lines {
                     if let Err(e) = audit
-                        .read_ids(
-                            &actor,
-                            "read",
-                            kind.table(),
-                            &ReadIds::new(&ids),
-                            Default::default(),
-                        )
+                        .read_ids(&actor, "read", kind.table(), &ids, Default::default())
                         .await
                     {
                         tracing::error!(error = %e, "a Wpg read could not be logged");
@@ -605,5 +674,35 @@ mod tests {
         assert_eq!(d.released(Kind::Violation), ["w".to_string()]);
         assert!(d.released(Kind::Round).is_empty());
         d.released.clear();
+    }
+
+    #[tokio::test]
+    async fn a_conflict_shows_its_values_as_its_field_allows() {
+        let audit = AuditLog::detached();
+        let a = Some(Uuid::from_u128(1));
+        let plate = || Some(serde_json::json!("ZZ-99-ZZ"));
+        let lead = principal(Role::Teamleider, a, false);
+        let mut d = Disclosure::new(&lead, &audit);
+        let (mut b, mut s, mut c, mut ap) = (plate(), plate(), plate(), plate());
+        let r = d.conflict("violations", a, "v1", Some("plate"), [&mut b, &mut s, &mut c, &mut ap]);
+        assert_eq!(r, Some(true));
+        assert!(b.is_none() && s.is_none() && c.is_none() && ap.is_none());
+        let mut whole = Some(serde_json::json!({"plate": "ZZ-99-ZZ", "category": "parkeren"}));
+        let (mut n1, mut n2, mut n3) = (None, None, None);
+        d.conflict("violations", a, "v2", None, [&mut n1, &mut n2, &mut whole, &mut n3]);
+        assert_eq!(whole, Some(serde_json::json!({"category": "parkeren"})));
+        let mut status = Some(serde_json::json!("submitted"));
+        let (mut n1, mut n2, mut n3) = (None, None, None);
+        let r = d.conflict("violations", a, "v3", Some("status"), [&mut n1, &mut n2, &mut status, &mut n3]);
+        assert_eq!((r, status), (Some(false), Some(serde_json::json!("submitted"))));
+        let (mut n0, mut n1, mut n2, mut n3) = (plate(), None, None, None);
+        assert_eq!(d.conflict("youth_persons", a, "y", Some("name"), [&mut n0, &mut n1, &mut n2, &mut n3]), None);
+        assert!(d.released(Kind::Violation).is_empty());
+        let boa = principal(Role::Handhaver, a, false);
+        let mut d2 = Disclosure::new(&boa, &audit);
+        let (mut b, mut s, mut c, mut ap) = (plate(), plate(), plate(), plate());
+        assert_eq!(d2.conflict("violations", a, "v1", Some("plate"), [&mut b, &mut s, &mut c, &mut ap]), Some(false));
+        assert_eq!(d2.released(Kind::Violation), ["v1".to_string()]);
+        d2.released.clear();
     }
 }

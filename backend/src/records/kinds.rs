@@ -58,9 +58,10 @@ fn is_officer(p: &Principal, created_by: Uuid, d: &Map<String, Value>) -> bool {
             .any(|v| v.as_str() == Some(p.user_id.to_string().as_str()))
 }
 
-/// Youth data (groups, observations, persons) is for jeugdboa's and Wpg-authorised team leads.
+/// Youth data (groups, observations, persons) is for jeugdboa's and Wpg-authorised team leads
+/// (the access rules say so; the write rules of youth records follow them).
 pub fn youth_reader(p: &Principal) -> bool {
-    p.role == Role::Jeugdboa || (p.role == Role::Teamleider && p.wpg_authorised)
+    crate::access::reads_kind(p, crate::access::Kind::YouthPerson)
 }
 
 fn uuid_list(d: &Map<String, Value>, k: &str, errs: &mut Vec<FieldError>) {
@@ -136,6 +137,9 @@ impl RecordKind for Rounds {
     fn wire_name(&self) -> &'static str {
         "rounds"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::Round
+    }
     fn db_table(&self) -> &'static str {
         "patrol_round"
     }
@@ -144,9 +148,6 @@ impl RecordKind for Rounds {
     }
     fn time_columns(&self) -> &'static [&'static str] {
         &["planned_start", "planned_end", "started_at", "ended_at"]
-    }
-    fn may_read(&self, p: &Principal) -> bool {
-        field_role(p) || p.role == Role::Beheerder
     }
     fn may_create(&self, p: &Principal, d: &Map<String, Value>) -> bool {
         // A planned round is the team lead's; an officer starts one ad hoc.
@@ -251,6 +252,9 @@ impl RecordKind for Segments {
     fn wire_name(&self) -> &'static str {
         "track_segments"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::TrackSegment
+    }
     fn db_table(&self) -> &'static str {
         "track_segment"
     }
@@ -259,9 +263,6 @@ impl RecordKind for Segments {
     }
     fn time_columns(&self) -> &'static [&'static str] {
         &["started_at"]
-    }
-    fn may_read(&self, p: &Principal) -> bool {
-        field_role(p) || p.role == Role::Beheerder
     }
     fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
         field_role(p)
@@ -337,14 +338,14 @@ impl RecordKind for Groups {
     fn wire_name(&self) -> &'static str {
         "youth_groups"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::YouthGroup
+    }
     fn db_table(&self) -> &'static str {
         "youth_group"
     }
     fn columns(&self) -> &'static [Column] {
         &GROUP_COLUMNS
-    }
-    fn may_read(&self, p: &Principal) -> bool {
-        youth_reader(p)
     }
     fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
         youth_reader(p)
@@ -456,6 +457,9 @@ impl RecordKind for Observations {
     fn wire_name(&self) -> &'static str {
         "youth_observations"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::YouthObservation
+    }
     fn db_table(&self) -> &'static str {
         "youth_observation"
     }
@@ -464,9 +468,6 @@ impl RecordKind for Observations {
     }
     fn time_columns(&self) -> &'static [&'static str] {
         &["observed_at"]
-    }
-    fn may_read(&self, p: &Principal) -> bool {
-        youth_reader(p)
     }
     fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
         youth_reader(p)
@@ -546,23 +547,20 @@ impl RecordKind for Persons {
     fn wire_name(&self) -> &'static str {
         "youth_persons"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::YouthPerson
+    }
     fn db_table(&self) -> &'static str {
         "youth_person"
     }
     fn columns(&self) -> &'static [Column] {
         &PERSON_COLUMNS
     }
-    fn may_read(&self, p: &Principal) -> bool {
-        youth_reader(p)
-    }
     fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
         youth_reader(p)
     }
     fn may_edit(&self, p: &Principal, _c: Uuid, _d: &Map<String, Value>) -> bool {
         youth_reader(p)
-    }
-    fn wpg(&self) -> bool {
-        true
     }
     fn parent(&self) -> Option<(&'static str, &'static dyn RecordKind)> {
         Some(("group_id", &GROUPS))
@@ -619,6 +617,9 @@ impl RecordKind for Incidents {
     fn wire_name(&self) -> &'static str {
         "incidents"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::Incident
+    }
     fn db_table(&self) -> &'static str {
         "incident"
     }
@@ -627,9 +628,6 @@ impl RecordKind for Incidents {
     }
     fn time_columns(&self) -> &'static [&'static str] {
         &["occurred_at", "hovj_notified_at", "supervisor_notified_at"]
-    }
-    fn may_read(&self, p: &Principal) -> bool {
-        field_role(p)
     }
     fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
         field_role(p)
@@ -683,14 +681,14 @@ impl RecordKind for Notes {
     fn wire_name(&self) -> &'static str {
         "briefing_notes"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::BriefingNote
+    }
     fn db_table(&self) -> &'static str {
         "briefing_note"
     }
     fn columns(&self) -> &'static [Column] {
         &NOTE_COLUMNS
-    }
-    fn may_read(&self, p: &Principal) -> bool {
-        field_role(p) || p.role == Role::Beheerder
     }
     fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
         p.role == Role::Teamleider
@@ -751,6 +749,9 @@ impl RecordKind for Briefings {
     fn wire_name(&self) -> &'static str {
         "briefings"
     }
+    fn access(&self) -> crate::access::Kind {
+        crate::access::Kind::Briefing
+    }
     fn db_table(&self) -> &'static str {
         "briefing_doc"
     }
@@ -760,24 +761,11 @@ impl RecordKind for Briefings {
     fn time_columns(&self) -> &'static [&'static str] {
         &["signed_at"]
     }
-    fn may_read(&self, p: &Principal) -> bool {
-        field_role(p) || p.role == Role::Beheerder
-    }
     fn may_create(&self, _p: &Principal, _d: &Map<String, Value>) -> bool {
         false
     }
     fn may_edit(&self, _p: &Principal, _c: Uuid, _d: &Map<String, Value>) -> bool {
         false
-    }
-    fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
-        if youth_reader(p) {
-            &[]
-        } else {
-            &["content_youth"]
-        }
-    }
-    fn wpg(&self) -> bool {
-        true
     }
     fn occurred_at(&self, d: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
         text(d, "date")

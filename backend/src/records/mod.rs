@@ -34,20 +34,23 @@ pub trait RecordKind: Send + Sync + 'static {
     fn time_columns(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Whether the principal may see records of this kind at all (youth data: only jeugdboa's
-    /// and Wpg-authorised leads).
-    fn may_read(&self, p: &Principal) -> bool;
+    /// The kind in the visibility rules (`crate::access`), which decide who reads it.
+    fn access(&self) -> crate::access::Kind;
+    /// Whether the principal may see records of this kind at all (the access rules decide).
+    fn may_read(&self, p: &Principal) -> bool {
+        crate::access::reads_kind(p, self.access())
+    }
     /// Whether the principal may create this record.
     fn may_create(&self, p: &Principal, data: &Map<String, Value>) -> bool;
     /// Whether the principal may change or delete this record.
     fn may_edit(&self, p: &Principal, created_by: Uuid, data: &Map<String, Value>) -> bool;
-    /// Columns withheld from this reader (on pull and REST).
-    fn hidden_columns(&self, _p: &Principal) -> &'static [&'static str] {
-        &[]
+    /// Columns withheld from this reader (on pull and REST; the access rules decide).
+    fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
+        crate::access::withheld_columns(p, self.access())
     }
-    /// Wpg data: every read goes to the audit log.
+    /// Wpg data: every full read goes to the audit log (the access rules decide).
     fn wpg(&self) -> bool {
-        false
+        self.access().always_wpg()
     }
     /// The time the record is about (the sync window and list filters use it).
     fn occurred_at(&self, data: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc>;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::RecordKind;
 use super::store::{self, Created};
 use crate::app::AppState;
-use crate::audit::ReadIds;
+use crate::access::Disclosure;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 
@@ -35,26 +35,27 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-/// Logs a read of Wpg records before they leave the server.
-async fn log_read(
+/// The REST views of records, the Wpg reads among them logged before they leave the server.
+async fn views(
     state: &AppState,
     kind: &dyn RecordKind,
     p: &Principal,
-    ids: Vec<Uuid>,
-) -> ApiResult<()> {
-    if !kind.wpg() || ids.is_empty() {
-        return Ok(());
-    }
-    state
-        .audit
-        .read_ids(
-            &p.actor(),
-            "read",
-            kind.wire_name(),
-            &ReadIds::new(&ids),
-            Default::default(),
-        )
-        .await
+    rows: &[store::Row],
+) -> ApiResult<Vec<Value>> {
+    let mut d = Disclosure::new(p, &state.audit);
+    let out = rows.iter().map(|r| store::view(kind, &mut d, r)).collect();
+    d.log("read", Default::default()).await?;
+    Ok(out)
+}
+
+async fn one(
+    state: &AppState,
+    kind: &dyn RecordKind,
+    p: &Principal,
+    r: &store::Row,
+) -> ApiResult<Json<Value>> {
+    let mut v = views(state, kind, p, std::slice::from_ref(r)).await?;
+    Ok(Json(v.pop().unwrap_or(Value::Null)))
 }
 
 pub async fn list(
@@ -84,8 +85,7 @@ pub async fn list(
         u64::from(limit),
     )
     .await?;
-    log_read(state, kind, p, rows.iter().map(|r| r.id).collect()).await?;
-    Ok(Json(rows.iter().map(|r| store::view(kind, p, r)).collect()))
+    Ok(Json(views(state, kind, p, &rows).await?))
 }
 
 fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
@@ -115,8 +115,8 @@ pub async fn create(
     let created = store::create_in(&txn, kind, p, id, &input, Utc::now()).await?;
     txn.commit().await?;
     Ok(match created {
-        Created::New(r) => (StatusCode::CREATED, Json(store::view(kind, p, &r))),
-        Created::Existing(r) => (StatusCode::OK, Json(store::view(kind, p, &r))),
+        Created::New(r) => (StatusCode::CREATED, one(state, kind, p, &r).await?),
+        Created::Existing(r) => (StatusCode::OK, one(state, kind, p, &r).await?),
     })
 }
 
@@ -127,8 +127,7 @@ pub async fn get(
     id: Uuid,
 ) -> ApiResult<Json<Value>> {
     let r = store::get(&state.db.read, kind, p, id).await?;
-    log_read(state, kind, p, vec![r.id]).await?;
-    Ok(Json(store::view(kind, p, &r)))
+    one(state, kind, p, &r).await
 }
 
 pub async fn patch(
@@ -142,7 +141,7 @@ pub async fn patch(
     let txn = state.db.write.begin().await?;
     let r = store::update_in(&txn, kind, p, id, &input, Utc::now()).await?;
     txn.commit().await?;
-    Ok(Json(store::view(kind, p, &r)))
+    one(state, kind, p, &r).await
 }
 
 pub async fn delete(

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{RecordKind, parent_id};
+use crate::access::{Disclosure, Facts, Sight};
 use crate::audit::{self, Entry};
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -576,11 +577,17 @@ pub fn canonical_row(r: &Row) -> Map<String, Value> {
     m
 }
 
-/// A record as REST shows it: its fields (times as RFC 3339) and the server's columns.
-pub fn view(kind: &dyn RecordKind, p: &Principal, r: &Row) -> Value {
+/// A record as REST shows it: its fields (times as RFC 3339) and the server's columns; the
+/// access rules decide which fields this reader gets (`redacted: true` when some are withheld),
+/// and a full read of Wpg data is noted in `d` for the audit log.
+pub fn view(kind: &dyn RecordKind, d: &mut Disclosure, r: &Row) -> Value {
+    let sight = d.sight(kind.access(), &Facts::of_team(r.team_id), r.id);
+    let hidden: &[&str] = match sight {
+        Sight::Full => &[],
+        Sight::Redacted | Sight::Hidden => kind.access().rule().wpg_fields,
+    };
     let mut m = Map::new();
     m.insert("id".into(), json!(r.id));
-    let hidden = kind.hidden_columns(p);
     for c in kind.columns() {
         if hidden.contains(&c.name) {
             continue;
@@ -600,6 +607,9 @@ pub fn view(kind: &dyn RecordKind, p: &Principal, r: &Row) -> Value {
     m.insert("created_at".into(), json!(r.created_at));
     m.insert("updated_at".into(), json!(r.updated_at));
     m.insert("server_rev".into(), json!(r.server_rev));
+    if !hidden.is_empty() {
+        m.insert("redacted".into(), json!(true));
+    }
     Value::Object(m)
 }
 

@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::access::Disclosure;
 use super::engine::{self, PushBody, PushMeta, PushResponse};
 use super::entities::sync_conflict;
 use super::pull::{self, PullRequest, PullResponse};
@@ -224,10 +225,26 @@ pub struct ConflictView {
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<Uuid>,
     pub resolution: Option<String>,
+    /// The values are withheld from this reader (Wpg data they may not read; see VISIBILITY.md).
+    pub redacted: bool,
 }
 
-fn view(c: sync_conflict::Model) -> ConflictView {
-    ConflictView {
+/// A conflict as this reader may see it (`None`: its record is hidden from them), a full read
+/// of Wpg values noted in `d`.
+pub fn view(mut c: sync_conflict::Model, d: &mut Disclosure) -> Option<ConflictView> {
+    let redacted = d.conflict(
+        &c.table_name,
+        c.team_id,
+        &c.record_id,
+        c.field.as_deref(),
+        [
+            &mut c.base_value,
+            &mut c.server_value,
+            &mut c.client_value,
+            &mut c.applied_value,
+        ],
+    )?;
+    Some(ConflictView {
         id: c.id,
         table: c.table_name,
         record_id: c.record_id,
@@ -246,7 +263,8 @@ fn view(c: sync_conflict::Model) -> ConflictView {
         resolved_at: c.resolved_at,
         resolved_by: c.resolved_by,
         resolution: c.resolution,
-    }
+        redacted,
+    })
 }
 
 /// Sync conflicts: a team lead sees the team's, others their own.
@@ -285,7 +303,10 @@ pub async fn list_conflicts(
         .limit(q.limit.unwrap_or(200).min(1000))
         .all(&state.db.read)
         .await?;
-    Ok(Json(rows.into_iter().map(view).collect()))
+    let mut d = Disclosure::new(&p, &state.audit);
+    let out = rows.into_iter().filter_map(|c| view(c, &mut d)).collect();
+    d.log("read_conflicts", Default::default()).await?;
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -346,10 +367,11 @@ pub async fn resolve(
     }
     let now = Utc::now();
     let txn = state.db.write.begin().await?;
+    let mut d = Disclosure::new(&p, &state.audit);
     let c = sync_conflict::Entity::find_by_id(id)
         .one(&txn)
         .await?
-        .filter(|c| p.sees_team(c.team_id))
+        .filter(|c| crate::access::sees_conflict(&p, &c.table_name, c.team_id))
         .ok_or_else(|| ApiError::NotFound(format!("conflict {id}")))?;
     if c.status != "open" {
         return Err(ApiError::Conflict {
@@ -436,5 +458,7 @@ pub async fn resolve(
     am.resolved_value = Set(value);
     let m = am.update(&txn).await?;
     txn.commit().await?;
-    Ok(view(m))
+    let v = view(m, &mut d).ok_or_else(|| ApiError::NotFound(format!("conflict {id}")))?;
+    d.log("read_conflicts", Default::default()).await?;
+    Ok(v)
 }

@@ -20,7 +20,8 @@ use super::duplicates;
 use super::store::{self, Created, Filter};
 use super::{Category, NewViolation, Status, ViolationPage, ViolationPatch, ViolationView};
 use crate::app::AppState;
-use crate::audit::ReadIds;
+use super::entity::violation;
+use crate::access::{Disclosure, Kind};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -118,16 +119,6 @@ pub async fn unmark_duplicate(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The Wpg records that leave the server unredacted in these views.
-fn wpg_ids(views: &[ViolationView]) -> ReadIds {
-    let ids: Vec<Uuid> = views
-        .iter()
-        .filter(|v| v.privacy_regime == "wpg" && !v.redacted)
-        .map(|v| v.id)
-        .collect();
-    ReadIds::new(&ids)
-}
-
 /// Adds the flags a report's photos raise (see `photos::store::report_flags`).
 fn add_photo_flags(
     v: &mut ViolationView,
@@ -171,10 +162,15 @@ pub async fn create_violation(
         Created::New(m) => (StatusCode::CREATED, m),
         Created::Existing(m) => (StatusCode::OK, m),
     };
-    Ok((
-        status,
-        Json(store::view(&m, &state.reference, !p.reads_wpg())),
-    ))
+    Ok((status, Json(one_view(&state, &p, &m).await?)))
+}
+
+/// One report as this reader may see it, its Wpg read logged.
+async fn one_view(state: &AppState, p: &Principal, m: &violation::Model) -> ApiResult<ViolationView> {
+    let mut d = Disclosure::new(p, &state.audit);
+    let v = store::view(m, &state.reference, &mut d);
+    d.log("read", Default::default()).await?;
+    Ok(v)
 }
 
 /// One report.
@@ -192,20 +188,10 @@ pub async fn get_violation(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ViolationView>> {
     let m = store::get(&state.db, &p, id).await?;
-    let mut v = store::view(&m, &state.reference, !p.reads_wpg());
     let mut photo_flags =
         crate::photos::store::report_flags(&state.db.read, std::slice::from_ref(&m)).await?;
+    let mut v = one_view(&state, &p, &m).await?;
     add_photo_flags(&mut v, &mut photo_flags);
-    state
-        .audit
-        .read_ids(
-            &p.actor(),
-            "read",
-            store::TABLE,
-            &wpg_ids(std::slice::from_ref(&v)),
-            Default::default(),
-        )
-        .await?;
     Ok(Json(v))
 }
 
@@ -261,14 +247,17 @@ pub async fn list_violations(
         ),
         None => None,
     };
-    let redact = !p.reads_wpg();
     let key = format!(
-        "{:?}|{redact}|{}",
-        p.scope(),
+        "{}|{}",
+        crate::access::reader_class(&p),
         raw_query.as_deref().unwrap_or("")
     );
+    let mut d = Disclosure::new(&p, &state.audit);
     let page = match state.violation_pages.get(p.seen_seq, &key) {
-        Some(hit) => hit,
+        Some(hit) => {
+            d.again(Kind::Violation, &hit.wpg_ids);
+            hit
+        }
         None => {
             let filter = Filter {
                 date: q.date,
@@ -284,7 +273,7 @@ pub async fn list_violations(
             let items: Vec<ViolationView> = rows
                 .iter()
                 .map(|m| {
-                    let mut v = store::view(m, &state.reference, redact);
+                    let mut v = store::view(m, &state.reference, &mut d);
                     add_photo_flags(&mut v, &mut photo_flags);
                     v
                 })
@@ -295,7 +284,7 @@ pub async fn list_violations(
                 None
             };
             let page = Arc::new(CachedPage {
-                wpg_ids: wpg_ids(&items),
+                wpg_ids: d.released_ids(Kind::Violation),
                 body: serde_json::to_vec(&ViolationPage { items, next_cursor })
                     .map_err(ApiError::internal)?
                     .into(),
@@ -311,10 +300,7 @@ pub async fn list_violations(
             "date": q.date, "category": q.category, "wijk": q.wijk, "officer": q.officer, "status": q.status,
         }),
     );
-    state
-        .audit
-        .read_ids(&p.actor(), "list", store::TABLE, &page.wpg_ids, detail)
-        .await?;
+    d.log("list", detail).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         page.body.clone(),
@@ -344,5 +330,5 @@ pub async fn patch_violation(
     ApiJson(patch): ApiJson<ViolationPatch>,
 ) -> ApiResult<Json<ViolationView>> {
     let m = store::update(&state.db, &state.reference, &p, id, patch, Utc::now()).await?;
-    Ok(Json(store::view(&m, &state.reference, !p.reads_wpg())))
+    Ok(Json(one_view(&state, &p, &m).await?))
 }

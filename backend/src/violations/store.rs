@@ -935,8 +935,20 @@ pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violatio
     Ok((rows, more))
 }
 
-/// The API view of a report; Wpg fields are withheld when `redact` is set.
-pub fn view(m: &violation::Model, reference: &Reference, redact: bool) -> ViolationView {
+/// What the access rules read of a report: its team and whether it is Wpg data.
+pub fn facts(m: &violation::Model) -> crate::access::Facts {
+    crate::access::Facts::new(m.team_id, m.privacy_regime == "wpg")
+}
+
+/// The API view of a report as the access rules let it out to this reader (Wpg fields withheld
+/// when redacted; a full read of a Wpg report noted in `d` for the audit log).
+pub fn view(
+    m: &violation::Model,
+    reference: &Reference,
+    d: &mut crate::access::Disclosure,
+) -> ViolationView {
+    let redact = d.sight(crate::access::Kind::Violation, &facts(m), m.id)
+        != crate::access::Sight::Full;
     let area = |code: &Option<String>| {
         code.as_deref()
             .and_then(|c| reference.areas.get(c))
@@ -946,7 +958,6 @@ pub fn view(m: &violation::Model, reference: &Reference, redact: bool) -> Violat
             })
     };
     let day = m.observed_at.with_timezone(&Amsterdam).date_naive();
-    let redact = redact && m.privacy_regime == "wpg";
     ViolationView {
         id: m.id,
         category: Category::parse(&m.category).unwrap_or(Category::Overig),

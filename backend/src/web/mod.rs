@@ -401,6 +401,8 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
         900,
     );
 
+    // What this page lets out of Wpg data, logged before it is sent.
+    let mut disclosure = crate::access::Disclosure::new(p, &state.audit);
     // Review list: the window's reports waiting for the lead.
     let (from, to) = crate::briefing::window(date, shift, &state.shifts);
     let review = if p.may(Action::ReviewViolation) {
@@ -423,7 +425,7 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
         let flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;
         rows.iter()
             .map(|m| {
-                let v = crate::violations::store::view(m, &state.reference, !p.reads_wpg());
+                let v = crate::violations::store::view(m, &state.reference, &mut disclosure);
                 let mut fl: Vec<String> = v.flags.iter().map(|f| flag_nl(f).to_string()).collect();
                 fl.extend(flags.get(&m.id).into_iter().flatten().map(|f| flag_nl(f).to_string()));
                 serde_json::json!({
@@ -459,12 +461,16 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
             }
             None => vec![],
         };
-        rows.iter()
+        rows.into_iter()
+            .filter_map(|c| crate::sync::routes::view(c, &mut disclosure))
             .map(|c| {
+                let withheld = || "(afgeschermd: Wpg)".to_string();
                 serde_json::json!({
                     "id": c.id,
-                    "what": format!("{} {}{}", c.table_name, &c.record_id.chars().take(8).collect::<String>(), c.field.as_deref().map(|f| format!(", veld {f}")).unwrap_or_default()),
-                    "server": show(&c.server_value), "phone": show(&c.client_value), "applied": show(&c.applied_value),
+                    "what": format!("{} {}{}", c.table, &c.record_id.chars().take(8).collect::<String>(), c.field.as_deref().map(|f| format!(", veld {f}")).unwrap_or_default()),
+                    "server": if c.redacted { withheld() } else { show(&c.server_value) },
+                    "phone": if c.redacted { withheld() } else { show(&c.client_value) },
+                    "applied": if c.redacted { withheld() } else { show(&c.applied_value) },
                     "field": c.field.is_some(),
                     "when": local_time(c.created_at),
                 })
@@ -572,6 +578,7 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
         "notes": b.attention_points.iter().map(|n| serde_json::json!({ "text": n.text, "shift": shift_nl(n.shift.as_deref()) })).collect::<Vec<_>>(),
         "generated_at": b.generated_at.with_timezone(&Amsterdam).format("%d-%m-%Y %H:%M").to_string(),
     });
+    disclosure.log("read_page", Default::default()).await?;
     let mut res = render("briefing.html", ctx);
     res.headers_mut().insert(
         header::CACHE_CONTROL,
