@@ -253,10 +253,7 @@ pub enum Sight {
 }
 
 fn is_field_role(p: &Principal) -> bool {
-    matches!(
-        p.role,
-        Role::Handhaver | Role::Jeugdboa | Role::Teamleider
-    )
+    matches!(p.role, Role::Handhaver | Role::Jeugdboa | Role::Teamleider)
 }
 
 fn youth_reader(p: &Principal) -> bool {
@@ -297,6 +294,12 @@ pub fn decide(p: &Principal, kind: Kind, facts: &Facts) -> Sight {
     } else {
         Sight::Full
     }
+}
+
+/// Whether a record read in full by this principal is Wpg data to log: for paths that render
+/// a decided row later and note it when it is really sent ([`Disclosure::sent`]).
+pub fn released(p: &Principal, kind: Kind, facts: &Facts) -> Option<Kind> {
+    (decide(p, kind, facts) == Sight::Full && logged(kind, facts)).then_some(kind)
 }
 
 /// Whether the principal may know the record exists.
@@ -361,12 +364,14 @@ impl Disclosure {
     pub fn sight(&mut self, kind: Kind, facts: &Facts, id: impl Display) -> Sight {
         let s = decide(&self.p, kind, facts);
         if s == Sight::Full && logged(kind, facts) {
-            self.released
-                .entry(kind)
-                .or_default()
-                .push(id.to_string());
+            self.released.entry(kind).or_default().push(id.to_string());
         }
         s
+    }
+
+    /// Notes a record sent in full whose release [`released`] decided.
+    pub fn sent(&mut self, kind: Kind, id: &str) {
+        self.released.entry(kind).or_default().push(id.to_string());
     }
 
     /// Notes records released again from a cached answer the rules let out before (to the
@@ -656,7 +661,10 @@ mod tests {
         assert_eq!(decide(&lead, Kind::YouthPerson, &wpg), Sight::Hidden);
         assert_eq!(decide(&wpg_lead, Kind::YouthPerson, &wpg), Sight::Full);
         assert_eq!(decide(&boa, Kind::Briefing, &wpg), Sight::Redacted);
-        assert_eq!(withheld_columns(&lead, Kind::Violation), &["description", "plate"]);
+        assert_eq!(
+            withheld_columns(&lead, Kind::Violation),
+            &["description", "plate"]
+        );
         assert!(withheld_columns(&boa, Kind::Violation).is_empty());
         assert_eq!(withheld_columns(&boa, Kind::Briefing), &["content_youth"]);
     }
@@ -667,10 +675,19 @@ mod tests {
         let a = Some(Uuid::from_u128(1));
         let boa = principal(Role::Handhaver, a, false);
         let mut d = Disclosure::new(&boa, &audit);
-        assert_eq!(d.sight(Kind::Violation, &Facts::new(a, true), "w"), Sight::Full);
-        assert_eq!(d.sight(Kind::Violation, &Facts::new(a, false), "a"), Sight::Full);
+        assert_eq!(
+            d.sight(Kind::Violation, &Facts::new(a, true), "w"),
+            Sight::Full
+        );
+        assert_eq!(
+            d.sight(Kind::Violation, &Facts::new(a, false), "a"),
+            Sight::Full
+        );
         assert_eq!(d.sight(Kind::Round, &Facts::new(a, true), "r"), Sight::Full);
-        assert_eq!(d.sight(Kind::YouthPerson, &Facts::new(a, true), "y"), Sight::Hidden);
+        assert_eq!(
+            d.sight(Kind::YouthPerson, &Facts::new(a, true), "y"),
+            Sight::Hidden
+        );
         assert_eq!(d.released(Kind::Violation), ["w".to_string()]);
         assert!(d.released(Kind::Round).is_empty());
         d.released.clear();
@@ -684,24 +701,63 @@ mod tests {
         let lead = principal(Role::Teamleider, a, false);
         let mut d = Disclosure::new(&lead, &audit);
         let (mut b, mut s, mut c, mut ap) = (plate(), plate(), plate(), plate());
-        let r = d.conflict("violations", a, "v1", Some("plate"), [&mut b, &mut s, &mut c, &mut ap]);
+        let r = d.conflict(
+            "violations",
+            a,
+            "v1",
+            Some("plate"),
+            [&mut b, &mut s, &mut c, &mut ap],
+        );
         assert_eq!(r, Some(true));
         assert!(b.is_none() && s.is_none() && c.is_none() && ap.is_none());
         let mut whole = Some(serde_json::json!({"plate": "ZZ-99-ZZ", "category": "parkeren"}));
         let (mut n1, mut n2, mut n3) = (None, None, None);
-        d.conflict("violations", a, "v2", None, [&mut n1, &mut n2, &mut whole, &mut n3]);
+        d.conflict(
+            "violations",
+            a,
+            "v2",
+            None,
+            [&mut n1, &mut n2, &mut whole, &mut n3],
+        );
         assert_eq!(whole, Some(serde_json::json!({"category": "parkeren"})));
         let mut status = Some(serde_json::json!("submitted"));
         let (mut n1, mut n2, mut n3) = (None, None, None);
-        let r = d.conflict("violations", a, "v3", Some("status"), [&mut n1, &mut n2, &mut status, &mut n3]);
-        assert_eq!((r, status), (Some(false), Some(serde_json::json!("submitted"))));
+        let r = d.conflict(
+            "violations",
+            a,
+            "v3",
+            Some("status"),
+            [&mut n1, &mut n2, &mut status, &mut n3],
+        );
+        assert_eq!(
+            (r, status),
+            (Some(false), Some(serde_json::json!("submitted")))
+        );
         let (mut n0, mut n1, mut n2, mut n3) = (plate(), None, None, None);
-        assert_eq!(d.conflict("youth_persons", a, "y", Some("name"), [&mut n0, &mut n1, &mut n2, &mut n3]), None);
+        assert_eq!(
+            d.conflict(
+                "youth_persons",
+                a,
+                "y",
+                Some("name"),
+                [&mut n0, &mut n1, &mut n2, &mut n3]
+            ),
+            None
+        );
         assert!(d.released(Kind::Violation).is_empty());
         let boa = principal(Role::Handhaver, a, false);
         let mut d2 = Disclosure::new(&boa, &audit);
         let (mut b, mut s, mut c, mut ap) = (plate(), plate(), plate(), plate());
-        assert_eq!(d2.conflict("violations", a, "v1", Some("plate"), [&mut b, &mut s, &mut c, &mut ap]), Some(false));
+        assert_eq!(
+            d2.conflict(
+                "violations",
+                a,
+                "v1",
+                Some("plate"),
+                [&mut b, &mut s, &mut c, &mut ap]
+            ),
+            Some(false)
+        );
         assert_eq!(d2.released(Kind::Violation), ["v1".to_string()]);
         d2.released.clear();
     }

@@ -263,6 +263,7 @@ impl SyncTable for PhotosTable {
                 } else {
                     Pulled::Canonical(canonical_row(m))
                 },
+                wpg: None,
             })
             .collect())
     }

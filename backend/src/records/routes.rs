@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::RecordKind;
 use super::store::{self, Created};
-use crate::app::AppState;
 use crate::access::Disclosure;
+use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 

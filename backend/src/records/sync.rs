@@ -171,6 +171,12 @@ impl SyncTable for KindTable {
                 } else {
                     Pulled::Canonical(store::canonical_row(r))
                 },
+                wpg: crate::access::released(
+                    p,
+                    self.0.access(),
+                    &crate::access::Facts::of_team(r.team_id),
+                )
+                .filter(|_| r.deleted_seq.is_none()),
             })
             .collect())
     }

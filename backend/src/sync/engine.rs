@@ -1023,6 +1023,39 @@ pub async fn push_in(
                     ))
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
+            // The merged state may hold other devices' Wpg data: its read is logged with the
+            // push (a report's regime is not in its sync row, so every report counts as Wpg).
+            if let Some(kind) = crate::access::Kind::from_table(name) {
+                let released: Vec<&String> = differs
+                    .iter()
+                    .filter(|id| {
+                        now_state.get(*id).is_some_and(|c| {
+                            !c.deleted
+                                && crate::access::released(
+                                    p,
+                                    kind,
+                                    &crate::access::Facts::of_team(c.team_id),
+                                )
+                                .is_some()
+                        })
+                    })
+                    .collect();
+                if !released.is_empty() {
+                    crate::audit::record(
+                        txn,
+                        &p.actor(),
+                        crate::audit::Entry {
+                            action: "sync_push_merged",
+                            record_type: kind.table(),
+                            record_id: None,
+                            reason: None,
+                            detail: Some(json!({ "ids": released })),
+                        },
+                        ctx.now,
+                    )
+                    .await?;
+                }
+            }
             response.merged.insert(name.to_string(), rows);
         }
     }

@@ -25,7 +25,8 @@ use utoipa::ToSchema;
 use super::engine::{tables, to_raw, upsert_device, wire_form};
 use super::entities::{sync_conflict, sync_device};
 use super::table::{Creation, PullSlice, Pulled, PulledRow, SyncTable};
-use crate::audit::{AuditLog, ReadIds};
+use crate::access::Disclosure;
+use crate::audit::AuditLog;
 use crate::auth::{Principal, Role};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
@@ -256,7 +257,7 @@ pub async fn pull(
     for table in &tables {
         changes.insert(table.name().to_string(), PulledChanges::default());
     }
-    let mut read: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut read = Disclosure::new(p, audit);
     for (table, row) in all {
         let entry = changes.entry(table.name().to_string()).or_default();
         place(
@@ -304,7 +305,7 @@ pub async fn pull(
     }
     let conflicts_open = open_conflicts(&txn, p).await?;
     txn.commit().await?;
-    log_reads(audit, p, &read).await?;
+    read.log("sync_pull", Default::default()).await?;
     if !has_more && whole {
         upsert_device(&db.write, p, |d| {
             d.last_pull_at = Set(Some(now));
@@ -340,13 +341,14 @@ fn place(
     since: i64,
     created_as_updated: bool,
     row: PulledRow,
-    read: &mut BTreeMap<&'static str, Vec<String>>,
+    read: &mut Disclosure,
 ) -> ApiResult<()> {
     let PulledRow {
         seq,
         id,
         row,
         creation,
+        wpg,
     } = row;
     let wire = match row {
         Pulled::Deleted => {
@@ -356,7 +358,9 @@ fn place(
         Pulled::Canonical(r) => to_raw(&wire_form(table, table.hidden_columns(p), r, seq))?,
         Pulled::Wire(w) => w,
     };
-    read.entry(table.name()).or_default().push(id);
+    if let Some(kind) = wpg {
+        read.sent(kind, &id);
+    }
     if !created_as_updated && is_new(&creation, since, p) {
         entry.created.push(wire);
     } else {
@@ -367,30 +371,6 @@ fn place(
 
 fn is_new(creation: &Creation, since: i64, p: &Principal) -> bool {
     creation.new_to(since, &p.device_id, p.user_id)
-}
-
-/// Wpg records leave the server only after their read is logged.
-async fn log_reads(
-    audit: &AuditLog,
-    p: &Principal,
-    read: &BTreeMap<&'static str, Vec<String>>,
-) -> ApiResult<()> {
-    for kind in crate::records::kinds::all().into_iter().filter(|k| k.wpg()) {
-        if let Some(ids) = read.get(kind.wire_name())
-            && !ids.is_empty()
-        {
-            audit
-                .read_ids(
-                    &p.actor(),
-                    "sync_pull",
-                    kind.wire_name(),
-                    &ReadIds::new(ids),
-                    Default::default(),
-                )
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 /// Rows per table and statement while a turbo pull streams.
@@ -497,7 +477,7 @@ async fn stream_turbo(
             after = last.seq;
             let n = rows.len() as u64;
             let mut page = PulledChanges::default();
-            let mut read = BTreeMap::new();
+            let mut read = Disclosure::new(p, audit);
             for row in rows {
                 place(&mut page, table.as_ref(), p, 0, false, row, &mut read)?;
             }
@@ -508,7 +488,7 @@ async fn stream_turbo(
                 first_row = false;
                 buf.extend_from_slice(row.get().as_bytes());
             }
-            log_reads(audit, p, &read).await?;
+            read.log("sync_pull", Default::default()).await?;
             send(std::mem::take(&mut buf)).await?;
             if n < TURBO_BATCH {
                 break;

@@ -17,11 +17,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::access::Disclosure;
 use super::engine::{self, PushBody, PushMeta, PushResponse};
 use super::entities::sync_conflict;
 use super::pull::{self, PullRequest, PullResponse};
 use super::table::PushCtx;
+use crate::access::Disclosure;
 use crate::app::AppState;
 use crate::audit::{self, Entry};
 use crate::auth::{Principal, Role, Scope};

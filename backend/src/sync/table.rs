@@ -137,6 +137,9 @@ pub struct PulledRow {
     pub id: String,
     pub row: Pulled,
     pub creation: Creation,
+    /// The row carries Wpg data in full, as the access rules let it out to this reader: its
+    /// read is logged when it is sent (`access::released`).
+    pub wpg: Option<crate::access::Kind>,
 }
 
 /// What a pull sends for a record.

@@ -17,11 +17,11 @@ use uuid::Uuid;
 
 use super::cache::CachedPage;
 use super::duplicates;
+use super::entity::violation;
 use super::store::{self, Created, Filter};
 use super::{Category, NewViolation, Status, ViolationPage, ViolationPatch, ViolationView};
-use crate::app::AppState;
-use super::entity::violation;
 use crate::access::{Disclosure, Kind};
+use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -166,7 +166,11 @@ pub async fn create_violation(
 }
 
 /// One report as this reader may see it, its Wpg read logged.
-async fn one_view(state: &AppState, p: &Principal, m: &violation::Model) -> ApiResult<ViolationView> {
+async fn one_view(
+    state: &AppState,
+    p: &Principal,
+    m: &violation::Model,
+) -> ApiResult<ViolationView> {
     let mut d = Disclosure::new(p, &state.audit);
     let v = store::view(m, &state.reference, &mut d);
     d.log("read", Default::default()).await?;

@@ -947,8 +947,8 @@ pub fn view(
     reference: &Reference,
     d: &mut crate::access::Disclosure,
 ) -> ViolationView {
-    let redact = d.sight(crate::access::Kind::Violation, &facts(m), m.id)
-        != crate::access::Sight::Full;
+    let redact =
+        d.sight(crate::access::Kind::Violation, &facts(m), m.id) != crate::access::Sight::Full;
     let area = |code: &Option<String>| {
         code.as_deref()
             .and_then(|c| reference.areas.get(c))

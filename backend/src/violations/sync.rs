@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::entity::violation;
 use super::store::{self, WriteMeta};
 use super::{Category, Location, LocationSource, NewViolation, Outcome, Status, ViolationPatch};
+use crate::access;
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
@@ -62,8 +63,6 @@ pub const COLUMNS: &[Column] = &[
     Column::new("flags", JsonList, ServerOwned, Never),
     Column::new("round_id", Text, ImmutableAfterCreate, OnCreate),
 ];
-
-const WPG_COLUMNS: &[&str] = &["description", "plate"];
 
 /// A report in canonical sync form (lists as arrays, times as milliseconds).
 pub fn canonical_row(m: &violation::Model) -> Map<String, Value> {
@@ -261,8 +260,10 @@ impl SyncTable for ViolationsTable {
         COLUMNS
     }
 
+    /// The push ignores these from a reader who may not read Wpg data (on any report: the
+    /// record's regime can change with its outcome); the pull withholds them per report.
     fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
-        if p.reads_wpg() { &[] } else { WPG_COLUMNS }
+        access::withheld_columns(p, access::Kind::Violation)
     }
 
     async fn load(
@@ -432,18 +433,21 @@ impl SyncTable for ViolationsTable {
             .limit(s.limit)
             .all(txn)
             .await?;
-        let hide = !p.reads_wpg();
         rows.iter()
             .map(|m| {
+                let facts = store::facts(m);
+                let sight = access::decide(p, access::Kind::Violation, &facts);
+                let live = m.deleted_seq.is_none();
                 Ok(PulledRow {
                     seq: m.server_rev,
                     id: m.id.to_string(),
                     creation: creation(m),
-                    row: if m.deleted_seq.is_some() {
-                        Pulled::Deleted
+                    row: if live {
+                        Pulled::Wire(wire_row(m, sight != access::Sight::Full)?)
                     } else {
-                        Pulled::Wire(wire_row(m, hide)?)
+                        Pulled::Deleted
                     },
+                    wpg: access::released(p, access::Kind::Violation, &facts).filter(|_| live),
                 })
             })
             .collect()
@@ -524,7 +528,11 @@ mod tests {
     fn the_wire_row_equals_the_canonical_route() {
         for m in [report(Some("12-ABC-3"), true), report(None, false)] {
             for hide in [false, true] {
-                let hidden: &[&str] = if hide { WPG_COLUMNS } else { &[] };
+                let hidden: &[&str] = if hide {
+                    access::Kind::Violation.rule().wpg_fields
+                } else {
+                    &[]
+                };
                 let expected =
                     Value::Object(wire_form(&ViolationsTable, hidden, canonical_row(&m), 42));
                 let fast: Value =
