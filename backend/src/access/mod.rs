@@ -446,6 +446,13 @@ impl Disclosure {
         }
     }
 
+    /// Ends a disclosure whose answer only echoes what the caller itself just sent (a create's
+    /// answer): nothing new left the server, so nothing is logged.
+    pub fn echoed(mut self) {
+        self.released.clear();
+        self.cached.clear();
+    }
+
     /// Writes the audit lines (one per kind) and waits until they are committed.
     pub async fn log(
         mut self,

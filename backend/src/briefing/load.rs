@@ -53,19 +53,19 @@ pub async fn briefing_and_map<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> ApiResult<(Briefing, MapFacts)> {
     let (current, map) = build_full(conn, reference, cache, hours, p, date, shift, now).await?;
-    let b = match signed(conn, date, shift).await? {
+    // A team's own sign-off only: a reader without a team (the beheerder) reads the briefing
+    // as built now.
+    let sign = match p.team_id {
+        Some(team) => signed(conn, team, date, shift).await?,
+        None => None,
+    };
+    let b = match sign {
         None => current,
         Some((sign, snapshot)) => {
-            // The frozen copy, redacted the same way for this reader.
+            // The frozen copy, redacted by the same rules for this reader.
             let mut frozen: Briefing = serde_json::from_value(snapshot)
                 .map_err(|e| ApiError::internal(anyhow::anyhow!("stored briefing: {e}")))?;
-            if current.youth.is_none() {
-                frozen.youth = None;
-            }
-            if current.youth_persons.is_none() {
-                frozen.youth_persons = None;
-            }
-            frozen.redacted = current.redacted.clone();
+            redact(&mut frozen, p);
             let changes = aggregate::addendum(&frozen, &current);
             frozen.signed = Some(sign);
             frozen.addendum = if changes.is_empty() {
@@ -86,15 +86,40 @@ fn shift_key(shift: Option<Shift>) -> &'static str {
     shift.map(Shift::as_str).unwrap_or("day")
 }
 
-/// The sign-off of a date and shift, with the briefing as signed.
+/// Withholds from a briefing what the access rules withhold from this reader: the youth
+/// sections (youth data) and the incidents' descriptions (Wpg). The briefing as built, a
+/// frozen copy and the copy synced to every phone all pass through here.
+pub fn redact(b: &mut Briefing, p: &Principal) {
+    use crate::access::{Kind, reads_kind, reads_wpg_of};
+    let mut redacted = Vec::new();
+    if !reads_kind(p, Kind::YouthObservation) {
+        b.youth = None;
+        redacted.push("youth".to_string());
+    }
+    if !reads_kind(p, Kind::YouthPerson) {
+        b.youth_persons = None;
+        redacted.push("youth_persons".to_string());
+    }
+    if !reads_wpg_of(p, Kind::Incident) {
+        for i in &mut b.incidents {
+            i.description = None;
+        }
+        redacted.push("incidents.description".to_string());
+    }
+    b.redacted = redacted;
+}
+
+/// A team's sign-off of a date and shift, with the briefing as signed.
 pub async fn signed<C: ConnectionTrait>(
     conn: &C,
+    team: Uuid,
     date: NaiveDate,
     shift: Option<Shift>,
 ) -> ApiResult<Option<(SignOff, Value)>> {
     let q = Query::select()
         .columns(["signed_by", "signed_by_name", "signed_at", "snapshot"])
         .from("briefing_signoff")
+        .and_where(Expr::col("team_id").eq(team))
         .and_where(Expr::col("date").eq(date.to_string()))
         .and_where(Expr::col("shift").eq(shift_key(shift)))
         .to_owned();
@@ -140,7 +165,12 @@ pub async fn sign(
             "only a teamleider signs the briefing off".into(),
         ));
     }
-    if signed(txn, date, shift).await?.is_some() {
+    let Some(team) = p.team_id else {
+        return Err(ApiError::Forbidden(
+            "a teamleider signs their team's briefing; this account has no team".into(),
+        ));
+    };
+    if signed(txn, team, date, shift).await?.is_some() {
         return Err(ApiError::Conflict {
             detail: format!(
                 "the briefing of {date} ({}) is already signed off",
@@ -149,7 +179,12 @@ pub async fn sign(
             existing: None,
         });
     }
-    let b = build(txn, reference, cache, hours, p, date, shift, now).await?;
+    // Frozen complete: the team's whole briefing, youth and Wpg sections included, whoever
+    // signs; each reader gets it through `redact`.
+    let mut complete = p.clone();
+    complete.role = crate::auth::Role::Teamleider;
+    complete.wpg_authorised = true;
+    let b = build(txn, reference, cache, hours, &complete, date, shift, now).await?;
     let ins = Query::insert()
         .into_table("briefing_signoff")
         .columns([
@@ -172,12 +207,11 @@ pub async fn sign(
         ])
         .to_owned();
     txn.execute(&ins).await?;
-    // The signed briefing goes to every phone (read offline): youth sections apart, for those
-    // allowed to read them.
+    // The signed briefing goes to every phone of the team (read offline): youth sections apart,
+    // for those allowed to read them; the incidents without their descriptions (a phone reads
+    // those from the incidents table, under that table's rule).
     let mut public = b.clone();
-    public.youth = None;
-    public.youth_persons = None;
-    public.redacted = vec!["youth".into(), "youth_persons".into()];
+    redact(&mut public, &Principal::system("briefing-sync"));
     public.signed = Some(SignOff {
         by: p.user_id,
         by_name: p.username.clone(),
@@ -199,6 +233,7 @@ pub async fn sign(
     records::create_server_in(txn, &kinds::BRIEFINGS, p, Uuid::new_v4(), doc, now).await?;
     let mut b = b;
     b.signed = public.signed.clone();
+    redact(&mut b, p);
     crate::audit::record(
         txn,
         &p.actor(),
@@ -634,6 +669,7 @@ pub async fn build_full<C: ConnectionTrait>(
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
                     description: text(&r.data, "description").map(str::to_string),
+                    // (withheld by `redact` from readers without the Wpg right)
                 }
             })
             .collect()
@@ -699,6 +735,8 @@ pub async fn build_full<C: ConnectionTrait>(
         area_name: &area_name,
         feitcode_label: &feitcode_label,
     });
+    let mut briefing = briefing;
+    redact(&mut briefing, p);
     Ok((briefing, map))
 }
 

@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Briefing, Shift};
+use crate::access::{Disclosure, Kind};
 use crate::app::AppState;
 use crate::audit::Entry;
 use crate::auth::Principal;
@@ -32,8 +33,10 @@ pub struct BriefingQuery {
     pub shift: Option<Shift>,
 }
 
-/// Logs the read when names of youth-group members leave the server.
-pub async fn log_persons(state: &AppState, p: &Principal, b: &Briefing) -> ApiResult<()> {
+/// Logs the Wpg data a briefing lets out before it leaves the server: the names of youth-group
+/// members (one line for the briefing) and the incidents whose descriptions it carries (the
+/// access rules decided those in `load::redact`).
+pub async fn log_reads(state: &AppState, p: &Principal, b: &Briefing) -> ApiResult<()> {
     if b.youth_persons.as_ref().is_some_and(|v| !v.is_empty()) {
         state
             .audit
@@ -44,7 +47,11 @@ pub async fn log_persons(state: &AppState, p: &Principal, b: &Briefing) -> ApiRe
             )
             .await?;
     }
-    Ok(())
+    let mut d = Disclosure::new(p, &state.audit);
+    for i in b.incidents.iter().filter(|i| i.description.is_some()) {
+        d.sent(Kind::Incident, &i.id.to_string());
+    }
+    d.log("read_briefing", Default::default()).await
 }
 
 /// The briefing of a day or shift: violations per category, feitcode, wijk and outcome with
@@ -78,7 +85,7 @@ pub async fn get_briefing(
         Utc::now(),
     )
     .await?;
-    log_persons(&state, &p, &b).await?;
+    log_reads(&state, &p, &b).await?;
     Ok(Json(b))
 }
 
@@ -118,5 +125,6 @@ pub async fn sign_off(
     )
     .await?;
     txn.commit().await?;
+    log_reads(&state, &p, &b).await?;
     Ok(Json(b))
 }

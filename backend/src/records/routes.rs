@@ -115,7 +115,13 @@ pub async fn create(
     let created = store::create_in(&txn, kind, p, id, &input, Utc::now()).await?;
     txn.commit().await?;
     Ok(match created {
-        Created::New(r) => (StatusCode::CREATED, one(state, kind, p, &r).await?),
+        Created::New(r) => {
+            // The answer echoes what the caller sent: not a read.
+            let mut d = Disclosure::new(p, &state.audit);
+            let v = store::view(kind, &mut d, &r);
+            d.echoed();
+            (StatusCode::CREATED, Json(v))
+        }
         Created::Existing(r) => (StatusCode::OK, one(state, kind, p, &r).await?),
     })
 }

@@ -162,7 +162,16 @@ pub async fn create_violation(
         Created::New(m) => (StatusCode::CREATED, m),
         Created::Existing(m) => (StatusCode::OK, m),
     };
-    Ok((status, Json(one_view(&state, &p, &m).await?)))
+    // A new report echoes what the phone sent; a replay of a known id returns the stored report,
+    // which is a read.
+    let mut d = Disclosure::new(&p, &state.audit);
+    let v = store::view(&m, &state.reference, &mut d);
+    if status == StatusCode::CREATED {
+        d.echoed();
+    } else {
+        d.log("read", Default::default()).await?;
+    }
+    Ok((status, Json(v)))
 }
 
 /// One report as this reader may see it, its Wpg read logged.

@@ -336,7 +336,7 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
         now,
     )
     .await?;
-    crate::briefing::routes::log_persons(state, p, &b).await?;
+    crate::briefing::routes::log_reads(state, p, &b).await?;
 
     // The map.
     let areas: Vec<MapArea> = state

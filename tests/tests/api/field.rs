@@ -120,11 +120,15 @@ async fn youth_data_is_for_jeugdboas_and_names_are_logged(b: Backend) {
     let got: Value = res.json().await.unwrap();
     assert_eq!(got["name"], "J. Jansen");
     assert_eq!(app.count("audit_log").await, before + 1);
-    // Through sync too: the pull that carries names is logged.
-    let before = app.count("audit_log").await;
+    // Through sync too: the pull that carries names is logged, one line per Wpg table it
+    // carries (the groups and the persons).
+    let persons_read = "audit_log WHERE action = 'sync_pull' AND record_type = 'youth_persons'";
+    let before = app.count(persons_read).await;
+    let all_before = app.count("audit_log").await;
     let jp = pull(&app, &jb, 0).await;
     assert_eq!(rows(&jp, "youth_persons").len(), 1);
-    assert_eq!(app.count("audit_log").await, before + 1);
+    assert_eq!(app.count(persons_read).await, before + 1);
+    assert_eq!(app.count("audit_log").await, all_before + 2);
     // The Wpg-authorised lead reads it too.
     assert_eq!(
         app.get(&lead, &format!("/api/v1/youth/persons/{person}"))

@@ -12,6 +12,7 @@ mod m20261126_000006_briefing_docs;
 mod m20261126_000007_pull_indexes;
 mod m20261126_000008_redundant_index;
 mod m20261202_000009_creation;
+mod m20261202_000010_signoff_per_team;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_pull_indexes::Migration),
             Box::new(m20261126_000008_redundant_index::Migration),
             Box::new(m20261202_000009_creation::Migration),
+            Box::new(m20261202_000010_signoff_per_team::Migration),
         ]
     }
 }
