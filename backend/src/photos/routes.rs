@@ -15,6 +15,7 @@ use super::blob::{BlobStore, Derivative};
 use super::store::{self, Created};
 use super::tus::{TUS_CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION};
 use super::{ACCEPTED_TYPES, DerivativeState, NewPhoto, PhotoLimits, PhotoView, UploadState};
+use crate::access::{Disclosure, Facts, Kind, Sight};
 use crate::app::AppState;
 use crate::audit::Entry;
 use crate::auth::Principal;
@@ -209,6 +210,30 @@ fn image_response(
     res
 }
 
+/// What the access rules let this principal read of a photo's bytes: its report's rule (a
+/// photo whose report is gone counts as Wpg). Withheld bytes are a 403 that says why; a full
+/// read of a Wpg photo is noted for the log.
+fn bytes_disclosure(
+    state: &AppState,
+    p: &Principal,
+    m: &super::entity::photo::Model,
+    report: Option<&crate::violations::entity::violation::Model>,
+) -> ApiResult<Disclosure> {
+    let facts = match report {
+        Some(r) => crate::violations::store::facts(r),
+        None => Facts::new(m.team_id, true),
+    };
+    let mut d = Disclosure::new(p, &state.audit);
+    match d.sight(Kind::Photo, &facts, m.id) {
+        Sight::Full => Ok(d),
+        Sight::Redacted => Err(ApiError::Forbidden(format!(
+            "photo {} belongs to a report kept under the Wpg; its bytes are for those who may read Wpg data",
+            m.id
+        ))),
+        Sight::Hidden => Err(ApiError::NotFound(format!("photo {}", m.id))),
+    }
+}
+
 fn mime_of(format: Option<&str>) -> &'static str {
     match format {
         Some("png") => "image/png",
@@ -233,7 +258,7 @@ pub async fn get_original(
     p: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Response> {
-    let (m, _) = store::get(&state.db.read, &p, id).await?;
+    let (m, report) = store::get(&state.db.read, &p, id).await?;
     if m.upload_state != UploadState::Complete.as_str() {
         return Err(ApiError::Conflict {
             detail: format!(
@@ -243,14 +268,20 @@ pub async fn get_original(
             existing: None,
         });
     }
-    state
-        .audit
-        .read(
-            &p.actor(),
-            Entry::new("read_original", store::TABLE, id)
-                .detail(json!({ "sha256": m.sha256, "violation_id": m.violation_id })),
-        )
-        .await?;
+    let d = bytes_disclosure(&state, &p, &m, report.as_ref())?;
+    // Every read of the evidence is logged, Wpg or not, with its hash.
+    let detail = json!({ "sha256": m.sha256, "violation_id": m.violation_id });
+    if d.released(Kind::Photo).is_empty() {
+        state
+            .audit
+            .read(
+                &p.actor(),
+                Entry::new("read_original", store::TABLE, id).detail(detail),
+            )
+            .await?;
+    } else if let serde_json::Value::Object(detail) = detail {
+        d.log("read_original", detail).await?;
+    }
     let (len, stream) = state
         .photos
         .blobs
@@ -271,7 +302,7 @@ async fn derivative(
     id: Uuid,
     d: Derivative,
 ) -> ApiResult<Response> {
-    let (m, _) = store::get(&state.db.read, p, id).await?;
+    let (m, report) = store::get(&state.db.read, p, id).await?;
     match DerivativeState::parse(&m.derivative_state) {
         Some(DerivativeState::Done) => {}
         Some(DerivativeState::Failed) => {
@@ -288,12 +319,14 @@ async fn derivative(
             )));
         }
     }
+    let disclosure = bytes_disclosure(state, p, &m, report.as_ref())?;
     let (len, stream) = state
         .photos
         .blobs
         .stream(&BlobStore::derivative_key(&m.sha256, d))
         .await
         .map_err(ApiError::internal)?;
+    disclosure.log("read_photo", Default::default()).await?;
     Ok(image_response(
         len,
         "image/jpeg",

@@ -127,8 +127,9 @@ pub async fn create(
     Ok(out)
 }
 
-/// Creates a photo record inside the caller's transaction. When a complete photo with the same
-/// SHA-256 exists, the new record is complete at once: the bytes are already stored.
+/// Creates a photo record inside the caller's transaction. It starts pending, whatever is
+/// stored: knowing a hash is never a way to read bytes. Its upload completes it from stored
+/// bytes only where the uploader may already read them (`tus::may_take_twin`).
 pub async fn create_in(
     txn: &DatabaseTransaction,
     p: &Principal,
@@ -162,8 +163,6 @@ pub async fn create_in(
             "only the officers on a report and their teamleider add photos to it".into(),
         ));
     }
-    let twin = complete_twin(txn, &input.sha256, input.size_bytes).await?;
-
     let mut fields: Vec<&'static str> = FIELDS.to_vec();
     fields.retain(|f| !SERVER_ONLY.contains(f));
     let seq = stamp_one(
@@ -179,7 +178,7 @@ pub async fn create_in(
     for f in FIELDS {
         field_revs.insert(f.to_string(), json!(seq));
     }
-    let mut am = photo::ActiveModel {
+    let am = photo::ActiveModel {
         id: Set(input.id),
         violation_id: Set(Some(input.violation_id)),
         observation_id: Set(None),
@@ -215,36 +214,18 @@ pub async fn create_in(
         created_seq: Set(Some(seq)),
         created_device: Set(Some(p.device_id.clone())),
     };
-    if let Some(t) = &twin {
-        take_from_twin(&mut am, t, now);
-    }
     audit::record(
         txn,
         &p.actor(),
         Entry::new("create", TABLE, input.id).detail(json!({
             "violation_id": input.violation_id,
             "sha256": input.sha256,
-            "deduplicated": twin.is_some(),
         })),
         now,
     )
     .await?;
     let m = am.insert(txn).await?;
     Ok(Created::New(m))
-}
-
-/// A complete photo with these bytes (same SHA-256 and size), if one is stored: dedupe by hash.
-pub async fn complete_twin<C: ConnectionTrait>(
-    conn: &C,
-    sha256: &str,
-    size_bytes: i64,
-) -> ApiResult<Option<photo::Model>> {
-    Ok(photo::Entity::find()
-        .filter(photo::Column::Sha256.eq(sha256))
-        .filter(photo::Column::SizeBytes.eq(size_bytes))
-        .filter(photo::Column::UploadState.eq(UploadState::Complete.as_str()))
-        .one(conn)
-        .await?)
 }
 
 /// Makes a photo complete with what its twin's bytes told (type, size, EXIF, derivatives, which

@@ -1239,9 +1239,13 @@ pub struct TwinFacts {
 pub fn may_take_twin(p: &Principal, f: &TwinFacts) -> bool {
     let same_team =
         f.twin_team.is_some() && f.twin_team == f.photo_team && p.sees_team(f.twin_team);
-    same_team
-        && (f.twin_created_by == p.user_id
-            || (f.on_twin_report && (!f.twin_report_wpg || p.reads_wpg())))
+    // The bytes themselves: what the access rules let this principal read of the twin.
+    let reads_bytes = crate::access::decide(
+        p,
+        crate::access::Kind::Photo,
+        &crate::access::Facts::new(f.twin_team, f.twin_report_wpg),
+    ) == crate::access::Sight::Full;
+    same_team && reads_bytes && (f.twin_created_by == p.user_id || f.on_twin_report)
 }
 
 /// A complete photo with these bytes that this principal may take as already stored.

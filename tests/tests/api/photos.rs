@@ -342,8 +342,9 @@ async fn an_interrupted_upload_resumes_and_is_stored_as_evidence(b: Backend) {
         );
     }
 
-    // The phone learns the new state through sync; a second photo with the same bytes is
-    // complete at once (dedupe by hash) and its upload answers "all there".
+    // The phone learns the new state through sync; a second photo with the same bytes starts
+    // pending (a record alone never completes from a hash) and its upload answers "all there"
+    // at once (dedupe by hash, for an uploader who may read the stored bytes).
     let pulled: Value = app
         .get(&t, "/api/v1/sync/pull?last_pulled_at=0")
         .send()
@@ -369,7 +370,7 @@ async fn an_interrupted_upload_resumes_and_is_stored_as_evidence(b: Backend) {
         .unwrap();
     assert_eq!(res.status(), 201);
     let tw: Value = res.json().await.unwrap();
-    assert_eq!(tw["upload_state"], "complete");
+    assert_eq!(tw["upload_state"], "pending");
     let res = create_upload(&app, &t, twin, bytes.len()).await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["upload-offset"], bytes.len().to_string());
