@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::access::{Disclosure, Kind, Sight};
 use crate::app::AppState;
 use crate::audit::Entry;
 use crate::auth::Principal;
@@ -91,6 +92,9 @@ async fn audit_export(
         .await
 }
 
+/// The reports of a page whose Wpg fields the access rules withhold from the reader.
+type Withheld = std::collections::HashSet<Uuid>;
+
 /// One page of the period's reports after the keyset cursor.
 async fn page(
     db: &Db,
@@ -135,10 +139,9 @@ fn stream_reports(
     to: DateTime<Utc>,
     head: Bytes,
     tail: Bytes,
-    render: fn(&[violation::Model], &AppState, bool, bool) -> std::io::Result<Bytes>,
+    render: fn(&[violation::Model], &AppState, &Withheld, bool) -> std::io::Result<Bytes>,
 ) -> Body {
     let st = state.clone();
-    let redact = !p.reads_wpg();
     // States: Some(cursor) = more to read; None = done.
     let pages = stream::unfold(
         (Some(None::<(DateTime<Utc>, Uuid)>), true),
@@ -152,7 +155,25 @@ fn stream_reports(
                     Ok(rows) => {
                         let next = rows.last().map(|m| (m.observed_at, m.id));
                         let more = rows.len() as u64 == PAGE;
-                        match render(&rows, &st, redact, first) {
+                        // The access rules decide each report; the page's Wpg reports are
+                        // logged before its bytes leave.
+                        let mut d = Disclosure::new(&p, &st.audit);
+                        let withheld: Withheld = rows
+                            .iter()
+                            .filter(|m| {
+                                d.sight(Kind::Violation, &crate::violations::store::facts(m), m.id)
+                                    != Sight::Full
+                            })
+                            .map(|m| m.id)
+                            .collect();
+                        if let Err(e) = d.log("export", Default::default()).await {
+                            tracing::error!(error = %e, "export stopped: its reads could not be logged");
+                            return Some((
+                                Err(std::io::Error::other("the audit log is unavailable")),
+                                (None, false),
+                            ));
+                        }
+                        match render(&rows, &st, &withheld, first) {
                             Ok(bytes) => Some((
                                 Ok::<Bytes, std::io::Error>(bytes),
                                 (if more { Some(next) } else { None }, false),
@@ -207,7 +228,7 @@ fn nl(x: f64, digits: usize) -> String {
 fn csv_rows(
     rows: &[violation::Model],
     st: &AppState,
-    redact: bool,
+    withheld: &Withheld,
     _first: bool,
 ) -> std::io::Result<Bytes> {
     let mut w = csv::WriterBuilder::new()
@@ -218,7 +239,7 @@ fn csv_rows(
     for m in rows {
         let t = m.observed_at.with_timezone(&Amsterdam);
         let area = |c: &Option<String>| area_name(st, c).unwrap_or_default();
-        let wpg = redact && m.privacy_regime == "wpg";
+        let wpg = withheld.contains(&m.id);
         w.write_record([
             m.id.to_string(),
             t.format("%d-%m-%Y").to_string(),
@@ -285,7 +306,7 @@ pub async fn violations_csv(
 fn geojson_rows(
     rows: &[violation::Model],
     st: &AppState,
-    redact: bool,
+    withheld: &Withheld,
     first: bool,
 ) -> std::io::Result<Bytes> {
     let mut out = String::with_capacity(rows.len() * 400);
@@ -294,7 +315,7 @@ fn geojson_rows(
             out.push(',');
         }
         let area = |c: &Option<String>| area_name(st, c);
-        let wpg = redact && m.privacy_regime == "wpg";
+        let wpg = withheld.contains(&m.id);
         let f = json!({
             "type": "Feature",
             "geometry": { "type": "Point", "coordinates": [m.lon, m.lat] },
