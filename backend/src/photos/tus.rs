@@ -486,7 +486,18 @@ pub async fn tus_create(
     let id: Uuid = raw_id
         .parse()
         .map_err(|_| ApiError::field("Upload-Metadata.photo_id", "a UUID"))?;
-    let exists = photo::Entity::find_by_id(id).one(&state.db.write).await?;
+    // Another team's photo gets the answer of an unknown one: an id never tells that a record
+    // exists where the caller cannot see it.
+    let exists = photo::Entity::find_by_id(id)
+        .one(&state.db.write)
+        .await?
+        .filter(|m| {
+            crate::access::sees(
+                &p,
+                crate::access::Kind::Photo,
+                &crate::access::Facts::of_team(m.team_id),
+            )
+        });
     if exists.is_none() {
         if let Some(why) = refused_record(&state, &p, id, raw_id).await? {
             return Err(ApiError::field(

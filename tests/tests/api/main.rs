@@ -16,3 +16,4 @@ mod sync_clients;
 mod sync_doc;
 mod sync_model;
 mod violations;
+mod visibility;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn sha_hex(b: &[u8]) -> String {
+pub(crate) fn sha_hex(b: &[u8]) -> String {
     Sha256::digest(b)
         .iter()
         .map(|x| format!("{x:02x}"))
@@ -20,7 +20,7 @@ fn sha_hex(b: &[u8]) -> String {
 }
 
 /// A photo-like JPEG made here: a gradient with noise, `w`×`h`.
-fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
+pub(crate) fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         let n = ((x * 7 + y * 13) as u8).wrapping_mul(seed | 1);
         image::Rgb([
@@ -36,7 +36,7 @@ fn jpeg(w: u32, h: u32, seed: u8) -> Vec<u8> {
     out
 }
 
-fn tus(app: &TestApp, t: &str, method: &str, path: &str) -> reqwest::RequestBuilder {
+pub(crate) fn tus(app: &TestApp, t: &str, method: &str, path: &str) -> reqwest::RequestBuilder {
     app.client
         .request(
             Method::from_bytes(method.as_bytes()).unwrap(),
@@ -46,7 +46,7 @@ fn tus(app: &TestApp, t: &str, method: &str, path: &str) -> reqwest::RequestBuil
         .header("Tus-Resumable", "1.0.0")
 }
 
-fn photo_record(id: Uuid, violation: Uuid, bytes: &[u8], mime: &str) -> Value {
+pub(crate) fn photo_record(id: Uuid, violation: Uuid, bytes: &[u8], mime: &str) -> Value {
     json!({
         "id": id,
         "violation_id": violation,
@@ -59,7 +59,12 @@ fn photo_record(id: Uuid, violation: Uuid, bytes: &[u8], mime: &str) -> Value {
 }
 
 /// A report and a photo record for `bytes`; returns (report id, photo id).
-async fn report_with_photo(app: &TestApp, t: &str, bytes: &[u8], mime: &str) -> (Uuid, Uuid) {
+pub(crate) async fn report_with_photo(
+    app: &TestApp,
+    t: &str,
+    bytes: &[u8],
+    mime: &str,
+) -> (Uuid, Uuid) {
     let rid = Uuid::new_v4();
     let res = app
         .post(t, "/api/v1/violations", &report(rid))
@@ -77,7 +82,12 @@ async fn report_with_photo(app: &TestApp, t: &str, bytes: &[u8], mime: &str) -> 
     (rid, pid)
 }
 
-async fn create_upload(app: &TestApp, t: &str, pid: Uuid, len: usize) -> reqwest::Response {
+pub(crate) async fn create_upload(
+    app: &TestApp,
+    t: &str,
+    pid: Uuid,
+    len: usize,
+) -> reqwest::Response {
     tus(app, t, "POST", "/api/v1/uploads")
         .header("Upload-Length", len.to_string())
         .header(
@@ -93,7 +103,7 @@ async fn create_upload(app: &TestApp, t: &str, pid: Uuid, len: usize) -> reqwest
         .unwrap()
 }
 
-async fn patch(
+pub(crate) async fn patch(
     app: &TestApp,
     t: &str,
     pid: Uuid,
@@ -122,7 +132,7 @@ async fn offset_of(app: &TestApp, t: &str, pid: Uuid) -> u64 {
         .unwrap()
 }
 
-async fn photo(app: &TestApp, t: &str, pid: Uuid) -> Value {
+pub(crate) async fn photo(app: &TestApp, t: &str, pid: Uuid) -> Value {
     app.get(t, &format!("/api/v1/photos/{pid}"))
         .send()
         .await
@@ -133,7 +143,7 @@ async fn photo(app: &TestApp, t: &str, pid: Uuid) -> Value {
 }
 
 /// Waits until the worker has made (or given up on) the derivatives.
-async fn derived(app: &TestApp, t: &str, pid: Uuid) -> Value {
+pub(crate) async fn derived(app: &TestApp, t: &str, pid: Uuid) -> Value {
     for _ in 0..300 {
         let p = photo(app, t, pid).await;
         if p["derivative_state"] == "done" || p["derivative_state"] == "failed" {
@@ -145,7 +155,7 @@ async fn derived(app: &TestApp, t: &str, pid: Uuid) -> Value {
 }
 
 /// Uploads all bytes in one PATCH after creating the upload.
-async fn upload(app: &TestApp, t: &str, pid: Uuid, bytes: &[u8]) -> reqwest::Response {
+pub(crate) async fn upload(app: &TestApp, t: &str, pid: Uuid, bytes: &[u8]) -> reqwest::Response {
     let res = create_upload(app, t, pid, bytes.len()).await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     patch(app, t, pid, 0, bytes).await
