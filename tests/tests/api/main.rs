@@ -11,6 +11,7 @@ mod photos;
 mod push_hostile;
 mod reference;
 mod rejections;
+mod role_matrix;
 mod sync;
 mod sync_clients;
 mod sync_doc;
