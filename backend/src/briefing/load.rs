@@ -618,6 +618,7 @@ pub async fn build_full<C: ConnectionTrait>(
         for gid in &group_ids {
             for person in records::list(conn, &PERSONS, p, None, None, Some(*gid), 1000).await? {
                 people.push(YouthPerson {
+                    id: Some(person.id),
                     group: group_of
                         .get(gid)
                         .and_then(|g| text(&g.data, "name"))

@@ -245,6 +245,9 @@ pub struct YouthSection {
 /// A known member of a group sighted in the window (Wpg).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct YouthPerson {
+    /// The person's record (null in briefings signed before it was kept).
+    #[serde(default)]
+    pub id: Option<Uuid>,
     pub group: String,
     pub name: String,
     pub date_of_birth: Option<String>,

@@ -48,6 +48,9 @@ pub async fn log_reads(state: &AppState, p: &Principal, b: &Briefing) -> ApiResu
             .await?;
     }
     let mut d = Disclosure::new(p, &state.audit);
+    for id in b.youth_persons.iter().flatten().filter_map(|y| y.id) {
+        d.sent(Kind::YouthPerson, &id.to_string());
+    }
     for i in b.incidents.iter().filter(|i| i.description.is_some()) {
         d.sent(Kind::Incident, &i.id.to_string());
     }
