@@ -152,7 +152,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout();
     let body_limit = state.config.max_body_bytes;
     api.merge(crate::ops::router(&doc))
-        .merge(crate::web::router())
+        .merge(crate::web::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(require_json_bodies))

@@ -1,6 +1,6 @@
 //! Issue 14 item 5: the smaller holes an audit found, each with its regression test.
 
-use thor_tests::{Backend, TestApp, both};
+use thor_tests::{Backend, TestApp, assert_problem, both};
 
 /// Every spelling of a username that the lookup maps to an account spends that account's login
 /// budget: `" handhaver"`, `"HANDHAVER "`, a tab. Ten wrong guesses in ten spellings, then the
@@ -40,3 +40,237 @@ async fn the_login_throttle_counts_every_spelling_of_a_name(b: Backend) {
 }
 
 both!(the_login_throttle_counts_every_spelling_of_a_name);
+
+/// A browser session on the lead page: a client that does not follow redirects, the session
+/// cookie of a form login, and the CSRF token the page's forms carry.
+struct PageSession {
+    client: reqwest::Client,
+    cookie: String,
+    csrf: String,
+}
+
+async fn page_login(app: &TestApp, username: &str) -> PageSession {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("username={username}&password=demo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "form login of {username}");
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = client
+        .get(app.url("/briefing"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    PageSession {
+        client,
+        cookie,
+        csrf,
+    }
+}
+
+/// The CSRF token in a rendered page; every form carries the same one.
+fn csrf_of(page: &str) -> String {
+    let tokens: Vec<&str> = page
+        .split("name=\"csrf\" value=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .collect();
+    assert!(!tokens.is_empty(), "the page's forms carry a CSRF token");
+    assert!(tokens.iter().all(|t| *t == tokens[0] && t.len() >= 40));
+    tokens[0].to_string()
+}
+
+impl PageSession {
+    async fn post(
+        &self,
+        app: &TestApp,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(app.url(path))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn page(&self, app: &TestApp) -> String {
+        self.client
+            .get(app.url("/briefing"))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The lead page's POST forms need the session's CSRF token, and a POST whose Origin or Referer
+/// names another site is refused even with it: 403 problem+json, nothing written.
+async fn the_page_forms_need_the_session_csrf_token(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let lead = page_login(&app, "teamleider").await;
+    let other = page_login(&app, "teamleider").await;
+    assert_ne!(lead.csrf, other.csrf, "a token per session");
+    let today = thor::demo::today().to_string();
+    let note = |text: &str, csrf: Option<&str>| {
+        let mut b = format!("date={today}&text={text}");
+        if let Some(c) = csrf {
+            b.push_str(&format!("&csrf={c}"));
+        }
+        b
+    };
+    let here = app.base.clone();
+    let refused: Vec<(String, Vec<(&str, String)>)> = vec![
+        // No Origin, no token: what a forged form from a site that strips Origin would send.
+        (note("geen-token", None), vec![]),
+        (note("leeg-token", Some("")), vec![]),
+        (note("ander-token", Some(&other.csrf)), vec![]),
+        (note("onzin-token", Some("AAAA")), vec![]),
+        // Same origin, but no token.
+        (note("zelfde-origin", None), vec![("origin", here.clone())]),
+        // The right token, from another site.
+        (
+            note("andere-site", Some(&lead.csrf)),
+            vec![("origin", "https://evil.example".into())],
+        ),
+        (
+            note("andere-poort", Some(&lead.csrf)),
+            vec![("origin", format!("http://{}", "127.0.0.1:1"))],
+        ),
+        (
+            note("null-origin", Some(&lead.csrf)),
+            vec![("origin", "null".into())],
+        ),
+        (
+            note("andere-referer", Some(&lead.csrf)),
+            vec![("referer", "https://evil.example/form.html".into())],
+        ),
+    ];
+    let notes_before = app.count("briefing_note").await;
+    for (body, headers) in &refused {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let res = lead.post(&app, "/briefing/notes", body, &h).await;
+        let problem = assert_problem(res, 403, None).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("CSRF") || d.contains("cross-origin")),
+            "{body}: {problem}"
+        );
+    }
+    assert_eq!(
+        app.count("briefing_note").await,
+        notes_before,
+        "nothing written"
+    );
+    // The session's own token passes, with or without the page's own Origin or Referer.
+    for (text, headers) in [
+        ("eigen-token", vec![]),
+        ("eigen-origin", vec![("origin", here.as_str())]),
+        (
+            "eigen-referer",
+            vec![("referer", &*format!("{here}/briefing"))],
+        ),
+    ] {
+        let res = lead
+            .post(
+                &app,
+                "/briefing/notes",
+                &note(text, Some(&lead.csrf)),
+                &headers,
+            )
+            .await;
+        assert_eq!(res.status(), 303, "{text}");
+    }
+    let page = lead.page(&app).await;
+    for text in ["eigen-token", "eigen-origin", "eigen-referer"] {
+        assert!(page.contains(text), "{text} was written");
+    }
+    for (body, _) in &refused {
+        let text = body
+            .split("text=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        assert!(!page.contains(text), "{text} was not written");
+    }
+    // Every form of the page: review, sign-off, conflicts, logout refuse a POST without it.
+    for path in [
+        format!("/briefing/review/{}", uuid::Uuid::new_v4()),
+        "/briefing/signoff".to_string(),
+        format!("/briefing/conflicts/{}", uuid::Uuid::new_v4()),
+        "/logout".to_string(),
+    ] {
+        let res = lead
+            .post(
+                &app,
+                &path,
+                &format!("decision=approved&date={today}&resolution=keep_applied"),
+                &[],
+            )
+            .await;
+        assert_problem(res, 403, None).await;
+    }
+    assert_eq!(
+        app.count("briefing_signoff").await,
+        0,
+        "the sign-off was refused"
+    );
+    // Logging out with the token ends the session; the old cookie no longer opens the page.
+    let res = lead
+        .post(&app, "/logout", &format!("csrf={}", lead.csrf), &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    let res = lead
+        .client
+        .get(app.url("/briefing"))
+        .header("cookie", &lead.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/login");
+    // The login form has no session to bind a token to; another site's post is refused by origin.
+    let res = other
+        .client
+        .post(app.url("/login"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=teamleider&password=demo")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, None).await;
+    app.stop().await;
+}
+
+both!(the_page_forms_need_the_session_csrf_token);
