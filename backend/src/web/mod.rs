@@ -71,11 +71,76 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
+/// The page's Content-Security-Policy: no script at all (the page has none), styles only from
+/// the `<style>` elements this response carries (each with the response's nonce; no `style`
+/// attributes), images only inline (`data:`) or from thor, forms only to thor, no framing.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// A fresh nonce for one response's styles: 16 random bytes, base64.
+fn style_nonce() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Renders a page with its security headers. The page's styles are `<style>` elements: the
+/// stylesheet of `base.html` and the default style of each server-drawn SVG (`briefing::svg`).
+/// Each gets this response's nonce here, on the rendered text: the templates escape every value
+/// they insert, and the SVGs (the only text inserted raw) escape their labels, so a `<style>`
+/// in the output is always one of ours. `Referrer-Policy: same-origin` (not `no-referrer`):
+/// with `no-referrer` a browser sends `Origin: null` on the page's own form posts, which the
+/// origin check refuses.
 fn render(name: &str, ctx: impl Serialize) -> Response {
     match templates().get_template(name).and_then(|t| t.render(ctx)) {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => {
+            let nonce = style_nonce();
+            let html = html.replace("<style>", &format!("<style nonce=\"{nonce}\">"));
+            let mut res = Html(html).into_response();
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&page_csp(&nonce)) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
+            res
+        }
         Err(e) => ApiError::internal(anyhow::anyhow!("rendering {name}: {e}")).into_response(),
     }
+}
+
+/// Whether the session cookie gets `Secure`: when thor is told it is served over https
+/// (`THOR_PUBLIC_URL=https://…`), or when the proxy in front says this request came over https
+/// (`X-Forwarded-Proto: https` or `Forwarded: …proto=https`). Those headers need no trusted
+/// proxy list: `Secure` only ever restricts a cookie, so a client that sends them itself only
+/// keeps its own cookie off plain http.
+fn cookie_secure(config: &crate::config::Config, headers: &axum::http::HeaderMap) -> bool {
+    let forwarded_https = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .chain(headers.get_all(header::FORWARDED).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .map(|p| p.trim().to_ascii_lowercase())
+        .any(|p| p == "https" || p == "proto=https" || p == "proto=\"https\"");
+    config.served_over_https() || forwarded_https
+}
+
+fn session_cookie(value: &str, max_age: u32, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    ))
+    .ok()
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -153,9 +218,10 @@ fn origin_of(value: &str) -> Option<(String, String)> {
 }
 
 /// Refuses a POST that says it comes from another site: its `Origin`, or without one its
-/// `Referer`, must name this server (the `Host` it was sent to). `Origin: null` (a sandboxed or
+/// `Referer`, must name this server: the `Host` it was sent to, or the origin of
+/// `THOR_PUBLIC_URL` (a proxy may pass on another `Host`). `Origin: null` (a sandboxed or
 /// privacy-stripped context) is refused. A POST with neither header passes on to the token check.
-fn same_origin(req: &Request) -> Result<(), ApiError> {
+fn same_origin(req: &Request, config: &crate::config::Config) -> Result<(), ApiError> {
     let headers = req.headers();
     let claimed = match (headers.get(header::ORIGIN), headers.get(header::REFERER)) {
         (Some(v), _) | (None, Some(v)) => v.to_str().ok().and_then(origin_of),
@@ -172,6 +238,7 @@ fn same_origin(req: &Request) -> Result<(), ApiError> {
         });
     match (claimed, host) {
         (Some((_, authority)), Some(host)) if authority == host => Ok(()),
+        (Some(origin), _) if config.public_origin().as_ref() == Some(&origin) => Ok(()),
         _ => Err(ApiError::Forbidden(
             "cross-origin form posts are refused".into(),
         )),
@@ -206,7 +273,7 @@ async fn check_csrf(req: Request, session: Option<&str>) -> Result<Request, ApiE
 
 /// Hands the session cookie to the `Principal` extractor and its CSRF token to the templates;
 /// refuses cross-origin POSTs and POSTs without the session's token (see the module's doc).
-async fn session(State(_state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if !req.headers().contains_key(header::AUTHORIZATION)
         && let Some(t) = cookie_token(&req)
         && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
@@ -219,7 +286,7 @@ async fn session(State(_state): State<AppState>, mut req: Request, next: Next) -
         req.extensions_mut().insert(Csrf(csrf_token(t)));
     }
     if req.method() == Method::POST {
-        if let Err(e) = same_origin(&req) {
+        if let Err(e) = same_origin(&req, &state.config) {
             return e.into_response();
         }
         if req.uri().path() != "/login" {
@@ -250,6 +317,7 @@ struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let device = format!("web-{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -264,9 +332,7 @@ async fn login(
     {
         Ok((token, _, _)) => {
             let mut res = Redirect::to("/briefing").into_response();
-            let cookie =
-                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
+            if let Some(v) = session_cookie(&token, 43200, cookie_secure(&state.config, &headers)) {
                 res.headers_mut().insert(header::SET_COOKIE, v);
             }
             res
@@ -291,7 +357,11 @@ async fn login(
     }
 }
 
-async fn logout(State(state): State<AppState>, p: Result<Principal, ApiError>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    p: Result<Principal, ApiError>,
+) -> Response {
     if let Ok(p) = p
         && let Err(e) = crate::auth::accounts::revoke(
             &state.db,
@@ -306,10 +376,9 @@ async fn logout(State(state): State<AppState>, p: Result<Principal, ApiError>) -
         tracing::warn!(error = ?e, "logout could not revoke the session token");
     }
     let mut res = Redirect::to("/login").into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("thor_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    if let Some(v) = session_cookie("", 0, cookie_secure(&state.config, &headers)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
     res
 }
 

@@ -274,3 +274,169 @@ async fn the_page_forms_need_the_session_csrf_token(b: Backend) {
 }
 
 both!(the_page_forms_need_the_session_csrf_token);
+
+fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("{} has no {name} header", res.url()))
+}
+
+/// The CSP nonce of a page answer, after checking the policy allows no script, no inline style
+/// without it and no framing, and that every `<style>` of the body carries it.
+async fn page_nonce(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 200);
+    let csp = header(&res, "content-security-policy").to_string();
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(header(&res, "x-frame-options"), "DENY");
+    assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&res, "referrer-policy"), "same-origin");
+    let nonce = csp
+        .split("style-src 'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a style nonce")
+        .to_string();
+    assert!(nonce.len() >= 22, "{nonce}");
+    let body = res.text().await.unwrap();
+    let styles = body.matches("<style").count();
+    assert!(styles >= 1);
+    assert_eq!(
+        body.matches(&format!("<style nonce=\"{nonce}\">")).count(),
+        styles,
+        "every style element carries the nonce"
+    );
+    assert!(
+        !body.contains("style=\""),
+        "no style attributes (CSP would drop them)"
+    );
+    assert!(!body.contains("<script"), "no script");
+    nonce
+}
+
+/// The lead page sends a CSP (a fresh style nonce per answer, no script), frame, sniffing and
+/// referrer headers; every API answer gets the same but a CSP that allows nothing; the session
+/// cookie is Secure when thor is told it is served over https.
+async fn security_headers_on_the_page_and_every_answer(b: Backend) {
+    let app = TestApp::spawn(b.clone()).await;
+    app.load_demo().await;
+    let client = reqwest::Client::new();
+    let first = page_nonce(client.get(app.url("/login")).send().await.unwrap()).await;
+    let second = page_nonce(client.get(app.url("/login")).send().await.unwrap()).await;
+    assert_ne!(first, second, "a nonce per answer");
+    // The briefing page with its SVG charts, each with a <style> of its own.
+    let lead = page_login(&app, "teamleider").await;
+    let res = lead
+        .client
+        .get(app.url("/briefing"))
+        .header("cookie", &lead.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&res, "cache-control"), "private, no-store");
+    page_nonce(res).await;
+    // Every other answer: JSON, problem documents, the fallback, operations, CSV.
+    let t = app.login("teamleider", "api").await;
+    let today = thor::demo::today();
+    for (path, status) in [
+        ("/api/v1/auth/me".to_string(), 200),
+        ("/api/v1/violations/not-a-uuid".to_string(), 400),
+        ("/no/such/route".to_string(), 404),
+        ("/healthz".to_string(), 200),
+        (format!("/api/v1/exports/violations.csv?from={today}"), 200),
+    ] {
+        let res = app.get(&t, &path).send().await.unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        let csp = header(&res, "content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header(&res, "x-frame-options"), "DENY", "{path}");
+        assert_eq!(header(&res, "x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header(&res, "referrer-policy"), "no-referrer", "{path}");
+    }
+    // Over plain http the cookie cannot be Secure (the browser would never send it back) ...
+    let login = |headers: &[(&str, &str)]| {
+        let mut req = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(app.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("username=teamleider&password=demo");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    let cookie = |res: &reqwest::Response| header(res, "set-cookie").to_string();
+    let plain = login(&[]).await.unwrap();
+    assert_eq!(plain.status(), 303);
+    assert!(cookie(&plain).contains("HttpOnly") && !cookie(&plain).contains("Secure"));
+    // ... behind a TLS proxy that says so, it is.
+    for proxied in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=10.0.0.1;proto=https;host=thor.velsen.nl"),
+    ] {
+        let res = login(&[proxied]).await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(
+            cookie(&res).contains("; Secure"),
+            "{proxied:?}: {}",
+            cookie(&res)
+        );
+    }
+    app.stop().await;
+
+    // Told it is served over https: always Secure, and the page's forms come from that origin.
+    let app =
+        TestApp::spawn_with(b, |c| c.public_url = Some("https://thor.velsen.nl".into())).await;
+    app.demo_accounts().await;
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=teamleider&password=demo")
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&res, "set-cookie").contains("; Secure"));
+    let lead = page_login(&app, "teamleider").await;
+    let today = today.to_string();
+    let body = format!("date={today}&text=via-proxy&csrf={}", lead.csrf);
+    let res = lead
+        .post(
+            &app,
+            "/briefing/notes",
+            &body,
+            &[("origin", "https://thor.velsen.nl")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let res = lead
+        .post(
+            &app,
+            "/briefing/notes",
+            &body,
+            &[("origin", "https://thor.velsen.nl.evil.example")],
+        )
+        .await;
+    assert_problem(res, 403, None).await;
+    app.stop().await;
+}
+
+both!(security_headers_on_the_page_and_every_answer);
