@@ -10,7 +10,7 @@ use chrono_tz::Europe::Amsterdam;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -95,19 +95,54 @@ fn create_hash(v: &NewViolation) -> String {
     crate::auth::token::hex(&Sha256::digest(&canonical))
 }
 
-async fn check_officers<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> ApiResult<()> {
-    let found = app_user::Entity::find()
-        .filter(app_user::Column::Id.is_in(ids.to_vec()))
-        .filter(app_user::Column::Active.eq(true))
-        .count(conn)
-        .await?;
-    if found as usize != ids.len() {
-        return Err(ApiError::field(
-            "officer_ids",
-            "contains an unknown or inactive user",
-        ));
+/// What a report naming someone outside its team hears. One answer for an unknown id, an
+/// inactive user and a user of another team: the write must not tell a phone whether an id it
+/// made up belongs to someone in another team.
+fn not_team_officers() -> ApiError {
+    ApiError::field(
+        "officer_ids",
+        "names someone who is not an active user of this report's team",
+    )
+}
+
+/// Which of `ids` are active users of `team` (none for a report without a team: it can name
+/// only its author, who is added by the caller).
+async fn team_officers<C: ConnectionTrait>(
+    conn: &C,
+    team: Option<Uuid>,
+    ids: &[Uuid],
+) -> ApiResult<std::collections::HashSet<Uuid>> {
+    let mut found = std::collections::HashSet::new();
+    let Some(team) = team else {
+        return Ok(found);
+    };
+    for chunk in ids.chunks(500) {
+        let rows: Vec<Uuid> = app_user::Entity::find()
+            .select_only()
+            .column(app_user::Column::Id)
+            .filter(app_user::Column::Id.is_in(chunk.to_vec()))
+            .filter(app_user::Column::Active.eq(true))
+            .filter(app_user::Column::TeamId.eq(team))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        found.extend(rows);
     }
-    Ok(())
+    Ok(found)
+}
+
+/// The officers on a report are active users of the report's team (its author's team).
+async fn check_officers<C: ConnectionTrait>(
+    conn: &C,
+    team: Option<Uuid>,
+    ids: &[Uuid],
+) -> ApiResult<()> {
+    let found = team_officers(conn, team, ids).await?;
+    if ids.iter().all(|u| found.contains(u)) {
+        Ok(())
+    } else {
+        Err(not_team_officers())
+    }
 }
 
 /// Replaces the officer index of a report.
@@ -317,7 +352,7 @@ async fn try_create_many(
             existing.insert(m.id, m);
         }
     }
-    // Co-officers must be active users.
+    // Co-officers must be active users of the report's team, which is its author's.
     let others: Vec<Uuid> = {
         let mut set: Vec<Uuid> = prepared
             .iter()
@@ -328,18 +363,8 @@ async fn try_create_many(
         set.dedup();
         set
     };
-    let mut active: std::collections::HashSet<Uuid> = std::collections::HashSet::from([p.user_id]);
-    for chunk in others.chunks(500) {
-        let found: Vec<Uuid> = app_user::Entity::find()
-            .select_only()
-            .column(app_user::Column::Id)
-            .filter(app_user::Column::Id.is_in(chunk.to_vec()))
-            .filter(app_user::Column::Active.eq(true))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        active.extend(found);
-    }
+    let mut active = team_officers(txn, p.team_id, &others).await?;
+    active.insert(p.user_id);
     let mut new: Vec<(usize, Prepared)> = Vec::new();
     let mut seen_in_batch = std::collections::HashSet::new();
     for (i, x) in prepared {
@@ -348,10 +373,7 @@ async fn try_create_many(
         } else if !seen_in_batch.insert(x.v.id) {
             results[i] = Some(Err(ApiError::field("id", "the same id twice in one batch")));
         } else if !x.v.officer_ids.iter().all(|u| active.contains(u)) {
-            results[i] = Some(Err(ApiError::field(
-                "officer_ids",
-                "contains an unknown or inactive user",
-            )));
+            results[i] = Some(Err(not_team_officers()));
         } else {
             new.push((i, x));
         }
@@ -703,7 +725,7 @@ pub async fn update_in(
     // server's clock stepped back.
     rules::check(&draft, reference, cur.created_at).map_err(ApiError::Validation)?;
     if changed.contains(&"officer_ids") {
-        check_officers(txn, &draft.officer_ids).await?;
+        check_officers(txn, cur.team_id, &draft.officer_ids).await?;
         write_officers(txn, id, &draft.officer_ids).await?;
     }
     let reviewed =

@@ -513,3 +513,171 @@ async fn csv_text_that_looks_like_a_formula_opens_as_text(b: Backend) {
 }
 
 both!(csv_text_that_looks_like_a_formula_opens_as_text);
+
+/// A user of another team, created by the beheerder; returns their id and a token.
+async fn other_team_user(app: &TestApp, username: &str, role: &str) -> (String, String) {
+    let admin = app.login("beheerder", "admin-pc").await;
+    let res = app
+        .post(
+            &admin,
+            "/api/v1/users",
+            &serde_json::json!({
+                "username": username, "role": role, "team": "Team Zuid",
+                "password": "een lang wachtwoord", "wpg_authorised": true,
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "create {username}");
+    let user: serde_json::Value = res.json().await.unwrap();
+    let res = app
+        .login_response(username, "een lang wachtwoord", "phone-z")
+        .await;
+    assert_eq!(res.status(), 200);
+    let token: serde_json::Value = res.json().await.unwrap();
+    (
+        user["id"].as_str().unwrap().to_string(),
+        token["token"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn user_id(app: &TestApp, username: &str) -> String {
+    thor::auth::accounts::find_by_username(&app.state.db.read, username)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+        .to_string()
+}
+
+/// A report names only users of its own team in `officer_ids`. Another team's user gets 422
+/// naming the field, on REST create and PATCH and in a sync push (create and update), and the
+/// very same answer as an id that belongs to no one.
+async fn officers_on_a_report_are_of_its_team(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-1").await;
+    let (zuid, zuid_token) = other_team_user(&app, "boa.zuid", "handhaver").await;
+    let nobody = uuid::Uuid::new_v4().to_string();
+    let colleague = user_id(&app, "boa.devries").await;
+
+    // REST create: another team's user and a made-up id get the same problem document.
+    let mut problems = Vec::new();
+    for officer in [&zuid, &nobody] {
+        let mut r = thor_tests::report(uuid::Uuid::new_v4());
+        r["officer_ids"] = serde_json::json!([officer]);
+        let res = app
+            .post(&hh, "/api/v1/violations", &r)
+            .send()
+            .await
+            .unwrap();
+        problems.push(assert_problem(res, 422, Some("officer_ids")).await);
+    }
+    assert_eq!(
+        problems[0], problems[1],
+        "no hint whether the id exists elsewhere"
+    );
+    assert!(!problems[0].to_string().contains(&zuid));
+    assert_eq!(app.count("violation").await, 0);
+    // A colleague of the same team is fine.
+    let id = uuid::Uuid::new_v4();
+    let mut r = thor_tests::report(id);
+    r["officer_ids"] = serde_json::json!([colleague]);
+    let res = app
+        .post(&hh, "/api/v1/violations", &r)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    // REST PATCH: the same rule and the same answer.
+    let mut patched = Vec::new();
+    for officer in [&zuid, &nobody] {
+        let res = app
+            .patch(
+                &hh,
+                &format!("/api/v1/violations/{id}"),
+                &serde_json::json!({ "officer_ids": [user_id(&app, "handhaver").await, officer] }),
+            )
+            .send()
+            .await
+            .unwrap();
+        patched.push(assert_problem(res, 422, Some("officer_ids")).await);
+    }
+    assert_eq!(patched[0], patched[1]);
+    // And the other way round: team Zuid cannot name a user of this team.
+    let mut r = thor_tests::report(uuid::Uuid::new_v4());
+    r["officer_ids"] = serde_json::json!([colleague]);
+    let res = app
+        .post(&zuid_token, "/api/v1/violations", &r)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, Some("officer_ids")).await;
+
+    // Sync push, create: the record is rejected, naming officer_ids, the same for both ids.
+    let at = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let row = |id: &str, officers: &str| {
+        serde_json::json!({
+            "id": id, "_status": "created", "_changed": "",
+            "category": "afval", "feitcode": "H004", "observed_at": at.timestamp_millis(),
+            "lat": 52.4599, "lon": 4.6218, "accuracy_m": 7, "location_source": "gps",
+            "description": "zakken naast container", "outcome": "warning", "status": "concept",
+            "officer_ids": officers, "server_rev": null, "base_rev": null
+        })
+    };
+    let (a, c) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let res = app
+        .post(
+            &hh,
+            "/api/v1/sync/push?last_pulled_at=0",
+            &serde_json::json!({ "changes": { "violations": {
+                "created": [row(&a, &format!("[\"{zuid}\"]")), row(&c, &format!("[\"{nobody}\"]"))],
+                "updated": [], "deleted": [] } } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let push: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(push["applied"], 0, "{push}");
+    let rejected = push["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{push}");
+    assert_eq!(rejected[0]["id"], a);
+    assert_eq!(rejected[0]["errors"][0]["field"], "officer_ids");
+    assert_eq!(rejected[0]["errors"], rejected[1]["errors"], "{push}");
+    // Sync push, update of the report created above.
+    let pull = app
+        .get_json(&hh, "/api/v1/sync/pull?last_pulled_at=0")
+        .await;
+    let mut row = thor_tests::pulled_rows(&pull, "violations")[0].clone();
+    row["officer_ids"] = serde_json::json!(format!("[\"{zuid}\"]"));
+    let cursor = pull["timestamp"].as_i64().unwrap();
+    let res = app
+        .post(
+            &hh,
+            &format!("/api/v1/sync/push?last_pulled_at={cursor}"),
+            &serde_json::json!({ "changes": { "violations": { "created": [], "updated": [row], "deleted": [] } } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let push: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(push["rejected"][0]["id"], id.to_string(), "{push}");
+    assert_eq!(
+        push["rejected"][0]["errors"][0]["field"], "officer_ids",
+        "{push}"
+    );
+    let stored = app.get_json(&hh, &format!("/api/v1/violations/{id}")).await;
+    assert!(
+        !stored["officer_ids"].to_string().contains(&zuid),
+        "{stored}"
+    );
+    app.stop().await;
+}
+
+both!(officers_on_a_report_are_of_its_team);
