@@ -140,7 +140,8 @@ fn add_photo_flags(
 
 /// Log a violation report. The id is generated on the phone: posting the same id and content
 /// again returns the existing report (200), never a duplicate; the same id with other content is
-/// a 409 naming the existing report.
+/// a 409 naming the id. An id taken by a report you may not see (another team's) gets that same
+/// 409, word for word, and nothing of that report.
 #[utoipa::path(
     post, path = "/api/v1/violations", tag = "violations",
     request_body = NewViolation,
@@ -148,7 +149,7 @@ fn add_photo_flags(
         (status = 201, description = "Created", body = ViolationView),
         (status = 200, description = "A retry: this report exists with this content", body = ViolationView),
         (status = 403, description = "This role does not log reports", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The id exists with other content", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken: by a report with other content, or one you may not see", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or invalid; `errors` names it", body = Problem, content_type = "application/problem+json"),
     )

@@ -162,18 +162,27 @@ async fn write_officers(txn: &DatabaseTransaction, id: Uuid, officers: &[Uuid]) 
     Ok(())
 }
 
-fn existing_outcome(existing: violation::Model, hash: &str) -> ApiResult<Created> {
-    if existing.create_hash == hash {
-        Ok(Created::Existing(existing))
-    } else {
-        Err(ApiError::Conflict {
-            detail: format!(
-                "report {} already exists with other content; change it with PATCH",
-                existing.id
-            ),
-            existing: Some(format!("/api/v1/violations/{}", existing.id)),
-        })
+/// The answer to a create whose id is taken. A retry (same content) of a report the sender may
+/// see is answered with the report as it is now. Any other taken id gets a 409 that says only
+/// that the id is taken, in the same words and shape whether the report is the sender's own
+/// team's (with other content) or one the sender may not see (another team's, or deleted in
+/// another team): the id is the sender's own, so nothing is said that the sender did not
+/// already know, and no field of the other team's report leaves the server. Refusing the write
+/// is right either way: a UUID taken by chance does not happen, so the phone made a mistake or
+/// is probing. `existing` is the path of that id, which answers 404 to whoever may not see it,
+/// as for an id that does not exist at all.
+fn existing_outcome(p: &Principal, existing: violation::Model, hash: &str) -> ApiResult<Created> {
+    if existing.create_hash == hash && p.sees_team(existing.team_id) {
+        return Ok(Created::Existing(existing));
     }
+    Err(ApiError::Conflict {
+        detail: format!(
+            "report {} already exists with other content; a retry sends the same content, a \
+             change goes through PATCH",
+            existing.id
+        ),
+        existing: Some(format!("/api/v1/violations/{}", existing.id)),
+    })
 }
 
 /// What the transport knows about a write beyond its content.
@@ -369,7 +378,7 @@ async fn try_create_many(
     let mut seen_in_batch = std::collections::HashSet::new();
     for (i, x) in prepared {
         if let Some(m) = existing.get(&x.v.id) {
-            results[i] = Some(existing_outcome(m.clone(), &x.hash));
+            results[i] = Some(existing_outcome(p, m.clone(), &x.hash));
         } else if !seen_in_batch.insert(x.v.id) {
             results[i] = Some(Err(ApiError::field("id", "the same id twice in one batch")));
         } else if !x.v.officer_ids.iter().all(|u| active.contains(u)) {

@@ -681,3 +681,144 @@ async fn officers_on_a_report_are_of_its_team(b: Backend) {
 }
 
 both!(officers_on_a_report_are_of_its_team);
+
+/// Creating a report under an id another team's report has is refused with the very 409 a
+/// taken id of one's own team gets (the same words, the same fields), and nothing of the other
+/// team's report comes back: not even to a retry of the same content by its author after they
+/// moved to another team. Reading or changing that id answers like an id no one has.
+async fn another_teams_report_id_says_no_more_than_a_taken_one(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-1").await;
+    let (_, zuid) = other_team_user(&app, "boa.zuid", "handhaver").await;
+    let id = uuid::Uuid::new_v4();
+    let body = thor_tests::report(id);
+    let res = app
+        .post(&hh, "/api/v1/violations", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: serde_json::Value = res.json().await.unwrap();
+
+    // The same id with other content, from its own team and from the other team.
+    let mut other = body.clone();
+    other["description"] = serde_json::json!("iets anders");
+    let own = assert_problem(
+        app.post(&hh, "/api/v1/violations", &other)
+            .send()
+            .await
+            .unwrap(),
+        409,
+        None,
+    )
+    .await;
+    let foreign = assert_problem(
+        app.post(&zuid, "/api/v1/violations", &other)
+            .send()
+            .await
+            .unwrap(),
+        409,
+        None,
+    )
+    .await;
+    assert_eq!(
+        own, foreign,
+        "the same answer as for a taken id of one's own team"
+    );
+    // The other team sending exactly the author's body: still only the 409.
+    let same = assert_problem(
+        app.post(&zuid, "/api/v1/violations", &body)
+            .send()
+            .await
+            .unwrap(),
+        409,
+        None,
+    )
+    .await;
+    assert_eq!(same, own);
+    let secrets = [
+        "Geparkeerd",
+        "12ABC3",
+        created["team_id"].as_str().unwrap(),
+        created["created_by"].as_str().unwrap(),
+    ];
+    for s in secrets {
+        assert!(!own.to_string().contains(s), "{s} in {own}");
+    }
+    // Reading or changing that id: the answer for an id that does not exist.
+    let unknown = uuid::Uuid::new_v4();
+    for (path, unknown_path) in [
+        (
+            format!("/api/v1/violations/{id}"),
+            format!("/api/v1/violations/{unknown}"),
+        ),
+        (
+            format!("/api/v1/violations/{id}/duplicates"),
+            format!("/api/v1/violations/{unknown}/duplicates"),
+        ),
+    ] {
+        let a = assert_problem(app.get(&zuid, &path).send().await.unwrap(), 404, None).await;
+        let b = assert_problem(
+            app.get(&zuid, &unknown_path).send().await.unwrap(),
+            404,
+            None,
+        )
+        .await;
+        assert_eq!(
+            a.to_string().replace(&id.to_string(), "ID"),
+            b.to_string().replace(&unknown.to_string(), "ID")
+        );
+    }
+    let patch = serde_json::json!({ "description": "overschreven" });
+    let a = assert_problem(
+        app.patch(&zuid, &format!("/api/v1/violations/{id}"), &patch)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        None,
+    )
+    .await;
+    let b = assert_problem(
+        app.patch(&zuid, &format!("/api/v1/violations/{unknown}"), &patch)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        None,
+    )
+    .await;
+    assert_eq!(
+        a.to_string().replace(&id.to_string(), "ID"),
+        b.to_string().replace(&unknown.to_string(), "ID")
+    );
+
+    // The author moves to team Zuid (the beheerder's doing) and the phone retries the create:
+    // the report is its old team's now, and is not handed back.
+    {
+        use sea_orm::ConnectionTrait;
+        app.state
+            .db
+            .write
+            .execute_unprepared(
+                "UPDATE app_user SET team_id = (SELECT id FROM team WHERE name = 'Team Zuid') \
+                 WHERE username = 'handhaver'",
+            )
+            .await
+            .unwrap();
+    }
+    let retry = assert_problem(
+        app.post(&hh, "/api/v1/violations", &body)
+            .send()
+            .await
+            .unwrap(),
+        409,
+        None,
+    )
+    .await;
+    assert_eq!(retry, own);
+    app.stop().await;
+}
+
+both!(another_teams_report_id_says_no_more_than_a_taken_one);
