@@ -72,9 +72,10 @@ impl AppState {
         crate::reference::load::load_fixtures(&db)
             .await
             .context("loading reference data")?;
-        let reference = crate::reference::load::read(&db)
+        let mut reference = crate::reference::load::read(&db)
             .await
             .context("reading reference data")?;
+        reference.four_eyes = config.four_eyes;
         let limiter = Arc::new(LoginLimiter::new(
             config.login_per_account_per_minute,
             config.login_per_address_per_minute,

@@ -110,6 +110,12 @@ pub struct Config {
     /// according to `X-Forwarded-Proto` / `Forwarded` (see `web::cookie_secure`).
     #[arg(long, env = "THOR_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Four-eyes review: a teamleider may not approve or reject a report they created or are
+    /// named on (`officer_ids`); another teamleider reviews it. On by default; `false` for a
+    /// team with a single lead who also works the street.
+    #[arg(long, env = "THOR_FOUR_EYES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub four_eyes: bool,
 }
 
 impl Config {
@@ -139,6 +145,7 @@ impl Config {
             shifts: "07:00,15:00,23:00".to_string(),
             log_json: false,
             public_url: None,
+            four_eyes: true,
         }
     }
 

@@ -325,14 +325,16 @@ pub async fn list_violations(
 
 /// Change a report: its fields (officers on it, or the teamleider), its status (concept →
 /// submitted by the officer; submitted → approved | rejected by the teamleider only, with a
-/// `review_note` when rejecting). Time and place are immutable.
+/// `review_note` when rejecting). Time and place are immutable. Four-eyes (on unless the server
+/// runs with `THOR_FOUR_EYES=false`): a teamleider does not approve or reject a report they
+/// created or are named on (403 saying so).
 #[utoipa::path(
     patch, path = "/api/v1/violations/{id}", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     request_body = ViolationPatch,
     responses(
         (status = 200, description = "The report as it is now", body = ViolationView),
-        (status = 403, description = "Not allowed for this role or user (e.g. a handhaver approving)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this role or user (e.g. a handhaver approving, or a teamleider reviewing their own report)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The report was reviewed and is final", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid or immutable", body = Problem, content_type = "application/problem+json"),

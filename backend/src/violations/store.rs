@@ -721,6 +721,17 @@ pub async fn update_in(
         Err(TransitionError::Forbidden(m)) => return Err(ApiError::Forbidden(m)),
         Err(TransitionError::Invalid(m)) => return Err(ApiError::field("status", m)),
     }
+    if reference.four_eyes
+        && matches!(new_status, Status::Approved | Status::Rejected)
+        && new_status != cur_status
+    {
+        let mut named_before = cur_officers.clone();
+        if was_named(txn, id, p.user_id).await? {
+            named_before.push(p.user_id);
+        }
+        rules::check_four_eyes(p.user_id, cur.created_by, &named_before, &draft.officer_ids)
+            .map_err(ApiError::Forbidden)?;
+    }
     if new_status == Status::Rejected && review_note.is_none() {
         return Err(ApiError::field(
             "review_note",
@@ -782,6 +793,30 @@ pub async fn update_in(
     am.last_device_id = Set(Some(p.device_id.clone()));
     keep_history(txn, &cur, now).await?;
     am.update(txn).await.map_err(Into::into)
+}
+
+/// Whether `user` was named on the report in an earlier revision (`record_history`): for the
+/// four-eyes rule, a teamleider who takes themselves off a report and then reviews it is still
+/// one of its officers.
+async fn was_named(txn: &DatabaseTransaction, id: Uuid, user: Uuid) -> ApiResult<bool> {
+    let stmt = Query::select()
+        .column("snapshot")
+        .from("record_history")
+        .and_where(Expr::col("table_name").eq(TABLE))
+        .and_where(Expr::col("record_id").eq(id.to_string()))
+        .to_owned();
+    for row in txn.query_all(&stmt).await? {
+        let snapshot: Value = row.try_get("", "snapshot")?;
+        let officers: Vec<Uuid> = match snapshot.get("officer_ids") {
+            Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
+            Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
+            None => vec![],
+        };
+        if officers.contains(&user) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Gives a report a new sync revision without changing its content (see `SyncTable::touch`).

@@ -516,13 +516,18 @@ both!(csv_text_that_looks_like_a_formula_opens_as_text);
 
 /// A user of another team, created by the beheerder; returns their id and a token.
 async fn other_team_user(app: &TestApp, username: &str, role: &str) -> (String, String) {
+    team_user(app, username, role, "Team Zuid").await
+}
+
+/// A user of a team (created when new), made by the beheerder; returns their id and a token.
+async fn team_user(app: &TestApp, username: &str, role: &str, team: &str) -> (String, String) {
     let admin = app.login("beheerder", "admin-pc").await;
     let res = app
         .post(
             &admin,
             "/api/v1/users",
             &serde_json::json!({
-                "username": username, "role": role, "team": "Team Zuid",
+                "username": username, "role": role, "team": team,
                 "password": "een lang wachtwoord", "wpg_authorised": true,
             }),
         )
@@ -822,3 +827,134 @@ async fn another_teams_report_id_says_no_more_than_a_taken_one(b: Backend) {
 }
 
 both!(another_teams_report_id_says_no_more_than_a_taken_one);
+
+/// A submitted report of `token`'s user, naming `officers` too; returns its id.
+async fn submitted(app: &TestApp, token: &str, officers: &[&str]) -> String {
+    let id = uuid::Uuid::new_v4();
+    let mut r = thor_tests::report(id);
+    r["status"] = serde_json::json!("submitted");
+    r["officer_ids"] = serde_json::json!(officers);
+    let res = app
+        .post(token, "/api/v1/violations", &r)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    id.to_string()
+}
+
+async fn review(app: &TestApp, token: &str, id: &str, decision: &str) -> reqwest::Response {
+    app.patch(
+        token,
+        &format!("/api/v1/violations/{id}"),
+        &serde_json::json!({ "status": decision, "review_note": "gezien" }),
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+/// Four eyes: a teamleider does not approve or reject a report they created or are named on
+/// (also not after naming themselves off it); 403 saying why, on REST, the lead page and the
+/// sync push alike. Another lead of the team does. `THOR_FOUR_EYES=false` lifts the rule.
+async fn a_lead_does_not_review_their_own_report(b: Backend) {
+    let app = TestApp::spawn(b.clone()).await;
+    app.demo_accounts().await;
+    let lead = app.login("teamleider", "pc").await;
+    let hh = app.login("handhaver", "phone-1").await;
+    let (_, lead2) = team_user(&app, "lead.twee", "teamleider", thor::demo::TEAM).await;
+    let lead_id = user_id(&app, "teamleider").await;
+
+    let own = submitted(&app, &lead, &[]).await;
+    let named = submitted(&app, &hh, &[&lead_id]).await;
+    let plain = submitted(&app, &hh, &[]).await;
+    for id in [&own, &named] {
+        for decision in ["approved", "rejected"] {
+            let problem = assert_problem(review(&app, &lead, id, decision).await, 403, None).await;
+            assert!(
+                problem["detail"].as_str().unwrap().contains("four-eyes"),
+                "{problem}"
+            );
+        }
+        let v = app
+            .get_json(&lead, &format!("/api/v1/violations/{id}"))
+            .await;
+        assert_eq!(v["status"], "submitted");
+    }
+    assert_eq!(review(&app, &lead, &plain, "approved").await.status(), 200);
+
+    // Naming oneself off the report first does not make one the second pair of eyes.
+    let hh_id = user_id(&app, "handhaver").await;
+    let res = app
+        .patch(
+            &lead,
+            &format!("/api/v1/violations/{named}"),
+            &serde_json::json!({ "officer_ids": [hh_id] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_problem(review(&app, &lead, &named, "approved").await, 403, None).await;
+
+    // The lead page's approve form goes through the same write path.
+    let page = page_login(&app, "teamleider").await;
+    let res = page
+        .post(
+            &app,
+            &format!("/briefing/review/{own}"),
+            &format!("decision=approved&csrf={}", page.csrf),
+            &[],
+        )
+        .await;
+    let problem = assert_problem(res, 403, None).await;
+    assert!(problem["detail"].as_str().unwrap().contains("four-eyes"));
+
+    // So does the sync push of the lead's own device.
+    let pull = app
+        .get_json(&lead, "/api/v1/sync/pull?last_pulled_at=0")
+        .await;
+    let mut row = thor_tests::pulled_rows(&pull, "violations")
+        .into_iter()
+        .find(|r| r["id"] == own.as_str())
+        .unwrap();
+    row["status"] = serde_json::json!("approved");
+    let cursor = pull["timestamp"].as_i64().unwrap();
+    let res = app
+        .post(
+            &lead,
+            &format!("/api/v1/sync/push?last_pulled_at={cursor}"),
+            &serde_json::json!({ "changes": { "violations": { "created": [], "updated": [row], "deleted": [] } } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let push: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(push["rejected"][0]["id"], own.as_str(), "{push}");
+    assert!(
+        push["rejected"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("four-eyes"),
+        "{push}"
+    );
+    let v = app
+        .get_json(&lead, &format!("/api/v1/violations/{own}"))
+        .await;
+    assert_eq!(v["status"], "submitted");
+
+    // Another teamleider of the team reviews them.
+    assert_eq!(review(&app, &lead2, &own, "approved").await.status(), 200);
+    assert_eq!(review(&app, &lead2, &named, "rejected").await.status(), 200);
+    app.stop().await;
+
+    // Switched off: a single lead reviews their own reports.
+    let app = TestApp::spawn_with(b, |c| c.four_eyes = false).await;
+    app.demo_accounts().await;
+    let lead = app.login("teamleider", "pc").await;
+    let own = submitted(&app, &lead, &[]).await;
+    assert_eq!(review(&app, &lead, &own, "approved").await.status(), 200);
+    app.stop().await;
+}
+
+both!(a_lead_does_not_review_their_own_report);
