@@ -9,12 +9,13 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -71,9 +72,10 @@ impl AppState {
         crate::reference::load::load_fixtures(&db)
             .await
             .context("loading reference data")?;
-        let reference = crate::reference::load::read(&db)
+        let mut reference = crate::reference::load::read(&db)
             .await
             .context("reading reference data")?;
+        reference.four_eyes = config.four_eyes;
         let limiter = Arc::new(LoginLimiter::new(
             config.login_per_account_per_minute,
             config.login_per_address_per_minute,
@@ -146,13 +148,21 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
+/// The Content-Security-Policy of every answer that does not set its own (JSON, photos, CSV,
+/// problem documents): nothing in it may load or run anything, and no page may frame it. The lead
+/// page sets a policy of its own (`web::page_csp`). With it on every answer: `X-Frame-Options:
+/// DENY` (for browsers without `frame-ancestors`), `X-Content-Type-Options: nosniff` (a photo or
+/// a CSV is never read as HTML or script) and `Referrer-Policy: no-referrer`.
+pub const API_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = state.config.request_timeout();
     let body_limit = state.config.max_body_bytes;
     api.merge(crate::ops::router(&doc))
-        .merge(crate::web::router())
+        .merge(crate::web::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(require_json_bodies))
@@ -161,6 +171,22 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn(refuse_long_uri))
         .layer(axum::middleware::from_fn(problem_for_every_error))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(move |req, next| {
             time_limit(timeout, req, next)

@@ -102,6 +102,20 @@ pub struct Config {
     /// Log as JSON lines (for a log shipper) instead of human-readable text.
     #[arg(long, env = "THOR_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+
+    /// The address people open thor at, e.g. `https://thor.velsen.nl` when a TLS proxy stands
+    /// in front of it. When it starts with `https://` the lead page's session cookie is always
+    /// `Secure`; the page's forms are accepted from this origin (and from the `Host` a request
+    /// was sent to). Unset: the cookie is `Secure` only on requests that arrived over https
+    /// according to `X-Forwarded-Proto` / `Forwarded` (see `web::cookie_secure`).
+    #[arg(long, env = "THOR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Four-eyes review: a teamleider may not approve or reject a report they created or are
+    /// named on (`officer_ids`); another teamleider reviews it. On by default; `false` for a
+    /// team with a single lead who also works the street.
+    #[arg(long, env = "THOR_FOUR_EYES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub four_eyes: bool,
 }
 
 impl Config {
@@ -130,6 +144,8 @@ impl Config {
             s3_region: "eu-west-1".to_string(),
             shifts: "07:00,15:00,23:00".to_string(),
             log_json: false,
+            public_url: None,
+            four_eyes: true,
         }
     }
 
@@ -157,7 +173,30 @@ impl Config {
                 self.sync_window_days
             );
         }
+        if let Some(url) = &self.public_url
+            && self.public_origin().is_none()
+        {
+            anyhow::bail!(
+                "THOR_PUBLIC_URL ({url:?}) must be an http:// or https:// address with a host, \
+                 e.g. https://thor.velsen.nl"
+            );
+        }
         Ok(())
+    }
+
+    /// The scheme and authority (`https`, `thor.velsen.nl`) of `public_url`, lower case.
+    pub fn public_origin(&self) -> Option<(String, String)> {
+        let uri: axum::http::Uri = self.public_url.as_deref()?.trim().parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        Some((scheme, uri.authority()?.as_str().to_ascii_lowercase()))
+    }
+
+    /// Whether thor is served over https by its configuration (`public_url`).
+    pub fn served_over_https(&self) -> bool {
+        self.public_origin().is_some_and(|(s, _)| s == "https")
     }
 
     pub fn token_ttl(&self) -> chrono::Duration {
@@ -208,6 +247,26 @@ mod tests {
         assert!(e.contains("THOR_TOMBSTONE_DAYS"), "{e}");
         c.sync_window_days = 7;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn a_public_url_must_be_http_or_https() {
+        let mut c = Config::for_data_dir(PathBuf::from("/tmp/x"));
+        assert!(!c.served_over_https());
+        for bad in ["thor.velsen.nl", "ftp://thor.velsen.nl", "https://", ""] {
+            c.public_url = Some(bad.into());
+            assert!(c.validate().is_err(), "{bad:?}");
+        }
+        c.public_url = Some("https://THOR.velsen.nl/".into());
+        assert!(c.validate().is_ok());
+        assert!(c.served_over_https());
+        assert_eq!(
+            c.public_origin(),
+            Some(("https".into(), "thor.velsen.nl".into()))
+        );
+        c.public_url = Some("http://127.0.0.1:8080".into());
+        assert!(c.validate().is_ok());
+        assert!(!c.served_over_https());
     }
 
     #[test]

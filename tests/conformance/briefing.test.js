@@ -22,6 +22,17 @@ test('the lead logs in, reads the briefing with its map, approves a report and s
   })
   try {
     const page = await browser.newPage({ viewport: { width: 420, height: 900 } })
+    // The page's Content-Security-Policy must not block anything the page itself uses: its
+    // stylesheet and the SVGs' styles carry the answer's nonce, and there is no script.
+    const blocked = []
+    await page.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error(`CSP blocked ${e.violatedDirective} ${e.blockedURI}`)
+      })
+    })
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|CSP blocked/.test(m.text())) blocked.push(m.text())
+    })
     await page.goto(`${BASE}/`)
     assert.match(page.url(), /\/login$/, 'without a session the page asks to log in')
     await page.screenshot({ path: path.join(SHOTS, '1-login.png') })
@@ -48,6 +59,9 @@ test('the lead logs in, reads the briefing with its map, approves a report and s
     const awaiting = Number(await count('awaiting'))
     assert.ok(awaiting > 0)
     await page.screenshot({ path: path.join(SHOTS, '2-briefing.png'), fullPage: true })
+    // The stylesheet applied (the header's colour comes from it), the SVG's own style too.
+    assert.equal(await page.locator('header').evaluate((e) => getComputedStyle(e).backgroundColor), 'rgb(18, 53, 91)')
+    assert.notEqual(await page.locator('#map svg .bs-wijk').first().evaluate((e) => getComputedStyle(e).fill), 'rgb(0, 0, 0)')
 
     // Approve the first report waiting for review.
     const first = page.locator('#beoordelen + table tbody tr').first()
@@ -65,6 +79,7 @@ test('the lead logs in, reads the briefing with its map, approves a report and s
     await page.screenshot({ path: path.join(SHOTS, '3-signed.png'), fullPage: true })
     await page.emulateMedia({ media: 'print' })
     await page.screenshot({ path: path.join(SHOTS, '4-print.png'), fullPage: true })
+    assert.deepEqual(blocked, [], 'the CSP blocks nothing the page uses')
   } finally {
     await browser.close()
   }

@@ -43,6 +43,15 @@ pub fn normalise_username(raw: &str) -> Result<String, FieldError> {
     }
 }
 
+/// The account a typed username means: its normalised form ([`normalise_username`]: trimmed,
+/// lower case), or, for a text that cannot be a username, the same trimmed lower-case text
+/// (which then matches no account). The lookup ([`find_by_username`]) and the login throttle
+/// (`ratelimit`) both key on this, so no spelling of a name (`" Name "`, `"NAME"`, a tab) reaches
+/// an account without counting against that account's budget.
+pub fn login_key(raw: &str) -> String {
+    normalise_username(raw).unwrap_or_else(|_| raw.trim().to_lowercase())
+}
+
 pub fn check_password_strength(pw: &str, demo: bool) -> Result<(), FieldError> {
     if demo || pw.chars().count() >= 12 {
         Ok(())
@@ -145,7 +154,7 @@ pub async fn find_by_username<C: ConnectionTrait>(
     username: &str,
 ) -> Result<Option<app_user::Model>, ApiError> {
     Ok(app_user::Entity::find()
-        .filter(app_user::Column::Username.eq(username.trim().to_lowercase()))
+        .filter(app_user::Column::Username.eq(login_key(username)))
         .one(conn)
         .await?)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::accounts;
 use crate::error::ApiError;
 
 pub struct LoginLimiter {
@@ -28,7 +29,9 @@ impl LoginLimiter {
         }
     }
 
-    /// Counts one attempt; refuses with 429 and Retry-After when either budget is spent.
+    /// Counts one attempt; refuses with 429 and Retry-After when either budget is spent. The
+    /// account budget is keyed on [`accounts::login_key`], the key the lookup uses: every
+    /// spelling of a username that logs in to an account spends that account's budget.
     pub fn check(&self, username: &str, addr: IpAddr) -> Result<(), ApiError> {
         let now = DefaultClock::default().now();
         let wait = |d: Duration| d.as_secs().max(1);
@@ -38,7 +41,7 @@ impl LoginLimiter {
                 retry_after_s: wait(not_until.wait_time_from(now)),
             });
         }
-        if let Err(not_until) = self.per_account.check_key(&username.to_lowercase()) {
+        if let Err(not_until) = self.per_account.check_key(&accounts::login_key(username)) {
             return Err(ApiError::TooManyRequests {
                 detail: "too many login attempts for this account; wait and try again".into(),
                 retry_after_s: wait(not_until.wait_time_from(now)),
@@ -69,6 +72,16 @@ mod tests {
         assert!(matches!(e, ApiError::TooManyRequests { .. }));
         // Another account from the same address is still fine.
         l.check("jeugdboa", ip).unwrap();
+    }
+
+    #[test]
+    fn every_spelling_of_a_name_spends_the_same_budget() {
+        let l = LoginLimiter::new(4, 100);
+        let ip: IpAddr = "10.0.0.3".parse().unwrap();
+        for name in ["teamleider", " teamleider", "TEAMLEIDER ", "\tTeamLeider\n"] {
+            l.check(name, ip).unwrap();
+        }
+        assert!(l.check("  teamleider  ", ip).is_err());
     }
 
     #[test]

@@ -225,6 +225,19 @@ fn nl(x: f64, digits: usize) -> String {
     format!("{x:.digits$}").replace('.', ",")
 }
 
+/// A text cell that Excel, LibreOffice or Google Sheets will not run as a formula (OWASP "CSV
+/// injection"): a text starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+/// leading `'`, so it opens as the text it is. Only text cells go through here: the numbers the
+/// export writes itself (coordinates such as `-4,600000`, accuracy) must stay numbers, and ids,
+/// dates and times never start with one of these.
+fn text_cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 fn csv_rows(
     rows: &[violation::Model],
     st: &AppState,
@@ -244,24 +257,24 @@ fn csv_rows(
             m.id.to_string(),
             t.format("%d-%m-%Y").to_string(),
             t.format("%H:%M:%S").to_string(),
-            m.category.clone(),
-            m.feitcode.clone().unwrap_or_default(),
-            m.outcome.clone(),
-            m.status.clone(),
-            area(&m.wijk_code),
-            area(&m.buurt_code),
+            text_cell(&m.category),
+            text_cell(m.feitcode.as_deref().unwrap_or_default()),
+            text_cell(&m.outcome),
+            text_cell(&m.status),
+            text_cell(&area(&m.wijk_code)),
+            text_cell(&area(&m.buurt_code)),
             nl(m.lat, 6),
             nl(m.lon, 6),
             nl(m.accuracy_m, 1),
             if wpg {
                 String::new()
             } else {
-                m.plate.clone().unwrap_or_default()
+                text_cell(m.plate.as_deref().unwrap_or_default())
             },
             if wpg {
                 "[afgeschermd]".into()
             } else {
-                m.description.clone()
+                text_cell(&m.description)
             },
             m.round_id.map(|u| u.to_string()).unwrap_or_default(),
         ])?;
@@ -282,7 +295,9 @@ fn csv_head() -> Bytes {
 
 /// The period's reports as CSV for Excel with Dutch settings: UTF-8 with a byte-order mark,
 /// `;` between fields, decimal commas, local date and time (Europe/Amsterdam). Wpg fields are
-/// left empty for readers without Wpg access. Streamed.
+/// left empty for readers without Wpg access. A text that a spreadsheet would read as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is written with a leading `'`;
+/// numbers stay numbers. Streamed.
 #[utoipa::path(
     get, path = "/api/v1/exports/violations.csv", tag = "exports",
     params(Period),
@@ -472,4 +487,19 @@ pub async fn tracks_geojson(
         "application/geo+json",
         name,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_open_as_text() {
+        for f in ["=HYPERLINK(\"x\")", "+31 6", "-5", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(text_cell(f), format!("'{f}"), "{f:?}");
+        }
+        for t in ["Geparkeerd op de stoep", "12ABC3", "", "a=b", " =x"] {
+            assert_eq!(text_cell(t), t);
+        }
+    }
 }

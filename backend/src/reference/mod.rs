@@ -46,6 +46,11 @@ pub struct Reference {
     feitcode_versions: HashMap<String, Vec<usize>>,
     /// The areas as a GeoJSON FeatureCollection, serialised once.
     pub areas_geojson: axum::body::Bytes,
+    /// The review rule reports are judged by beside the reference data (configuration, not
+    /// fixtures: `THOR_FOUR_EYES`, set when the server starts): a teamleider may not review a
+    /// report they created or are named on. It lives here because every write path of a
+    /// report (REST, the lead's page, the sync push, the demo) already carries the reference.
+    pub four_eyes: bool,
 }
 
 impl Reference {
@@ -65,6 +70,7 @@ impl Reference {
             feitcodes,
             feitcode_versions,
             areas_geojson,
+            four_eyes: true,
         }
     }
 

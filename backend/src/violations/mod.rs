@@ -117,7 +117,9 @@ pub struct NewViolation {
     /// Whether the driver was present (Wahv: the fine goes to the driver, else to the holder).
     #[serde(default)]
     pub driver_present: Option<bool>,
-    /// Officers on the report; the sender is always one of them. Defaults to the sender.
+    /// Officers on the report; the sender is always one of them. Defaults to the sender. Only
+    /// active users of the sender's team: any other id (unknown, inactive, another team's) is
+    /// refused with 422 naming `officer_ids`, the same answer for each.
     #[serde(default)]
     pub officer_ids: Vec<Uuid>,
     /// `concept` (default) or `submitted`.

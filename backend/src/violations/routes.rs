@@ -131,7 +131,8 @@ fn add_photo_flags(
 
 /// Log a violation report. The id is generated on the phone: posting the same id and content
 /// again returns the existing report (200), never a duplicate; the same id with other content is
-/// a 409 naming the existing report.
+/// a 409 naming the id. An id taken by a report you may not see (another team's) gets that same
+/// 409, word for word, and nothing of that report.
 #[utoipa::path(
     post, path = "/api/v1/violations", tag = "violations",
     request_body = NewViolation,
@@ -139,7 +140,7 @@ fn add_photo_flags(
         (status = 201, description = "Created", body = ViolationView),
         (status = 200, description = "A retry: this report exists with this content", body = ViolationView),
         (status = 403, description = "This role does not log reports", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The id exists with other content", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken: by a report with other content, or one you may not see", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or invalid; `errors` names it", body = Problem, content_type = "application/problem+json"),
     )
@@ -323,14 +324,16 @@ pub async fn list_violations(
 
 /// Change a report: its fields (officers on it, or the teamleider), its status (concept →
 /// submitted by the officer; submitted → approved | rejected by the teamleider only, with a
-/// `review_note` when rejecting). Time and place are immutable.
+/// `review_note` when rejecting). Time and place are immutable. Four-eyes (on unless the server
+/// runs with `THOR_FOUR_EYES=false`): a teamleider does not approve or reject a report they
+/// created or are named on (403 saying so).
 #[utoipa::path(
     patch, path = "/api/v1/violations/{id}", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     request_body = ViolationPatch,
     responses(
         (status = 200, description = "The report as it is now", body = ViolationView),
-        (status = 403, description = "Not allowed for this role or user (e.g. a handhaver approving)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed for this role or user (e.g. a handhaver approving, or a teamleider reviewing their own report)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The report was reviewed and is final", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid or immutable", body = Problem, content_type = "application/problem+json"),

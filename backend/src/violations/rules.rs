@@ -191,6 +191,31 @@ pub fn check_transition(from: Status, to: Status, may_review: bool) -> Result<()
     }
 }
 
+/// The four-eyes rule of the review (`THOR_FOUR_EYES`, on by default): the teamleider who
+/// approves or rejects a report is not one who created it or is named on it, before or after
+/// the change (naming oneself off a report in the same patch does not count). Returns why not.
+pub fn check_four_eyes(
+    reviewer: Uuid,
+    created_by: Uuid,
+    officers_before: &[Uuid],
+    officers_after: &[Uuid],
+) -> Result<(), String> {
+    if reviewer == created_by {
+        return Err(
+            "four-eyes rule: you created this report, so another teamleider approves or rejects it"
+                .into(),
+        );
+    }
+    if officers_before.contains(&reviewer) || officers_after.contains(&reviewer) {
+        return Err(
+            "four-eyes rule: you are named on this report (officer_ids), so another \
+                    teamleider approves or rejects it"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// The status a new report may start in.
 pub fn check_initial_status(s: Status) -> Result<(), FieldError> {
     match s {
@@ -396,6 +421,18 @@ mod tests {
         assert!(check_initial_status(Concept).is_ok());
         assert!(check_initial_status(Submitted).is_ok());
         assert!(check_initial_status(Approved).is_err());
+    }
+
+    #[test]
+    fn four_eyes_keeps_a_lead_off_their_own_reports() {
+        let (lead, boa, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        assert!(check_four_eyes(lead, boa, &[boa], &[boa]).is_ok());
+        assert!(check_four_eyes(lead, lead, &[lead], &[lead]).is_err());
+        assert!(check_four_eyes(lead, boa, &[boa, lead], &[boa, lead]).is_err());
+        // Named off in the same patch, or named on in it: still not the reviewer.
+        assert!(check_four_eyes(lead, boa, &[boa, lead], &[boa]).is_err());
+        assert!(check_four_eyes(lead, boa, &[boa], &[boa, lead]).is_err());
+        assert!(check_four_eyes(lead, boa, &[boa, other], &[boa, other]).is_ok());
     }
 
     #[test]

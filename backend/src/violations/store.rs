@@ -10,7 +10,7 @@ use chrono_tz::Europe::Amsterdam;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -95,19 +95,54 @@ fn create_hash(v: &NewViolation) -> String {
     crate::auth::token::hex(&Sha256::digest(&canonical))
 }
 
-async fn check_officers<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> ApiResult<()> {
-    let found = app_user::Entity::find()
-        .filter(app_user::Column::Id.is_in(ids.to_vec()))
-        .filter(app_user::Column::Active.eq(true))
-        .count(conn)
-        .await?;
-    if found as usize != ids.len() {
-        return Err(ApiError::field(
-            "officer_ids",
-            "contains an unknown or inactive user",
-        ));
+/// What a report naming someone outside its team hears. One answer for an unknown id, an
+/// inactive user and a user of another team: the write must not tell a phone whether an id it
+/// made up belongs to someone in another team.
+fn not_team_officers() -> ApiError {
+    ApiError::field(
+        "officer_ids",
+        "names someone who is not an active user of this report's team",
+    )
+}
+
+/// Which of `ids` are active users of `team` (none for a report without a team: it can name
+/// only its author, who is added by the caller).
+async fn team_officers<C: ConnectionTrait>(
+    conn: &C,
+    team: Option<Uuid>,
+    ids: &[Uuid],
+) -> ApiResult<std::collections::HashSet<Uuid>> {
+    let mut found = std::collections::HashSet::new();
+    let Some(team) = team else {
+        return Ok(found);
+    };
+    for chunk in ids.chunks(500) {
+        let rows: Vec<Uuid> = app_user::Entity::find()
+            .select_only()
+            .column(app_user::Column::Id)
+            .filter(app_user::Column::Id.is_in(chunk.to_vec()))
+            .filter(app_user::Column::Active.eq(true))
+            .filter(app_user::Column::TeamId.eq(team))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        found.extend(rows);
     }
-    Ok(())
+    Ok(found)
+}
+
+/// The officers on a report are active users of the report's team (its author's team).
+async fn check_officers<C: ConnectionTrait>(
+    conn: &C,
+    team: Option<Uuid>,
+    ids: &[Uuid],
+) -> ApiResult<()> {
+    let found = team_officers(conn, team, ids).await?;
+    if ids.iter().all(|u| found.contains(u)) {
+        Ok(())
+    } else {
+        Err(not_team_officers())
+    }
 }
 
 /// Replaces the officer index of a report.
@@ -127,18 +162,27 @@ async fn write_officers(txn: &DatabaseTransaction, id: Uuid, officers: &[Uuid]) 
     Ok(())
 }
 
-fn existing_outcome(existing: violation::Model, hash: &str) -> ApiResult<Created> {
-    if existing.create_hash == hash {
-        Ok(Created::Existing(existing))
-    } else {
-        Err(ApiError::Conflict {
-            detail: format!(
-                "report {} already exists with other content; change it with PATCH",
-                existing.id
-            ),
-            existing: Some(format!("/api/v1/violations/{}", existing.id)),
-        })
+/// The answer to a create whose id is taken. A retry (same content) of a report the sender may
+/// see is answered with the report as it is now. Any other taken id gets a 409 that says only
+/// that the id is taken, in the same words and shape whether the report is the sender's own
+/// team's (with other content) or one the sender may not see (another team's, or deleted in
+/// another team): the id is the sender's own, so nothing is said that the sender did not
+/// already know, and no field of the other team's report leaves the server. Refusing the write
+/// is right either way: a UUID taken by chance does not happen, so the phone made a mistake or
+/// is probing. `existing` is the path of that id, which answers 404 to whoever may not see it,
+/// as for an id that does not exist at all.
+fn existing_outcome(p: &Principal, existing: violation::Model, hash: &str) -> ApiResult<Created> {
+    if existing.create_hash == hash && p.sees_team(existing.team_id) {
+        return Ok(Created::Existing(existing));
     }
+    Err(ApiError::Conflict {
+        detail: format!(
+            "report {} already exists with other content; a retry sends the same content, a \
+             change goes through PATCH",
+            existing.id
+        ),
+        existing: Some(format!("/api/v1/violations/{}", existing.id)),
+    })
 }
 
 /// What the transport knows about a write beyond its content.
@@ -317,7 +361,7 @@ async fn try_create_many(
             existing.insert(m.id, m);
         }
     }
-    // Co-officers must be active users.
+    // Co-officers must be active users of the report's team, which is its author's.
     let others: Vec<Uuid> = {
         let mut set: Vec<Uuid> = prepared
             .iter()
@@ -328,30 +372,17 @@ async fn try_create_many(
         set.dedup();
         set
     };
-    let mut active: std::collections::HashSet<Uuid> = std::collections::HashSet::from([p.user_id]);
-    for chunk in others.chunks(500) {
-        let found: Vec<Uuid> = app_user::Entity::find()
-            .select_only()
-            .column(app_user::Column::Id)
-            .filter(app_user::Column::Id.is_in(chunk.to_vec()))
-            .filter(app_user::Column::Active.eq(true))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        active.extend(found);
-    }
+    let mut active = team_officers(txn, p.team_id, &others).await?;
+    active.insert(p.user_id);
     let mut new: Vec<(usize, Prepared)> = Vec::new();
     let mut seen_in_batch = std::collections::HashSet::new();
     for (i, x) in prepared {
         if let Some(m) = existing.get(&x.v.id) {
-            results[i] = Some(existing_outcome(m.clone(), &x.hash));
+            results[i] = Some(existing_outcome(p, m.clone(), &x.hash));
         } else if !seen_in_batch.insert(x.v.id) {
             results[i] = Some(Err(ApiError::field("id", "the same id twice in one batch")));
         } else if !x.v.officer_ids.iter().all(|u| active.contains(u)) {
-            results[i] = Some(Err(ApiError::field(
-                "officer_ids",
-                "contains an unknown or inactive user",
-            )));
+            results[i] = Some(Err(not_team_officers()));
         } else {
             new.push((i, x));
         }
@@ -690,6 +721,17 @@ pub async fn update_in(
         Err(TransitionError::Forbidden(m)) => return Err(ApiError::Forbidden(m)),
         Err(TransitionError::Invalid(m)) => return Err(ApiError::field("status", m)),
     }
+    if reference.four_eyes
+        && matches!(new_status, Status::Approved | Status::Rejected)
+        && new_status != cur_status
+    {
+        let mut named_before = cur_officers.clone();
+        if was_named(txn, id, p.user_id).await? {
+            named_before.push(p.user_id);
+        }
+        rules::check_four_eyes(p.user_id, cur.created_by, &named_before, &draft.officer_ids)
+            .map_err(ApiError::Forbidden)?;
+    }
     if new_status == Status::Rejected && review_note.is_none() {
         return Err(ApiError::field(
             "review_note",
@@ -703,7 +745,7 @@ pub async fn update_in(
     // server's clock stepped back.
     rules::check(&draft, reference, cur.created_at).map_err(ApiError::Validation)?;
     if changed.contains(&"officer_ids") {
-        check_officers(txn, &draft.officer_ids).await?;
+        check_officers(txn, cur.team_id, &draft.officer_ids).await?;
         write_officers(txn, id, &draft.officer_ids).await?;
     }
     let reviewed =
@@ -751,6 +793,30 @@ pub async fn update_in(
     am.last_device_id = Set(Some(p.device_id.clone()));
     keep_history(txn, &cur, now).await?;
     am.update(txn).await.map_err(Into::into)
+}
+
+/// Whether `user` was named on the report in an earlier revision (`record_history`): for the
+/// four-eyes rule, a teamleider who takes themselves off a report and then reviews it is still
+/// one of its officers.
+async fn was_named(txn: &DatabaseTransaction, id: Uuid, user: Uuid) -> ApiResult<bool> {
+    let stmt = Query::select()
+        .column("snapshot")
+        .from("record_history")
+        .and_where(Expr::col("table_name").eq(TABLE))
+        .and_where(Expr::col("record_id").eq(id.to_string()))
+        .to_owned();
+    for row in txn.query_all(&stmt).await? {
+        let snapshot: Value = row.try_get("", "snapshot")?;
+        let officers: Vec<Uuid> = match snapshot.get("officer_ids") {
+            Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
+            Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
+            None => vec![],
+        };
+        if officers.contains(&user) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Gives a report a new sync revision without changing its content (see `SyncTable::touch`).

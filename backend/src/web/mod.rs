@@ -5,14 +5,29 @@
 //!
 //! The session is the same device token the API uses, in an HttpOnly, SameSite=Strict cookie;
 //! a middleware hands it to the one `Principal` extractor, so roles and scope are decided in
-//! the same place as for the API. POSTs from another origin are refused.
+//! the same place as for the API.
+//!
+//! Cross-site request forgery, in two checks of the same middleware, for every POST of the page
+//! (a new form cannot forget them):
+//! - **Origin**: a POST whose `Origin` (or, without one, `Referer`) names another site, or is
+//!   `null`, is refused with 403 — before the body is read.
+//! - **Token**: every form carries the session's CSRF token (`csrf`), an HMAC-SHA256 of a fixed
+//!   label keyed with the session token ([`csrf_token`]); it is compared in constant time. A POST
+//!   without it, or with another session's, is refused with 403, with or without an `Origin`.
+//!   Keyed with the session itself, it needs no server secret (any instance checks it) and it
+//!   changes with every login; knowing it tells nothing of the session token.
+//!
+//! The login form is the one POST without a token: there is no session to bind it to, and the
+//! Origin check and the SameSite cookie stand in front of it. Refusals are problem+json, like
+//! every other error the page answers.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Extension, Form, Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -29,6 +44,12 @@ use crate::briefing::svg::{self, MapArea, MapHotspot, MapInput, MapPoint};
 use crate::error::ApiError;
 
 const COOKIE: &str = "thor_session";
+/// The form field that carries the CSRF token on every POST form of the page.
+const CSRF_FIELD: &str = "csrf";
+/// What the CSRF token is the HMAC of (the key is the session token).
+const CSRF_LABEL: &[u8] = b"thor web page csrf v1";
+/// The largest form the page reads (the longest field is a note of a few lines).
+const MAX_FORM_BYTES: usize = 64 * 1024;
 
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -50,14 +71,79 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
+/// The page's Content-Security-Policy: no script at all (the page has none), styles only from
+/// the `<style>` elements this response carries (each with the response's nonce; no `style`
+/// attributes), images only inline (`data:`) or from thor, forms only to thor, no framing.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// A fresh nonce for one response's styles: 16 random bytes, base64.
+fn style_nonce() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Renders a page with its security headers. The page's styles are `<style>` elements: the
+/// stylesheet of `base.html` and the default style of each server-drawn SVG (`briefing::svg`).
+/// Each gets this response's nonce here, on the rendered text: the templates escape every value
+/// they insert, and the SVGs (the only text inserted raw) escape their labels, so a `<style>`
+/// in the output is always one of ours. `Referrer-Policy: same-origin` (not `no-referrer`):
+/// with `no-referrer` a browser sends `Origin: null` on the page's own form posts, which the
+/// origin check refuses.
 fn render(name: &str, ctx: impl Serialize) -> Response {
     match templates().get_template(name).and_then(|t| t.render(ctx)) {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => {
+            let nonce = style_nonce();
+            let html = html.replace("<style>", &format!("<style nonce=\"{nonce}\">"));
+            let mut res = Html(html).into_response();
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&page_csp(&nonce)) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
+            res
+        }
         Err(e) => ApiError::internal(anyhow::anyhow!("rendering {name}: {e}")).into_response(),
     }
 }
 
-pub fn router() -> Router<AppState> {
+/// Whether the session cookie gets `Secure`: when thor is told it is served over https
+/// (`THOR_PUBLIC_URL=https://…`), or when the proxy in front says this request came over https
+/// (`X-Forwarded-Proto: https` or `Forwarded: …proto=https`). Those headers need no trusted
+/// proxy list: `Secure` only ever restricts a cookie, so a client that sends them itself only
+/// keeps its own cookie off plain http.
+fn cookie_secure(config: &crate::config::Config, headers: &axum::http::HeaderMap) -> bool {
+    let forwarded_https = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .chain(headers.get_all(header::FORWARDED).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .map(|p| p.trim().to_ascii_lowercase())
+        .any(|p| p == "https" || p == "proto=https" || p == "proto=\"https\"");
+    config.served_over_https() || forwarded_https
+}
+
+fn session_cookie(value: &str, max_age: u32, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+    ))
+    .ok()
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/briefing") }))
         .route("/login", get(login_page).post(login))
@@ -67,7 +153,7 @@ pub fn router() -> Router<AppState> {
         .route("/briefing/notes", post(add_note))
         .route("/briefing/signoff", post(sign_off))
         .route("/briefing/conflicts/{id}", post(resolve_conflict))
-        .layer(axum::middleware::from_fn(session))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session))
 }
 
 fn cookie_token(req: &Request) -> Option<String> {
@@ -81,29 +167,134 @@ fn cookie_token(req: &Request) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Hands the session cookie to the `Principal` extractor; refuses cross-origin POSTs.
-async fn session(mut req: Request, next: Next) -> Response {
-    if req.method() == axum::http::Method::POST {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        if let Some(origin) = req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            && !origin.ends_with(&format!("//{host}"))
-        {
-            return (StatusCode::FORBIDDEN, "cross-origin form posts are refused").into_response();
-        }
+/// The CSRF token of the page for a session: HMAC-SHA256 of [`CSRF_LABEL`] keyed with the
+/// session token, base64url.
+pub fn csrf_token(session: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    csrf_mac(session)
+        .map(|m| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+        .unwrap_or_default()
+}
+
+fn csrf_mac(session: &str) -> Option<hmac::Hmac<sha2_hmac::Sha256>> {
+    use hmac::{KeyInit, Mac};
+    // HMAC takes a key of any length; `None` is not reachable.
+    let mut mac = hmac::Hmac::<sha2_hmac::Sha256>::new_from_slice(session.as_bytes()).ok()?;
+    mac.update(CSRF_LABEL);
+    Some(mac)
+}
+
+/// Whether `sent` is the CSRF token of `session`, compared in constant time (`verify_slice`).
+fn csrf_matches(session: &str, sent: &str) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sent.trim()) else {
+        return false;
+    };
+    !session.is_empty() && csrf_mac(session).is_some_and(|m| m.verify_slice(&tag).is_ok())
+}
+
+/// The CSRF token of this request's session, for the templates' forms.
+#[derive(Clone)]
+struct Csrf(String);
+
+fn bearer(req: &Request) -> Option<String> {
+    let raw = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    raw.strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// The scheme and authority (`https://host:port`) of an `Origin` or `Referer` value.
+fn origin_of(value: &str) -> Option<(String, String)> {
+    let uri: Uri = value.trim().parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
     }
+    Some((scheme, uri.authority()?.as_str().to_ascii_lowercase()))
+}
+
+/// Refuses a POST that says it comes from another site: its `Origin`, or without one its
+/// `Referer`, must name this server: the `Host` it was sent to, or the origin of
+/// `THOR_PUBLIC_URL` (a proxy may pass on another `Host`). `Origin: null` (a sandboxed or
+/// privacy-stripped context) is refused. A POST with neither header passes on to the token check.
+fn same_origin(req: &Request, config: &crate::config::Config) -> Result<(), ApiError> {
+    let headers = req.headers();
+    let claimed = match (headers.get(header::ORIGIN), headers.get(header::REFERER)) {
+        (Some(v), _) | (None, Some(v)) => v.to_str().ok().and_then(origin_of),
+        (None, None) => return Ok(()),
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .map(|a| a.as_str().to_ascii_lowercase())
+        });
+    match (claimed, host) {
+        (Some((_, authority)), Some(host)) if authority == host => Ok(()),
+        (Some(origin), _) if config.public_origin().as_ref() == Some(&origin) => Ok(()),
+        _ => Err(ApiError::Forbidden(
+            "cross-origin form posts are refused".into(),
+        )),
+    }
+}
+
+/// Reads the form and lets the request on only when it carries the session's CSRF token.
+async fn check_csrf(req: Request, session: Option<&str>) -> Result<Request, ApiError> {
+    let refuse = || {
+        ApiError::Forbidden(
+            "the form does not carry this session's CSRF token; reload the page and try again"
+                .into(),
+        )
+    };
+    let Some(session) = session else {
+        return Err(refuse());
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!("a form is at most {MAX_FORM_BYTES} bytes"))
+        })?;
+    let sent = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.into_owned());
+    match sent {
+        Some(t) if csrf_matches(session, &t) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        _ => Err(refuse()),
+    }
+}
+
+/// Hands the session cookie to the `Principal` extractor and its CSRF token to the templates;
+/// refuses cross-origin POSTs and POSTs without the session's token (see the module's doc).
+async fn session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if !req.headers().contains_key(header::AUTHORIZATION)
         && let Some(t) = cookie_token(&req)
         && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
     {
         req.headers_mut().insert(header::AUTHORIZATION, v);
+    }
+    // The token the request authenticates with is the one its forms must be bound to.
+    let session = bearer(&req);
+    if let Some(t) = &session {
+        req.extensions_mut().insert(Csrf(csrf_token(t)));
+    }
+    if req.method() == Method::POST {
+        if let Err(e) = same_origin(&req, &state.config) {
+            return e.into_response();
+        }
+        if req.uri().path() != "/login" {
+            req = match check_csrf(req, session.as_deref()).await {
+                Ok(r) => r,
+                Err(e) => return e.into_response(),
+            };
+        }
     }
     next.run(req).await
 }
@@ -126,6 +317,7 @@ struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let device = format!("web-{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -140,9 +332,7 @@ async fn login(
     {
         Ok((token, _, _)) => {
             let mut res = Redirect::to("/briefing").into_response();
-            let cookie =
-                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
+            if let Some(v) = session_cookie(&token, 43200, cookie_secure(&state.config, &headers)) {
                 res.headers_mut().insert(header::SET_COOKIE, v);
             }
             res
@@ -167,7 +357,11 @@ async fn login(
     }
 }
 
-async fn logout(State(state): State<AppState>, p: Result<Principal, ApiError>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    p: Result<Principal, ApiError>,
+) -> Response {
     if let Ok(p) = p
         && let Err(e) = crate::auth::accounts::revoke(
             &state.db,
@@ -182,10 +376,9 @@ async fn logout(State(state): State<AppState>, p: Result<Principal, ApiError>) -
         tracing::warn!(error = ?e, "logout could not revoke the session token");
     }
     let mut res = Redirect::to("/login").into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("thor_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    if let Some(v) = session_cookie("", 0, cookie_secure(&state.config, &headers)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
     res
 }
 
@@ -313,16 +506,23 @@ fn to_login() -> Response {
 async fn briefing_page(
     State(state): State<AppState>,
     p: Result<Principal, ApiError>,
+    csrf: Option<Extension<Csrf>>,
     Query(q): Query<PageQuery>,
 ) -> Response {
     let Ok(p) = p else { return to_login() };
-    match page(&state, &p, q).await {
+    let csrf = csrf.map(|Extension(Csrf(t))| t).unwrap_or_default();
+    match page(&state, &p, q, &csrf).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response, ApiError> {
+async fn page(
+    state: &AppState,
+    p: &Principal,
+    q: PageQuery,
+    csrf: &str,
+) -> Result<Response, ApiError> {
     let (date, shift) = parse_day_shift(q.date.as_deref(), q.shift.as_deref())?;
     let now = Utc::now();
     let (b, facts) = crate::briefing::load::briefing_and_map(
@@ -516,7 +716,7 @@ async fn page(state: &AppState, p: &Principal, q: PageQuery) -> Result<Response,
         }
     );
     let ctx = serde_json::json!({
-        "user_name": p.username, "user_role": p.role.as_str(),
+        "user_name": p.username, "user_role": p.role.as_str(), "csrf": csrf,
         "date": date.to_string(), "date_label": dutch_date(date),
         "shift": shift_key, "shift_label": shift.map(Shift::dutch).unwrap_or(""),
         "prev_date": (date - chrono::Duration::days(1)).to_string(),
@@ -770,6 +970,23 @@ mod tests {
             .unwrap();
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("<form method=\"post\" action=\"/login\">"));
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session() {
+        let a = csrf_token("thor_session_a");
+        assert!(csrf_matches("thor_session_a", &a));
+        assert!(!csrf_matches("thor_session_b", &a));
+        assert!(!csrf_matches("thor_session_a", ""));
+        assert!(!csrf_matches("thor_session_a", "not base64 !"));
+        assert!(!csrf_matches("", &csrf_token("")));
+        assert_ne!(a, csrf_token("thor_session_b"));
+        assert_eq!(
+            origin_of("https://Thor.Velsen.nl:8443/briefing?date=x"),
+            Some(("https".into(), "thor.velsen.nl:8443".into()))
+        );
+        assert_eq!(origin_of("null"), None);
+        assert_eq!(origin_of("javascript://thor"), None);
     }
 
     #[test]

@@ -398,13 +398,20 @@ async fn the_page_settles_a_sync_conflict(b: Backend) {
         page.contains(&format!("conflict-{cid}")),
         "the open conflict is on the page"
     );
+    // The page's forms carry the session's CSRF token (see api/holes.rs).
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
     // A post from another site is refused; from the page itself it settles the conflict.
     let res = client
         .post(app.url(&format!("/briefing/conflicts/{cid}")))
         .header("cookie", &cookie)
         .header("origin", "https://evil.example")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("resolution=keep_applied")
+        .body(format!("resolution=keep_applied&csrf={csrf}"))
         .send()
         .await
         .unwrap();
@@ -413,7 +420,9 @@ async fn the_page_settles_a_sync_conflict(b: Backend) {
         .post(app.url(&format!("/briefing/conflicts/{cid}")))
         .header("cookie", &cookie)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("resolution=keep_applied&back=/briefing")
+        .body(format!(
+            "resolution=keep_applied&back=/briefing&csrf={csrf}"
+        ))
         .send()
         .await
         .unwrap();

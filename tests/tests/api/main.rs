@@ -5,6 +5,7 @@ mod briefing;
 mod cursor_race;
 mod demo;
 mod field;
+mod holes;
 mod openapi;
 mod ops;
 mod photos;
