@@ -1574,17 +1574,25 @@ impl Matrix<'_> {
         }
         let page = matches!(op.source, Source::Page(_));
         if !who.authenticated() && !op.public {
+            // A page POST without a session carries no CSRF token either: the page's CSRF check
+            // refuses it (403) before the login redirect would.
+            let csrf_refusal = page && op.method == "POST" && ans.status == 403;
             let ok = if page {
-                (300..400).contains(&ans.status)
-                    && ans
-                        .location
-                        .as_deref()
-                        .is_some_and(|l| l.starts_with("/login"))
+                csrf_refusal
+                    || (300..400).contains(&ans.status)
+                        && ans
+                            .location
+                            .as_deref()
+                            .is_some_and(|l| l.starts_with("/login"))
             } else {
                 ans.status == 401
             };
             if !ok {
-                let want = if page { "a redirect to /login" } else { "401" };
+                let want = if page {
+                    "a redirect to /login (or 403 for a POST)"
+                } else {
+                    "401"
+                };
                 self.failures.add(
                     &label,
                     who.name,
