@@ -134,7 +134,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document the code generates.
 pub fn openapi() -> OpenApi {
-    api().split_for_parts().1
+    crate::openapi::finish(api().split_for_parts().1)
 }
 
 async fn not_found() -> ApiError {
@@ -148,6 +148,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api().split_for_parts();
+    let doc = crate::openapi::finish(doc);
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = state.config.request_timeout();
     let body_limit = state.config.max_body_bytes;

@@ -263,7 +263,7 @@ fn csv_head() -> Bytes {
 /// `;` between fields, decimal commas, local date and time (Europe/Amsterdam). Wpg fields are
 /// left empty for readers without Wpg access. Streamed.
 #[utoipa::path(
-    get, path = "/api/v1/exports/violations.csv", tag = "exports",
+    get, path = "/api/v1/exports/violations.csv", operation_id = "exportViolationsCsv", tag = "exports",
     params(Period),
     responses(
         (status = 200, description = "CSV", content_type = "text/csv"),
@@ -314,7 +314,7 @@ fn geojson_rows(
 
 /// The period's reports as a GeoJSON FeatureCollection of points (WGS84), for QGIS. Streamed.
 #[utoipa::path(
-    get, path = "/api/v1/exports/violations.geojson", tag = "exports",
+    get, path = "/api/v1/exports/violations.geojson", operation_id = "exportViolationsGeojson", tag = "exports",
     params(Period),
     responses(
         (status = 200, description = "GeoJSON", content_type = "application/geo+json"),
@@ -345,7 +345,7 @@ pub async fn violations_geojson(
 /// The period's round tracks as a GeoJSON FeatureCollection of lines (accepted fixes: accuracy
 /// 50 m or better), one feature per round, for QGIS. Streamed round by round.
 #[utoipa::path(
-    get, path = "/api/v1/exports/tracks.geojson", tag = "exports",
+    get, path = "/api/v1/exports/tracks.geojson", operation_id = "exportTracksGeojson", tag = "exports",
     params(Period),
     responses(
         (status = 200, description = "GeoJSON", content_type = "application/geo+json"),

@@ -64,7 +64,7 @@ pub struct PullQuery {
 
 /// Pull the changes since `last_pulled_at`, one snapshot per page, paged with `next_page`.
 #[utoipa::path(
-    get, path = "/api/v1/sync/pull", tag = "sync",
+    get, path = "/api/v1/sync/pull", operation_id = "pullChanges", tag = "sync",
     params(PullQuery),
     responses(
         (status = 200, description = "Changes after the cursor, in the device's scope", body = PullResponse),
@@ -124,9 +124,9 @@ pub async fn pull(
 /// this device may see. A comment line every 15 s keeps proxies from closing the connection; the
 /// stream ends when the server shuts down (reconnect, as `EventSource` does by itself).
 #[utoipa::path(
-    get, path = "/api/v1/sync/events", tag = "sync",
+    get, path = "/api/v1/sync/events", operation_id = "streamSyncEvents", tag = "sync",
     responses(
-        (status = 200, description = "An endless text/event-stream of `changed` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An endless text/event-stream of `changed` events", content_type = "text/event-stream", body = crate::openapi::SyncEvent),
     )
 )]
 pub async fn events(
@@ -157,7 +157,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 /// record's `server_rev`, conflicts are recorded for the team lead, and records the rules refuse
 /// come back in `experimentalRejectedIds`.
 #[utoipa::path(
-    post, path = "/api/v1/sync/push", tag = "sync",
+    post, path = "/api/v1/sync/push", operation_id = "pushChanges", tag = "sync",
     params(
         PushQuery,
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer for a retried push (kept 30 days)"),
@@ -251,7 +251,7 @@ fn view(c: sync_conflict::Model) -> ConflictView {
 
 /// Sync conflicts: a team lead sees the team's, others their own.
 #[utoipa::path(
-    get, path = "/api/v1/conflicts", tag = "sync",
+    get, path = "/api/v1/conflicts", operation_id = "listConflicts", tag = "sync",
     params(ConflictQuery),
     responses(
         (status = 200, description = "Conflicts, newest first", body = Vec<ConflictView>),
@@ -312,7 +312,7 @@ pub struct ResolveRequest {
 /// Resolve a conflict (team lead). Taking another value is an ordinary server edit through the
 /// record's write path, so it syncs to every phone.
 #[utoipa::path(
-    post, path = "/api/v1/conflicts/{id}/resolve", tag = "sync",
+    post, path = "/api/v1/conflicts/{id}/resolve", operation_id = "resolveConflict", tag = "sync",
     params(("id" = Uuid, Path, description = "The conflict")),
     request_body = ResolveRequest,
     responses(

@@ -50,7 +50,7 @@ pub struct MarkDuplicate {
 
 /// Reports that may describe the same thing as this one, for the reviewer.
 #[utoipa::path(
-    get, path = "/api/v1/violations/{id}/duplicates", tag = "violations",
+    get, path = "/api/v1/violations/{id}/duplicates", operation_id = "listDuplicates", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     responses(
         (status = 200, description = "The candidates", body = Duplicates),
@@ -70,7 +70,7 @@ pub async fn list_duplicates(
 
 /// Link two reports as duplicates of each other (team lead).
 #[utoipa::path(
-    post, path = "/api/v1/violations/{id}/duplicates", tag = "violations",
+    post, path = "/api/v1/violations/{id}/duplicates", operation_id = "markDuplicate", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     request_body = MarkDuplicate,
     responses(
@@ -95,7 +95,7 @@ pub async fn mark_duplicate(
 
 /// Undo a duplicate link (team lead).
 #[utoipa::path(
-    delete, path = "/api/v1/violations/{id}/duplicates/{other}", tag = "violations",
+    delete, path = "/api/v1/violations/{id}/duplicates/{other}", operation_id = "unmarkDuplicate", tag = "violations",
     params(
         ("id" = Uuid, Path, description = "The report's id"),
         ("other" = Uuid, Path, description = "The other report"),
@@ -104,6 +104,7 @@ pub async fn mark_duplicate(
         (status = 204, description = "Unlinked, both ways"),
         (status = 403, description = "Only a teamleider decides", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`other` is the report itself", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn unmark_duplicate(
@@ -142,7 +143,7 @@ fn add_photo_flags(
 /// again returns the existing report (200), never a duplicate; the same id with other content is
 /// a 409 naming the existing report.
 #[utoipa::path(
-    post, path = "/api/v1/violations", tag = "violations",
+    post, path = "/api/v1/violations", operation_id = "createViolation", tag = "violations",
     request_body = NewViolation,
     responses(
         (status = 201, description = "Created", body = ViolationView),
@@ -179,7 +180,7 @@ pub async fn create_violation(
 
 /// One report.
 #[utoipa::path(
-    get, path = "/api/v1/violations/{id}", tag = "violations",
+    get, path = "/api/v1/violations/{id}", operation_id = "getViolation", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     responses(
         (status = 200, description = "The report", body = ViolationView),
@@ -228,7 +229,7 @@ pub struct ListQuery {
 
 /// Reports in your team's scope, newest first, paged.
 #[utoipa::path(
-    get, path = "/api/v1/violations", tag = "violations",
+    get, path = "/api/v1/violations", operation_id = "listViolations", tag = "violations",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of reports", body = ViolationPage),
@@ -326,7 +327,7 @@ pub async fn list_violations(
 /// submitted by the officer; submitted → approved | rejected by the teamleider only, with a
 /// `review_note` when rejecting). Time and place are immutable.
 #[utoipa::path(
-    patch, path = "/api/v1/violations/{id}", tag = "violations",
+    patch, path = "/api/v1/violations/{id}", operation_id = "patchViolation", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     request_body = ViolationPatch,
     responses(
