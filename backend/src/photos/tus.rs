@@ -1179,6 +1179,24 @@ async fn finish(
         reset_upload(state, actor, id, Some(reason.clone()), now).await?;
         return Err(ApiError::field("file", reason));
     }
+    // Decoding it for the derivatives must fit the memory budget (`imaging::plan`, as the
+    // worker will): refused here, naming the limit, rather than failed later by the worker.
+    // Formats the server stores but does not derive (HEIF, AVIF) pass.
+    let limits = crate::photos::worker::limits(state);
+    let planned = match imaging::plan(&head, &limits) {
+        Err(imaging::ImageError::Corrupt(_) | imaging::ImageError::NotAnImage)
+            if (head.len() as u64) < m.size_bytes as u64 =>
+        {
+            let all = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+            imaging::plan(&all, &limits).map(|_| ())
+        }
+        other => other.map(|_| ()),
+    };
+    if let Err(e @ imaging::ImageError::OverBudget { .. }) = planned {
+        let reason = e.to_string();
+        reset_upload(state, actor, id, Some(reason.clone()), now).await?;
+        return Err(ApiError::field("file", reason));
+    }
     let exif = exif_summary(&imaging::read_exif(&head));
 
     let key = BlobStore::original_key(&sha);

@@ -196,8 +196,8 @@ pub async fn push(
 pub struct ConflictQuery {
     /// open (default), resolved or all.
     pub status: Option<String>,
-    /// At most this many, newest first (default 200).
-    pub limit: Option<u64>,
+    /// At most this many, newest first (default 200, at most 1000 are given).
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -282,7 +282,7 @@ pub async fn list_conflicts(
     };
     let rows = query
         .order_by_desc(sync_conflict::Column::CreatedAt)
-        .limit(q.limit.unwrap_or(200).min(1000))
+        .limit(u64::from(q.limit.unwrap_or(200).min(1000)))
         .all(&state.db.read)
         .await?;
     Ok(Json(rows.into_iter().map(view).collect()))
