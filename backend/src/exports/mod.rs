@@ -243,6 +243,8 @@ fn csv_rows(
                 m.description.clone()
             },
             m.round_id.map(|u| u.to_string()).unwrap_or_default(),
+            // The plausibility flags set when the report arrived (e.g. outside_municipality).
+            flag_list(&m.flags),
         ])?;
     }
     let bytes = w
@@ -251,10 +253,23 @@ fn csv_rows(
     Ok(Bytes::from(bytes))
 }
 
+/// A report's stored flags, comma-separated.
+fn flag_list(flags: &serde_json::Value) -> String {
+    flags
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 fn csv_head() -> Bytes {
     let mut out = "\u{feff}".as_bytes().to_vec();
     out.extend_from_slice(
-        b"id;datum;tijd;categorie;feitcode;afdoening;status;wijk;buurt;lat;lon;nauwkeurigheid_m;kenteken;omschrijving;ronde\r\n",
+        b"id;datum;tijd;categorie;feitcode;afdoening;status;wijk;buurt;lat;lon;nauwkeurigheid_m;kenteken;omschrijving;ronde;signalen\r\n",
     );
     Bytes::from(out)
 }

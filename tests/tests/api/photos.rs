@@ -959,7 +959,6 @@ async fn refused_photos_get_an_answer_tus_clients_do_not_retry(b: Backend) {
     );
 }
 
-
 /// An image whose decoding would take more memory than the budget of one derivative job
 /// (`max_decode_bytes` at GET /api/v1/photos/limits) is refused when its upload ends, with a
 /// 422 that names the limit, not accepted and failed later by the worker. A progressive
@@ -976,7 +975,8 @@ async fn an_image_over_the_decode_budget_is_refused_at_upload(b: Backend) {
     let p = assert_problem(upload(&app, &t, pid, &bomb).await, 422, Some("file")).await;
     let detail = p["detail"].as_str().unwrap();
     assert!(
-        detail.contains("progressive JPEG") && detail.contains(&format!("the limit is {limit_mib} MiB")),
+        detail.contains("progressive JPEG")
+            && detail.contains(&format!("the limit is {limit_mib} MiB")),
         "{p}"
     );
     assert_eq!(photo(&app, &t, pid).await["upload_state"], "failed");
@@ -1076,6 +1076,47 @@ fn progressive_jpeg_bomb(w: u16, h: u16, nonce: u8) -> Vec<u8> {
     out
 }
 
+/// `jpeg` with an EXIF block whose Make is `make` (ASCII, as the file says it).
+fn jpeg_with_make(make: &[u8]) -> Vec<u8> {
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes());
+    tiff.extend(1u16.to_le_bytes());
+    let count = make.len() as u32 + 1;
+    tiff.extend(0x010Fu16.to_le_bytes());
+    tiff.extend(2u16.to_le_bytes());
+    tiff.extend(count.to_le_bytes());
+    tiff.extend(26u32.to_le_bytes());
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(make);
+    tiff.push(0);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let plain = jpeg(64, 48, 9);
+    let mut out = plain[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&plain[2..]);
+    out
+}
+
+/// EXIF text is the file's to choose: it is stored capped at 200 characters, without control
+/// characters (a NUL inside would not fit PostgreSQL text), and the same on both databases.
+async fn exif_text_is_capped_and_cleaned(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let t = app.login("handhaver", "phone-1").await;
+    let mut make = b"Ca\x01non\x07 ".to_vec();
+    make.extend("é".repeat(2_500).as_bytes());
+    let bytes = jpeg_with_make(&make);
+    let (_, pid) = report_with_photo(&app, &t, &bytes, "image/jpeg").await;
+    assert_eq!(upload(&app, &t, pid, &bytes).await.status(), 204);
+    let p = photo(&app, &t, pid).await;
+    let stored = p["exif"]["make"].as_str().unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(stored.chars().count(), 200, "{stored}");
+    assert!(stored.starts_with("Canon é"), "{stored}");
+    assert!(!stored.chars().any(char::is_control), "{stored}");
+}
 
 both!(
     an_interrupted_upload_resumes_and_is_stored_as_evidence,
@@ -1085,6 +1126,7 @@ both!(
     bad_uploads_get_clear_answers_and_nothing_half_written,
     a_crashed_derivative_job_is_taken_again,
     an_image_over_the_decode_budget_is_refused_at_upload,
+    exif_text_is_capped_and_cleaned,
 );
 
 fn corpus() -> Option<std::path::PathBuf> {
