@@ -7,6 +7,7 @@
 """
 
 import os
+import sys
 import time
 
 import requests
@@ -28,7 +29,9 @@ def login() -> str:
             timeout=10,
         )
         if res.status_code == 429:
-            time.sleep(min(int(res.headers.get("Retry-After", "5")), 65))
+            wait = min(int(res.headers.get("Retry-After", "5")), 65)
+            print(f"hooks: login throttled, waiting {wait} s", file=sys.stderr)
+            time.sleep(wait)
             continue
         res.raise_for_status()
         return res.json()["token"]

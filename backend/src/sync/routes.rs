@@ -196,7 +196,8 @@ pub async fn push(
 pub struct ConflictQuery {
     /// open (default), resolved or all.
     pub status: Option<String>,
-    /// At most this many, newest first (default 200, at most 1000 are given).
+    /// At most this many, newest first (1–1000, default 200).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -263,6 +264,10 @@ pub async fn list_conflicts(
     p: Principal,
     ApiQuery(q): ApiQuery<ConflictQuery>,
 ) -> ApiResult<Json<Vec<ConflictView>>> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "1 to 1000"));
+    }
     let mut query = sync_conflict::Entity::find();
     match q.status.as_deref().unwrap_or("open") {
         "open" => query = query.filter(sync_conflict::Column::Status.eq("open")),
@@ -282,7 +287,7 @@ pub async fn list_conflicts(
     };
     let rows = query
         .order_by_desc(sync_conflict::Column::CreatedAt)
-        .limit(u64::from(q.limit.unwrap_or(200).min(1000)))
+        .limit(u64::from(limit))
         .all(&state.db.read)
         .await?;
     Ok(Json(rows.into_iter().map(view).collect()))
