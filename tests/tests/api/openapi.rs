@@ -37,6 +37,14 @@ fn every_operation_is_fully_described() {
                 "{method} {path}: tags"
             );
             for (status, res) in op["responses"].as_object().unwrap() {
+                // A shared answer is a reference into components.responses.
+                let res = match res["$ref"].as_str() {
+                    Some(r) => {
+                        let name = r.strip_prefix("#/components/responses/").unwrap();
+                        &doc["components"]["responses"][name]
+                    }
+                    None => res,
+                };
                 assert!(
                     res["description"].as_str().is_some_and(|d| !d.is_empty()),
                     "{method} {path} {status}: description"
