@@ -136,7 +136,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document the code generates.
 pub fn openapi() -> OpenApi {
-    api().split_for_parts().1
+    crate::openapi::finish(api().split_for_parts().1)
 }
 
 async fn not_found() -> ApiError {
@@ -158,6 +158,7 @@ pub const API_CSP: &str =
 
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api().split_for_parts();
+    let doc = crate::openapi::finish(doc);
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = state.config.request_timeout();
     let body_limit = state.config.max_body_bytes;
@@ -229,8 +230,10 @@ async fn time_limit(
     }
 }
 
-/// The longest request target (path and query) answered: longer ones get 414. hyper itself
-/// answers 414 without a body beyond 64 KiB, before any of this runs.
+/// The longest request target (path and query) answered: longer ones get 414 as problem+json.
+/// Beyond 65,534 bytes hyper answers 414 itself, without a body, before any of this runs: that
+/// limit is a constant of hyper 1 (`MAX_URI_LEN` in its HTTP/1 parser) and of `http::Uri`,
+/// not a setting of hyper's or axum's builders, so it cannot be raised from here.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 async fn refuse_long_uri(req: axum::extract::Request, next: axum::middleware::Next) -> Response {

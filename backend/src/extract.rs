@@ -82,6 +82,20 @@ fn bytes_rejection(r: BytesRejection) -> ApiError {
 /// whitespace may follow the value, and a struct is read from an object only (serde would also
 /// read `["handhaver","demo","x"]` as the fields in order).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_json_envelope(bytes)?;
+    // JSON can carry NUL only as the escape `\u0000`; look for it only when that is there.
+    if bytes.windows(6).any(|w| w == b"\\u0000")
+        && let Ok(raw) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = nul_path(&raw)
+    {
+        return Err(ApiError::field(field, NUL_REFUSED));
+    }
+    Ok(value)
+}
+
+/// As [`parse_json`], but text is not checked for NUL: for the sync push, whose records are
+/// refused one by one (`sync::engine::read_record` refuses NUL per record, with these words).
+pub fn parse_json_envelope<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = parse_strict(&mut de)?;
     de.end().map_err(|e| ApiError::BadRequest {
@@ -89,6 +103,46 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         errors: vec![],
     })?;
     Ok(value)
+}
+
+/// Why text with NUL is refused, the same words over REST and in a push's rejections.
+pub const NUL_REFUSED: &str = "text with a NUL character (U+0000) is refused";
+
+/// The dotted path (`location.note`, `officer_ids[2]`) of the first string or key holding a
+/// NUL character, if any. PostgreSQL text cannot hold NUL and SQLite would store it: every
+/// JSON body (REST and the sync push) is refused the same way on both, naming the field.
+pub fn nul_path(v: &serde_json::Value) -> Option<String> {
+    fn walk(v: &serde_json::Value, path: &str) -> Option<String> {
+        use serde_json::Value;
+        let here = || {
+            if path.is_empty() {
+                "body".to_string()
+            } else {
+                path.to_string()
+            }
+        };
+        match v {
+            Value::String(s) => s.contains('\0').then(here),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| walk(x, &format!("{path}[{i}]"))),
+            Value::Object(o) => o.iter().find_map(|(k, x)| {
+                let p = if path.is_empty() {
+                    k.replace('\0', "\\u0000")
+                } else {
+                    format!("{path}.{}", k.replace('\0', "\\u0000"))
+                };
+                if k.contains('\0') {
+                    Some(p)
+                } else {
+                    walk(x, &p)
+                }
+            }),
+            _ => None,
+        }
+    }
+    walk(v, "")
 }
 
 fn parse_strict<'de, T: serde::Deserialize<'de>>(
@@ -128,6 +182,11 @@ where
 }
 
 pub fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+    if let Some((k, _)) =
+        form_urlencoded_parse(q).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ApiError::field(k.replace('\0', "\\u0000"), NUL_REFUSED));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

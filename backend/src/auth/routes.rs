@@ -86,7 +86,7 @@ fn check_device_id(d: &str) -> ApiResult<()> {
 
 /// Log in on a device and get a bearer token bound to it.
 #[utoipa::path(
-    post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    post, path = "/api/v1/auth/login", operation_id = "login", tag = "auth", security(()),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
@@ -155,7 +155,7 @@ pub async fn authenticate(
 
 /// Log out: revoke the token of this device.
 #[utoipa::path(
-    post, path = "/api/v1/auth/logout", tag = "auth",
+    post, path = "/api/v1/auth/logout", operation_id = "logout", tag = "auth",
     responses(
         (status = 204, description = "The token no longer works"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -175,7 +175,7 @@ pub async fn logout(State(state): State<AppState>, p: Principal) -> ApiResult<St
 
 /// The account behind the token.
 #[utoipa::path(
-    get, path = "/api/v1/auth/me", tag = "auth",
+    get, path = "/api/v1/auth/me", operation_id = "getMe", tag = "auth",
     responses(
         (status = 200, description = "The logged-in user", body = UserView),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -191,7 +191,7 @@ pub async fn me(State(state): State<AppState>, p: Principal) -> ApiResult<Json<U
 
 /// Users visible to the caller: their own team, or everyone for the beheerder.
 #[utoipa::path(
-    get, path = "/api/v1/users", tag = "auth",
+    get, path = "/api/v1/users", operation_id = "listUsers", tag = "auth",
     responses(
         (status = 200, description = "Users in scope", body = Vec<UserView>),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -231,7 +231,7 @@ pub struct CreateUserRequest {
 
 /// Create an account (beheerder only).
 #[utoipa::path(
-    post, path = "/api/v1/users", tag = "auth",
+    post, path = "/api/v1/users", operation_id = "createUser", tag = "auth",
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "Created", body = UserView),
@@ -294,7 +294,7 @@ async fn managed_user(
 
 /// The device tokens of a user.
 #[utoipa::path(
-    get, path = "/api/v1/users/{user_id}/devices", tag = "auth",
+    get, path = "/api/v1/users/{user_id}/devices", operation_id = "listUserDevices", tag = "auth",
     params(("user_id" = Uuid, Path, description = "The user")),
     responses(
         (status = 200, description = "Tokens, newest first", body = Vec<DeviceView>),
@@ -341,7 +341,7 @@ pub struct RevokeResponse {
 
 /// Revoke the tokens of one device of a user (a lost phone).
 #[utoipa::path(
-    post, path = "/api/v1/users/{user_id}/devices/{device_id}/revoke", tag = "auth",
+    post, path = "/api/v1/users/{user_id}/devices/{device_id}/revoke", operation_id = "revokeDevice", tag = "auth",
     params(("user_id" = Uuid, Path, description = "The user"), ("device_id" = String, Path, description = "The device"), RevokeRequest),
     responses(
         (status = 200, description = "Revoked", body = RevokeResponse),
@@ -363,7 +363,7 @@ pub async fn revoke_device(
 
 /// Revoke every token of a user (all devices).
 #[utoipa::path(
-    post, path = "/api/v1/users/{user_id}/revoke", tag = "auth",
+    post, path = "/api/v1/users/{user_id}/revoke", operation_id = "revokeUserDevices", tag = "auth",
     params(("user_id" = Uuid, Path, description = "The user"), RevokeRequest),
     responses(
         (status = 200, description = "Revoked", body = RevokeResponse),

@@ -64,7 +64,7 @@ pub async fn log_reads(state: &AppState, p: &Principal, b: &Briefing) -> ApiResu
 /// for readers without the right (listed in `redacted`), never an error. Once signed off, the
 /// briefing as signed, with an `addendum` of what changed since.
 #[utoipa::path(
-    get, path = "/api/v1/briefing", tag = "briefing",
+    get, path = "/api/v1/briefing", operation_id = "getBriefing", tag = "briefing",
     params(BriefingQuery),
     responses(
         (status = 200, description = "The briefing", body = Briefing),
@@ -102,7 +102,7 @@ pub struct SignOffRequest {
 /// Sign the briefing off (team lead): it is frozen as it is now; later changes show as an
 /// addendum. The sign-off is in the audit log.
 #[utoipa::path(
-    post, path = "/api/v1/briefing/signoff", tag = "briefing",
+    post, path = "/api/v1/briefing/signoff", operation_id = "signOffBriefing", tag = "briefing",
     request_body = SignOffRequest,
     responses(
         (status = 200, description = "The briefing as signed", body = Briefing),

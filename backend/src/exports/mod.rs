@@ -277,6 +277,8 @@ fn csv_rows(
                 text_cell(&m.description)
             },
             m.round_id.map(|u| u.to_string()).unwrap_or_default(),
+            // The plausibility flags set when the report arrived (e.g. outside_municipality).
+            flag_list(&m.flags),
         ])?;
     }
     let bytes = w
@@ -285,10 +287,23 @@ fn csv_rows(
     Ok(Bytes::from(bytes))
 }
 
+/// A report's stored flags, comma-separated.
+fn flag_list(flags: &serde_json::Value) -> String {
+    flags
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 fn csv_head() -> Bytes {
     let mut out = "\u{feff}".as_bytes().to_vec();
     out.extend_from_slice(
-        b"id;datum;tijd;categorie;feitcode;afdoening;status;wijk;buurt;lat;lon;nauwkeurigheid_m;kenteken;omschrijving;ronde\r\n",
+        b"id;datum;tijd;categorie;feitcode;afdoening;status;wijk;buurt;lat;lon;nauwkeurigheid_m;kenteken;omschrijving;ronde;signalen\r\n",
     );
     Bytes::from(out)
 }
@@ -299,7 +314,7 @@ fn csv_head() -> Bytes {
 /// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is written with a leading `'`;
 /// numbers stay numbers. Streamed.
 #[utoipa::path(
-    get, path = "/api/v1/exports/violations.csv", tag = "exports",
+    get, path = "/api/v1/exports/violations.csv", operation_id = "exportViolationsCsv", tag = "exports",
     params(Period),
     responses(
         (status = 200, description = "CSV", content_type = "text/csv"),
@@ -350,7 +365,7 @@ fn geojson_rows(
 
 /// The period's reports as a GeoJSON FeatureCollection of points (WGS84), for QGIS. Streamed.
 #[utoipa::path(
-    get, path = "/api/v1/exports/violations.geojson", tag = "exports",
+    get, path = "/api/v1/exports/violations.geojson", operation_id = "exportViolationsGeojson", tag = "exports",
     params(Period),
     responses(
         (status = 200, description = "GeoJSON", content_type = "application/geo+json"),
@@ -381,7 +396,7 @@ pub async fn violations_geojson(
 /// The period's round tracks as a GeoJSON FeatureCollection of lines (accepted fixes: accuracy
 /// 50 m or better), one feature per round, for QGIS. Streamed round by round.
 #[utoipa::path(
-    get, path = "/api/v1/exports/tracks.geojson", tag = "exports",
+    get, path = "/api/v1/exports/tracks.geojson", operation_id = "exportTracksGeojson", tag = "exports",
     params(Period),
     responses(
         (status = 200, description = "GeoJSON", content_type = "application/geo+json"),

@@ -565,7 +565,7 @@ pub fn read_exif(bytes: &[u8]) -> ExifMeta {
         }
     };
     let mut meta = meta_from_exif(&exif);
-    meta.error = error;
+    meta.error = error.and_then(|e| exif_text(&e));
     meta
 }
 
@@ -611,10 +611,27 @@ fn ascii_first(v: &exif::Value) -> Option<&[u8]> {
     }
 }
 
+/// The longest text kept from an EXIF field (make, model, a parse error), in characters: the
+/// file decides what is in them, and they are stored and synced to every phone.
+pub const MAX_EXIF_TEXT: usize = 200;
+
+/// EXIF text as stored: control characters (NUL among them, which PostgreSQL text refuses)
+/// dropped, trimmed, at most [`MAX_EXIF_TEXT`] characters.
+pub fn exif_text(s: &str) -> Option<String> {
+    let clean: String = s
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_EXIF_TEXT)
+        .collect();
+    let clean = clean.trim_end().to_owned();
+    (!clean.is_empty()).then_some(clean)
+}
+
 fn ascii_string(v: &exif::Value) -> Option<String> {
-    let s = String::from_utf8_lossy(ascii_first(v)?);
-    let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    (!s.is_empty()).then(|| s.to_owned())
+    exif_text(&String::from_utf8_lossy(ascii_first(v)?))
 }
 
 /// "YYYY:MM:DD HH:MM:SS" (also accepts '-' as date separator); all-zero / blank → None.

@@ -72,7 +72,7 @@ pub fn limits(state: &AppState) -> PhotoLimits {
 /// largest image in pixels, the memory one photo may take to decode, and the tus protocol
 /// details.
 #[utoipa::path(
-    get, path = "/api/v1/photos/limits", tag = "photos",
+    get, path = "/api/v1/photos/limits", operation_id = "getPhotoLimits", tag = "photos",
     responses((status = 200, description = "The limits", body = PhotoLimitsView))
 )]
 pub async fn photo_limits(State(state): State<AppState>, _p: Principal) -> Json<PhotoLimitsView> {
@@ -86,7 +86,7 @@ pub async fn photo_limits(State(state): State<AppState>, _p: Principal) -> Json<
 /// Record a photo of a report (what the app will upload). The id is made on the phone and is
 /// also the upload's key. Sending the same id and content again is a retry (200).
 #[utoipa::path(
-    post, path = "/api/v1/photos", tag = "photos",
+    post, path = "/api/v1/photos", operation_id = "createPhoto", tag = "photos",
     request_body = NewPhoto,
     responses(
         (status = 201, description = "Recorded; now upload the bytes at /api/v1/uploads", body = PhotoView),
@@ -116,7 +116,7 @@ pub async fn create_photo(
 /// A photo record: upload state (what is still missing), EXIF, derivative state, and
 /// plausibility flags against its report.
 #[utoipa::path(
-    get, path = "/api/v1/photos/{id}", tag = "photos",
+    get, path = "/api/v1/photos/{id}", operation_id = "getPhoto", tag = "photos",
     params(("id" = Uuid, Path, description = "The photo's id")),
     responses(
         (status = 200, description = "The photo", body = PhotoView),
@@ -134,7 +134,7 @@ pub async fn get_photo(
 
 /// Withdraw a photo (the wrong car, a bystander in view) while its report is not yet reviewed.
 #[utoipa::path(
-    delete, path = "/api/v1/photos/{id}", tag = "photos",
+    delete, path = "/api/v1/photos/{id}", operation_id = "deletePhoto", tag = "photos",
     params(("id" = Uuid, Path, description = "The photo's id")),
     responses(
         (status = 204, description = "Withdrawn"),
@@ -160,7 +160,7 @@ pub async fn delete_photo(
 
 /// The photos of a report, with which are still missing and their plausibility flags.
 #[utoipa::path(
-    get, path = "/api/v1/violations/{id}/photos", tag = "photos",
+    get, path = "/api/v1/violations/{id}/photos", operation_id = "listViolationPhotos", tag = "photos",
     params(("id" = Uuid, Path, description = "The report's id")),
     responses(
         (status = 200, description = "The report's photos, oldest first", body = Vec<PhotoView>),
@@ -245,10 +245,11 @@ fn mime_of(format: Option<&str>) -> &'static str {
 /// The original, byte for byte as the phone sent it: the evidence. Every read is written to
 /// the audit log before the first byte leaves.
 #[utoipa::path(
-    get, path = "/api/v1/photos/{id}/original", tag = "photos",
+    get, path = "/api/v1/photos/{id}/original", operation_id = "getPhotoOriginal", tag = "photos",
     params(("id" = Uuid, Path, description = "The photo's id")),
     responses(
-        (status = 200, description = "The original bytes; ETag is the SHA-256", content_type = "image/jpeg"),
+        (status = 200, description = "The original bytes, in the format the phone sent (JPEG, PNG or WebP: `format` of the photo); ETag is the SHA-256",
+            content(("image/jpeg"), ("image/png"), ("image/webp"))),
         (status = 404, description = "No such photo in your scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The upload is not complete", body = Problem, content_type = "application/problem+json"),
     )
@@ -337,7 +338,7 @@ async fn derivative(
 
 /// The thumbnail (320 px on the longest side, upright, no metadata) for lists.
 #[utoipa::path(
-    get, path = "/api/v1/photos/{id}/thumbnail", tag = "photos",
+    get, path = "/api/v1/photos/{id}/thumbnail", operation_id = "getPhotoThumbnail", tag = "photos",
     params(("id" = Uuid, Path, description = "The photo's id")),
     responses(
         (status = 200, description = "JPEG", content_type = "image/jpeg"),
@@ -354,7 +355,7 @@ pub async fn get_thumbnail(
 
 /// The preview (1280 px on the longest side, upright, no metadata) for review and the briefing.
 #[utoipa::path(
-    get, path = "/api/v1/photos/{id}/preview", tag = "photos",
+    get, path = "/api/v1/photos/{id}/preview", operation_id = "getPhotoPreview", tag = "photos",
     params(("id" = Uuid, Path, description = "The photo's id")),
     responses(
         (status = 200, description = "JPEG", content_type = "image/jpeg"),

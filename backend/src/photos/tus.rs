@@ -215,6 +215,13 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// `Tus-Resumable`: the one tus version this server speaks.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub enum TusResumable {
+    #[serde(rename = "1.0.0")]
+    V1,
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tus_options, tus_create))
@@ -393,7 +400,7 @@ pub(crate) async fn reset_upload(
 
 /// The tus capabilities of this server, and the photo limits.
 #[utoipa::path(
-    options, path = "/api/v1/uploads", tag = "photos",
+    options, path = "/api/v1/uploads", operation_id = "describeUploads", tag = "photos",
     responses(
         (status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size and Tus-Checksum-Algorithm headers; the same limits as JSON at GET /api/v1/photos/limits"),
     )
@@ -424,9 +431,9 @@ pub async fn tus_options(State(state): State<AppState>, _p: Principal) -> Respon
 /// saying why (tus clients do not retry it). `Upload-Concat` (concatenation, tus-js-client's
 /// `parallelUploads`) is refused with 400: a photo is one file with one SHA-256.
 #[utoipa::path(
-    post, path = "/api/v1/uploads", tag = "photos",
+    post, path = "/api/v1/uploads", operation_id = "createUpload", tag = "photos",
     params(
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = inline(TusResumable), Header, description = "The tus version: 1.0.0 (a missing or other version gets 412)"),
         ("Upload-Length" = u64, Header, description = "The file's size in bytes; at most Tus-Max-Size"),
         ("Upload-Metadata" = String, Header, description = "`photo_id <base64 uuid>[,sha256 <base64 hex>][,filetype <base64 mime>]`"),
         ("Upload-Checksum" = Option<String>, Header, description = "With a first chunk: `sha1 <base64 digest>` or `sha256 <base64 digest>` of it"),
@@ -436,7 +443,7 @@ pub async fn tus_options(State(state): State<AppState>, _p: Principal) -> Respon
         (status = 201, description = "Location names the upload (`/api/v1/uploads/{photo_id}`); Upload-Offset says how much is stored (its length when the bytes are already here), Upload-Expires until when an unfinished upload is kept"),
         (status = 400, description = "Upload-Concat (concatenation is not offered), or a malformed Upload-Checksum", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The photo record has not arrived yet: retry", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Unsupported Tus-Resumable version", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Tus-Resumable is missing or not 1.0.0", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Upload-Length over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The bytes are not an accepted image type", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Upload-Length or metadata disagree with the photo record; or the record was refused by the sync, or its bytes were refused (`detail` says why; not to be retried)", body = Problem, content_type = "application/problem+json"),
@@ -596,12 +603,13 @@ pub async fn tus_create(
 /// stored under another photo of its team that this user may read, the photo becomes complete
 /// here and `Upload-Offset` equals `Upload-Length`: tus-js-client and tuspy then send nothing.
 #[utoipa::path(
-    head, path = "/api/v1/uploads/{id}", tag = "photos",
+    head, path = "/api/v1/uploads/{id}", operation_id = "getUploadOffset", tag = "photos",
     params(
         ("id" = Uuid, Path, description = "The photo's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = inline(TusResumable), Header, description = "The tus version: 1.0.0 (a missing or other version gets 412)"),
     ),
     responses(
+        (status = 412, description = "Tus-Resumable is missing or not 1.0.0", body = Problem, content_type = "application/problem+json"),
         (status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires; Upload-Offset = Upload-Length when the bytes are stored"),
         (status = 404, description = "No such photo in your scope (not synced yet: create the upload, which answers 409 until the record arrives)"),
         (status = 410, description = "The unfinished upload expired, or its bytes were refused (a POST then says why with 422)"),
@@ -662,15 +670,16 @@ pub async fn tus_head(
 /// `sha256 <base64>` the chunk is verified and dropped on mismatch (460). The last chunk completes the upload: the whole file
 /// is verified against the record's SHA-256 and size, and checked as an image.
 #[utoipa::path(
-    patch, path = "/api/v1/uploads/{id}", tag = "photos",
+    patch, path = "/api/v1/uploads/{id}", operation_id = "appendUpload", tag = "photos",
     params(
         ("id" = Uuid, Path, description = "The photo's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = inline(TusResumable), Header, description = "The tus version: 1.0.0 (a missing or other version gets 412)"),
         ("Upload-Offset" = u64, Header, description = "Where these bytes start"),
         ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64 digest>` or `sha256 <base64 digest>` of this chunk (Tus-Checksum-Algorithm)"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
+        (status = 412, description = "Tus-Resumable is missing or not 1.0.0", body = Problem, content_type = "application/problem+json"),
         (status = 204, description = "Stored; Upload-Offset is the new offset (the length at once when the photo is already complete)"),
         (status = 400, description = "Upload-Checksum names an algorithm other than sha1 or sha256, or its digest is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such upload", body = Problem, content_type = "application/problem+json"),
@@ -746,12 +755,13 @@ pub async fn tus_patch(
 /// Abandon an unfinished upload (its bytes are dropped; the record stays pending). A finished
 /// original is evidence and is not removed here.
 #[utoipa::path(
-    delete, path = "/api/v1/uploads/{id}", tag = "photos",
+    delete, path = "/api/v1/uploads/{id}", operation_id = "deleteUpload", tag = "photos",
     params(
         ("id" = Uuid, Path, description = "The photo's id"),
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Tus-Resumable" = inline(TusResumable), Header, description = "The tus version: 1.0.0 (a missing or other version gets 412)"),
     ),
     responses(
+        (status = 412, description = "Tus-Resumable is missing or not 1.0.0", body = Problem, content_type = "application/problem+json"),
         (status = 204, description = "The unfinished upload is gone"),
         (status = 404, description = "No such upload", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The upload is complete: the original is evidence", body = Problem, content_type = "application/problem+json"),
@@ -1177,6 +1187,24 @@ async fn finish(
             "the image claims {}×{} pixels; the limit is {} pixels",
             probe.width, probe.height, state.photos.limits.max_pixels
         );
+        reset_upload(state, actor, id, Some(reason.clone()), now).await?;
+        return Err(ApiError::field("file", reason));
+    }
+    // Decoding it for the derivatives must fit the memory budget (`imaging::plan`, as the
+    // worker will): refused here, naming the limit, rather than failed later by the worker.
+    // Formats the server stores but does not derive (HEIF, AVIF) pass.
+    let limits = crate::photos::worker::limits(state);
+    let planned = match imaging::plan(&head, &limits) {
+        Err(imaging::ImageError::Corrupt(_) | imaging::ImageError::NotAnImage)
+            if (head.len() as u64) < m.size_bytes as u64 =>
+        {
+            let all = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+            imaging::plan(&all, &limits).map(|_| ())
+        }
+        other => other.map(|_| ()),
+    };
+    if let Err(e @ imaging::ImageError::OverBudget { .. }) = planned {
+        let reason = e.to_string();
         reset_upload(state, actor, id, Some(reason.clone()), now).await?;
         return Err(ApiError::field("file", reason));
     }

@@ -32,6 +32,7 @@ pub struct ListQuery {
     /// person).
     pub parent: Option<Uuid>,
     /// At most this many (1–5000, default 500).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<u32>,
 }
 
@@ -168,7 +169,7 @@ pub async fn delete(
 
 /// The five REST operations of one kind, documented in the OpenAPI spec.
 macro_rules! kind_routes {
-    ($modname:ident, $kind:expr, $tag:literal, $coll:literal, $item:literal, $what:literal) => {
+    ($modname:ident, $kind:expr, $tag:literal, $coll:literal, $item:literal, $one:literal, $many:literal, $what:literal) => {
         pub mod $modname {
             use axum::Json;
             use axum::extract::State;
@@ -191,7 +192,7 @@ macro_rules! kind_routes {
             }
 
             #[doc = concat!("List ", $what, " in your scope, oldest first.")]
-            #[utoipa::path(get, path = $coll, tag = $tag, params(ListQuery),
+            #[utoipa::path(get, path = $coll, operation_id = concat!("list", $many), tag = $tag, params(ListQuery),
                 responses(
                     (status = 200, description = "The records (fields: see SYNC.md)", body = Vec<Object>),
                     (status = 403, description = "This role may not read them", body = Problem, content_type = "application/problem+json"),
@@ -202,7 +203,7 @@ macro_rules! kind_routes {
             }
 
             #[doc = concat!("Record ", $what, ". The id is made by the client; the same id and content again is a retry (200).")]
-            #[utoipa::path(post, path = $coll, tag = $tag,
+            #[utoipa::path(post, path = $coll, operation_id = concat!("create", $one), tag = $tag,
                 request_body(content = Object, description = "`id` and the record's fields (SYNC.md); times RFC 3339"),
                 responses(
                     (status = 201, description = "Created", body = Object),
@@ -216,7 +217,7 @@ macro_rules! kind_routes {
             }
 
             #[doc = concat!("One of ", $what, ".")]
-            #[utoipa::path(get, path = $item, tag = $tag,
+            #[utoipa::path(get, path = $item, operation_id = concat!("get", $one), tag = $tag,
                 params(("id" = Uuid, Path, description = "The record's id")),
                 responses(
                     (status = 200, description = "The record", body = Object),
@@ -228,7 +229,7 @@ macro_rules! kind_routes {
             }
 
             #[doc = concat!("Change one of ", $what, ": the given fields; the whole result is checked.")]
-            #[utoipa::path(patch, path = $item, tag = $tag,
+            #[utoipa::path(patch, path = $item, operation_id = concat!("patch", $one), tag = $tag,
                 params(("id" = Uuid, Path, description = "The record's id")),
                 request_body(content = Object, description = "The fields to change"),
                 responses(
@@ -242,7 +243,7 @@ macro_rules! kind_routes {
             }
 
             #[doc = concat!("Delete one of ", $what, " (a tombstone that reaches every phone).")]
-            #[utoipa::path(delete, path = $item, tag = $tag,
+            #[utoipa::path(delete, path = $item, operation_id = concat!("delete", $one), tag = $tag,
                 params(("id" = Uuid, Path, description = "The record's id")),
                 responses(
                     (status = 204, description = "Deleted"),
@@ -262,6 +263,8 @@ kind_routes!(
     "rounds",
     "/api/v1/rounds",
     "/api/v1/rounds/{id}",
+    "Round",
+    "Rounds",
     "patrol rounds"
 );
 kind_routes!(
@@ -270,6 +273,8 @@ kind_routes!(
     "rounds",
     "/api/v1/track-segments",
     "/api/v1/track-segments/{id}",
+    "TrackSegment",
+    "TrackSegments",
     "GPS track segments of rounds"
 );
 kind_routes!(
@@ -278,6 +283,8 @@ kind_routes!(
     "youth",
     "/api/v1/youth/groups",
     "/api/v1/youth/groups/{id}",
+    "YouthGroup",
+    "YouthGroups",
     "youth groups (jeugdboa's and Wpg-authorised leads)"
 );
 kind_routes!(
@@ -286,6 +293,8 @@ kind_routes!(
     "youth",
     "/api/v1/youth/observations",
     "/api/v1/youth/observations/{id}",
+    "YouthObservation",
+    "YouthObservations",
     "youth-group observations"
 );
 kind_routes!(
@@ -294,6 +303,8 @@ kind_routes!(
     "youth",
     "/api/v1/youth/persons",
     "/api/v1/youth/persons/{id}",
+    "YouthPerson",
+    "YouthPersons",
     "members of youth groups by name (Wpg: every read is logged)"
 );
 kind_routes!(
@@ -302,6 +313,8 @@ kind_routes!(
     "incidents",
     "/api/v1/incidents",
     "/api/v1/incidents/{id}",
+    "Incident",
+    "Incidents",
     "incidents (aggression, use of force, police assistance)"
 );
 
@@ -311,6 +324,8 @@ kind_routes!(
     "briefing",
     "/api/v1/briefing/notes",
     "/api/v1/briefing/notes/{id}",
+    "BriefingNote",
+    "BriefingNotes",
     "the team lead's attention points for the briefing"
 );
 

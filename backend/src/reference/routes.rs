@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Velsen's 10 wijken and 63 buurten as a GeoJSON FeatureCollection (WGS84), with the
 /// attribution CBS requires ("Kadaster / Centraal Bureau voor de Statistiek, 2024").
 #[utoipa::path(
-    get, path = "/api/v1/reference/areas", tag = "reference",
+    get, path = "/api/v1/reference/areas", operation_id = "listAreas", tag = "reference",
     responses(
         (status = 200, description = "FeatureCollection; each feature has properties code, kind (wijk|buurt), name, wijk_code", content_type = "application/geo+json", body = Object),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -54,7 +54,7 @@ pub struct CategoryView {
 
 /// The violation categories.
 #[utoipa::path(
-    get, path = "/api/v1/reference/categories", tag = "reference",
+    get, path = "/api/v1/reference/categories", operation_id = "listCategories", tag = "reference",
     responses(
         (status = 200, description = "Categories in display order", body = Vec<CategoryView>),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -110,7 +110,7 @@ pub struct FeitcodeView {
 
 /// The feitcodes for afval, honden, parkeren and stilstaan, with track and valid-from date.
 #[utoipa::path(
-    get, path = "/api/v1/reference/feitcodes", tag = "reference",
+    get, path = "/api/v1/reference/feitcodes", operation_id = "listFeitcodes", tag = "reference",
     params(FeitcodeQuery),
     responses(
         (status = 200, description = "Feitcodes", body = Vec<FeitcodeView>),
@@ -200,7 +200,7 @@ pub fn check_coordinates(lat: f64, lon: f64, prefix: &str) -> Vec<crate::error::
 
 /// Which wijk and buurt a point lies in, or "outside Velsen".
 #[utoipa::path(
-    get, path = "/api/v1/areas/lookup", tag = "reference",
+    get, path = "/api/v1/areas/lookup", operation_id = "lookupArea", tag = "reference",
     params(LookupQuery),
     responses(
         (status = 200, description = "The wijk and buurt, or inside_velsen=false", body = LookupResponse),

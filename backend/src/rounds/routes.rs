@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// checkpoints reached (first time within their radius), coverage of the planned area. Derived
 /// from every segment that has arrived, whatever their order.
 #[utoipa::path(
-    get, path = "/api/v1/rounds/{id}/stats", tag = "rounds",
+    get, path = "/api/v1/rounds/{id}/stats", operation_id = "getRoundStats", tag = "rounds",
     params(("id" = Uuid, Path, description = "The round's id")),
     responses(
         (status = 200, description = "The derived statistics", body = RoundStats),

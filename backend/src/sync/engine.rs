@@ -161,7 +161,7 @@ struct RawPush {
 /// raw JSON, so such a string sinks only its record. A table named twice is read as one: its
 /// lists are joined in order.
 pub fn read_push(bytes: &[u8]) -> ApiResult<Push> {
-    let raw: RawPush = crate::extract::parse_json(bytes)?;
+    let raw: RawPush = crate::extract::parse_json_envelope(bytes)?;
     let known = tables();
     let mut joined: Vec<(String, RawChanges)> = Vec::new();
     for (name, changes) in raw.changes.0 {
@@ -287,15 +287,6 @@ fn unreadable_string(e: &serde_json::Error) -> String {
     }
 }
 
-fn has_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(has_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// Reads one pushed record: its id when that can be read, and the record or why it is refused.
 fn read_record(raw: &RawValue) -> (Option<String>, Result<Map<String, Value>, Refused>) {
     let entries: Entries<Box<RawValue>> = match serde_json::from_str(raw.get()) {
@@ -336,14 +327,10 @@ fn read_record(raw: &RawValue) -> (Option<String>, Result<Map<String, Value>, Re
                 );
             }
         };
-        if k.contains('\0') || has_nul(&value) {
+        if k.contains('\0') || crate::extract::nul_path(&value).is_some() {
             return (
                 Some(id.clone()),
-                Err(Refused::new(
-                    &id,
-                    k,
-                    "text with a NUL character (U+0000) is refused",
-                )),
+                Err(Refused::new(&id, k, crate::extract::NUL_REFUSED)),
             );
         }
         record.insert(k.clone(), value);

@@ -261,7 +261,8 @@ pub fn clock_offset_ms(headers: &axum::http::HeaderMap, now: DateTime<Utc>) -> O
         .trim()
         .parse()
         .ok()?;
-    Some(now.timestamp_millis() - device)
+    // A clock that far off is no evidence of anything (and would overflow).
+    now.timestamp_millis().checked_sub(device)
 }
 
 /// Destroys what is past the tombstone horizon: deletions older than `horizon`, their records

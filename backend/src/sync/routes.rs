@@ -65,7 +65,7 @@ pub struct PullQuery {
 
 /// Pull the changes since `last_pulled_at`, one snapshot per page, paged with `next_page`.
 #[utoipa::path(
-    get, path = "/api/v1/sync/pull", tag = "sync",
+    get, path = "/api/v1/sync/pull", operation_id = "pullChanges", tag = "sync",
     params(PullQuery),
     responses(
         (status = 200, description = "Changes after the cursor, in the device's scope", body = PullResponse),
@@ -125,9 +125,9 @@ pub async fn pull(
 /// this device may see. A comment line every 15 s keeps proxies from closing the connection; the
 /// stream ends when the server shuts down (reconnect, as `EventSource` does by itself).
 #[utoipa::path(
-    get, path = "/api/v1/sync/events", tag = "sync",
+    get, path = "/api/v1/sync/events", operation_id = "streamSyncEvents", tag = "sync",
     responses(
-        (status = 200, description = "An endless text/event-stream of `changed` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An endless text/event-stream of `changed` events", content_type = "text/event-stream", body = crate::openapi::SyncEvent),
     )
 )]
 pub async fn events(
@@ -158,7 +158,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 /// record's `server_rev`, conflicts are recorded for the team lead, and records the rules refuse
 /// come back in `experimentalRejectedIds`.
 #[utoipa::path(
-    post, path = "/api/v1/sync/push", tag = "sync",
+    post, path = "/api/v1/sync/push", operation_id = "pushChanges", tag = "sync",
     params(
         PushQuery,
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer for a retried push (kept 30 days)"),
@@ -197,8 +197,9 @@ pub async fn push(
 pub struct ConflictQuery {
     /// open (default), resolved or all.
     pub status: Option<String>,
-    /// At most this many, newest first (default 200).
-    pub limit: Option<u64>,
+    /// At most this many, newest first (1–1000, default 200).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -269,7 +270,7 @@ pub fn view(mut c: sync_conflict::Model, d: &mut Disclosure) -> Option<ConflictV
 
 /// Sync conflicts: a team lead sees the team's, others their own.
 #[utoipa::path(
-    get, path = "/api/v1/conflicts", tag = "sync",
+    get, path = "/api/v1/conflicts", operation_id = "listConflicts", tag = "sync",
     params(ConflictQuery),
     responses(
         (status = 200, description = "Conflicts, newest first", body = Vec<ConflictView>),
@@ -281,6 +282,10 @@ pub async fn list_conflicts(
     p: Principal,
     ApiQuery(q): ApiQuery<ConflictQuery>,
 ) -> ApiResult<Json<Vec<ConflictView>>> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "1 to 1000"));
+    }
     let mut query = sync_conflict::Entity::find();
     match q.status.as_deref().unwrap_or("open") {
         "open" => query = query.filter(sync_conflict::Column::Status.eq("open")),
@@ -300,7 +305,7 @@ pub async fn list_conflicts(
     };
     let rows = query
         .order_by_desc(sync_conflict::Column::CreatedAt)
-        .limit(q.limit.unwrap_or(200).min(1000))
+        .limit(u64::from(limit))
         .all(&state.db.read)
         .await?;
     let mut d = Disclosure::new(&p, &state.audit);
@@ -333,7 +338,7 @@ pub struct ResolveRequest {
 /// Resolve a conflict (team lead). Taking another value is an ordinary server edit through the
 /// record's write path, so it syncs to every phone.
 #[utoipa::path(
-    post, path = "/api/v1/conflicts/{id}/resolve", tag = "sync",
+    post, path = "/api/v1/conflicts/{id}/resolve", operation_id = "resolveConflict", tag = "sync",
     params(("id" = Uuid, Path, description = "The conflict")),
     request_body = ResolveRequest,
     responses(

@@ -192,7 +192,8 @@ pub struct ViolationView {
     pub privacy_regime: String,
     /// True when Wpg fields were withheld because the reader is not authorised for them.
     pub redacted: bool,
-    /// Plausibility flags for the reviewer, never blocking: `clock_offset` (the phone's clock was
+    /// Plausibility flags for the reviewer, never blocking: `outside_municipality` (the location
+    /// is in no wijk of Velsen; `wijk` is null), `clock_offset` (the phone's clock was
     /// more than 5 minutes off when it sent the report), `photo_missing` (a photo's bytes have
     /// not all arrived), `photo_gps_far` (a photo was taken more than 150 m away),
     /// `photo_time_far` (a photo was taken more than 2 hours from `observed_at`).

@@ -51,7 +51,7 @@ pub struct MarkDuplicate {
 
 /// Reports that may describe the same thing as this one, for the reviewer.
 #[utoipa::path(
-    get, path = "/api/v1/violations/{id}/duplicates", tag = "violations",
+    get, path = "/api/v1/violations/{id}/duplicates", operation_id = "listDuplicates", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     responses(
         (status = 200, description = "The candidates", body = Duplicates),
@@ -71,7 +71,7 @@ pub async fn list_duplicates(
 
 /// Link two reports as duplicates of each other (team lead).
 #[utoipa::path(
-    post, path = "/api/v1/violations/{id}/duplicates", tag = "violations",
+    post, path = "/api/v1/violations/{id}/duplicates", operation_id = "markDuplicate", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     request_body = MarkDuplicate,
     responses(
@@ -96,7 +96,7 @@ pub async fn mark_duplicate(
 
 /// Undo a duplicate link (team lead).
 #[utoipa::path(
-    delete, path = "/api/v1/violations/{id}/duplicates/{other}", tag = "violations",
+    delete, path = "/api/v1/violations/{id}/duplicates/{other}", operation_id = "unmarkDuplicate", tag = "violations",
     params(
         ("id" = Uuid, Path, description = "The report's id"),
         ("other" = Uuid, Path, description = "The other report"),
@@ -105,6 +105,7 @@ pub async fn mark_duplicate(
         (status = 204, description = "Unlinked, both ways"),
         (status = 403, description = "Only a teamleider decides", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such report in your scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`other` is the report itself", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn unmark_duplicate(
@@ -134,7 +135,7 @@ fn add_photo_flags(
 /// a 409 naming the id. An id taken by a report you may not see (another team's) gets that same
 /// 409, word for word, and nothing of that report.
 #[utoipa::path(
-    post, path = "/api/v1/violations", tag = "violations",
+    post, path = "/api/v1/violations", operation_id = "createViolation", tag = "violations",
     request_body = NewViolation,
     responses(
         (status = 201, description = "Created", body = ViolationView),
@@ -189,7 +190,7 @@ async fn one_view(
 
 /// One report.
 #[utoipa::path(
-    get, path = "/api/v1/violations/{id}", tag = "violations",
+    get, path = "/api/v1/violations/{id}", operation_id = "getViolation", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     responses(
         (status = 200, description = "The report", body = ViolationView),
@@ -228,7 +229,7 @@ pub struct ListQuery {
 
 /// Reports in your team's scope, newest first, paged.
 #[utoipa::path(
-    get, path = "/api/v1/violations", tag = "violations",
+    get, path = "/api/v1/violations", operation_id = "listViolations", tag = "violations",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of reports", body = ViolationPage),
@@ -328,7 +329,7 @@ pub async fn list_violations(
 /// runs with `THOR_FOUR_EYES=false`): a teamleider does not approve or reject a report they
 /// created or are named on (403 saying so).
 #[utoipa::path(
-    patch, path = "/api/v1/violations/{id}", tag = "violations",
+    patch, path = "/api/v1/violations/{id}", operation_id = "patchViolation", tag = "violations",
     params(("id" = Uuid, Path, description = "The report's id")),
     request_body = ViolationPatch,
     responses(

@@ -472,6 +472,11 @@ fn new_model(
     {
         flags.push("clock_offset");
     }
+    // Accepted (a phone's fix can be wrong, the report is still evidence) but visible: no
+    // wijk means the point is outside Velsen (lat 0, lon 0 is a fix that never came).
+    if located.wijk.is_none() {
+        flags.push("outside_municipality");
+    }
     // No per-field revisions yet: a field absent from `field_revs` was last written by the
     // create, which no edit a phone bases on a revision of this report can precede (the merge
     // reads an absent field as revision 0). Updates add the fields they change.

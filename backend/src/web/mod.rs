@@ -479,6 +479,7 @@ fn flag_nl(f: &str) -> &str {
         "photo_missing" => "foto ontbreekt",
         "photo_gps_far" => "foto verder dan 150 m van de melding",
         "photo_time_far" => "foto meer dan 2 uur van het tijdstip",
+        "outside_municipality" => "locatie buiten de gemeente Velsen",
         other => other,
     }
 }

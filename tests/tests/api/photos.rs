@@ -970,6 +970,165 @@ async fn refused_photos_get_an_answer_tus_clients_do_not_retry(b: Backend) {
     );
 }
 
+/// An image whose decoding would take more memory than the budget of one derivative job
+/// (`max_decode_bytes` at GET /api/v1/photos/limits) is refused when its upload ends, with a
+/// 422 that names the limit, not accepted and failed later by the worker. A progressive
+/// 4:4:4 JPEG of 4000×4000 is 94 KB but its decoder holds 96 MB of coefficients.
+async fn an_image_over_the_decode_budget_is_refused_at_upload(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let t = app.login("handhaver", "phone-1").await;
+    let limits = app.get_json(&t, "/api/v1/photos/limits").await;
+    let limit_mib = limits["max_decode_bytes"].as_u64().unwrap() / (1024 * 1024);
+    let bomb = progressive_jpeg_bomb(4000, 4000, 1);
+    assert!(bomb.len() < 200_000, "{} bytes", bomb.len());
+    let (_, pid) = report_with_photo(&app, &t, &bomb, "image/jpeg").await;
+    let p = assert_problem(upload(&app, &t, pid, &bomb).await, 422, Some("file")).await;
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("progressive JPEG")
+            && detail.contains(&format!("the limit is {limit_mib} MiB")),
+        "{p}"
+    );
+    assert_eq!(photo(&app, &t, pid).await["upload_state"], "failed");
+    // The same kind of file within the budget is taken and derived.
+    let small = progressive_jpeg_bomb(640, 480, 2);
+    let (_, ok) = report_with_photo(&app, &t, &small, "image/jpeg").await;
+    assert_eq!(upload(&app, &t, ok, &small).await.status(), 204);
+    assert_eq!(derived(&app, &t, ok).await["derivative_state"], "done");
+}
+
+#[derive(Default)]
+struct JpegBits {
+    out: Vec<u8>,
+    acc: u32,
+    n: u32,
+}
+
+impl JpegBits {
+    fn put(&mut self, v: u32, bits: u32) {
+        for i in (0..bits).rev() {
+            self.acc = (self.acc << 1) | ((v >> i) & 1);
+            self.n += 1;
+            if self.n == 8 {
+                self.out.push(self.acc as u8);
+                if self.acc == 0xFF {
+                    self.out.push(0);
+                }
+                self.acc = 0;
+                self.n = 0;
+            }
+        }
+    }
+    fn finish(mut self) -> Vec<u8> {
+        while self.n != 0 {
+            self.put(1, 1);
+        }
+        self.out
+    }
+}
+
+fn segment(out: &mut Vec<u8>, marker: u8, data: &[u8]) {
+    out.extend([0xFF, marker]);
+    out.extend(((data.len() + 2) as u16).to_be_bytes());
+    out.extend(data);
+}
+
+/// A progressive 4:4:4 JPEG of `w`×`h` mid-grey: a DC scan of all three components, then one
+/// AC scan per component made of end-of-band runs. Every coefficient is zero, so it compresses
+/// to a bit per block, but a decoder of progressive JPEG holds all of them. `nonce` goes into
+/// a comment.
+fn progressive_jpeg_bomb(w: u16, h: u16, nonce: u8) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    segment(&mut out, 0xFE, &[nonce]);
+    let mut dqt = vec![0u8];
+    dqt.extend([1u8; 64]);
+    segment(&mut out, 0xDB, &dqt);
+    let mut sof = vec![8];
+    sof.extend(h.to_be_bytes());
+    sof.extend(w.to_be_bytes());
+    sof.push(3);
+    for id in 1..=3 {
+        sof.extend([id, 0x11, 0]);
+    }
+    segment(&mut out, 0xC2, &sof);
+    // DC table: one code of length 1 for category 0.
+    let mut dht = vec![0x00, 1];
+    dht.extend([0u8; 15]);
+    dht.push(0);
+    segment(&mut out, 0xC4, &dht);
+    // AC table: EOBn (n = 0..14) as the 4-bit codes 0000..1110.
+    let mut dht = vec![0x10, 0, 0, 0, 15];
+    dht.extend([0u8; 12]);
+    dht.extend((0..15u8).map(|r| r << 4));
+    segment(&mut out, 0xC4, &dht);
+    let blocks = u32::from(w).div_ceil(8) * u32::from(h).div_ceil(8);
+    // DC scan, interleaved: a zero difference per block per component.
+    segment(&mut out, 0xDA, &[3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 0, 0]);
+    let mut bits = JpegBits::default();
+    for _ in 0..blocks * 3 {
+        bits.put(0, 1);
+    }
+    out.extend(bits.finish());
+    for id in 1..=3u8 {
+        segment(&mut out, 0xDA, &[1, id, 0x00, 1, 63, 0]);
+        let mut bits = JpegBits::default();
+        let mut left = blocks;
+        while left > 0 {
+            let run = left.min(32767);
+            let r = 31 - run.leading_zeros();
+            bits.put(r, 4);
+            bits.put(run - (1 << r), r);
+            left -= run;
+        }
+        out.extend(bits.finish());
+    }
+    out.extend([0xFF, 0xD9]);
+    out
+}
+
+/// `jpeg` with an EXIF block whose Make is `make` (ASCII, as the file says it).
+fn jpeg_with_make(make: &[u8]) -> Vec<u8> {
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes());
+    tiff.extend(1u16.to_le_bytes());
+    let count = make.len() as u32 + 1;
+    tiff.extend(0x010Fu16.to_le_bytes());
+    tiff.extend(2u16.to_le_bytes());
+    tiff.extend(count.to_le_bytes());
+    tiff.extend(26u32.to_le_bytes());
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(make);
+    tiff.push(0);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let plain = jpeg(64, 48, 9);
+    let mut out = plain[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&plain[2..]);
+    out
+}
+
+/// EXIF text is the file's to choose: it is stored capped at 200 characters, without control
+/// characters (a NUL inside would not fit PostgreSQL text), and the same on both databases.
+async fn exif_text_is_capped_and_cleaned(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let t = app.login("handhaver", "phone-1").await;
+    let mut make = b"Ca\x01non\x07 ".to_vec();
+    make.extend("é".repeat(2_500).as_bytes());
+    let bytes = jpeg_with_make(&make);
+    let (_, pid) = report_with_photo(&app, &t, &bytes, "image/jpeg").await;
+    assert_eq!(upload(&app, &t, pid, &bytes).await.status(), 204);
+    let p = photo(&app, &t, pid).await;
+    let stored = p["exif"]["make"].as_str().unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(stored.chars().count(), 200, "{stored}");
+    assert!(stored.starts_with("Canon é"), "{stored}");
+    assert!(!stored.chars().any(char::is_control), "{stored}");
+}
+
 both!(
     an_interrupted_upload_resumes_and_is_stored_as_evidence,
     tus_checksums_are_sha1_and_sha256,
@@ -977,6 +1136,8 @@ both!(
     refused_photos_get_an_answer_tus_clients_do_not_retry,
     bad_uploads_get_clear_answers_and_nothing_half_written,
     a_crashed_derivative_job_is_taken_again,
+    an_image_over_the_decode_budget_is_refused_at_upload,
+    exif_text_is_capped_and_cleaned,
 );
 
 fn corpus() -> Option<std::path::PathBuf> {
