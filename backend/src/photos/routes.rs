@@ -250,6 +250,7 @@ fn mime_of(format: Option<&str>) -> &'static str {
     responses(
         (status = 200, description = "The original bytes, in the format the phone sent (JPEG, PNG or WebP: `format` of the photo); ETag is the SHA-256",
             content(("image/jpeg"), ("image/png"), ("image/webp"))),
+        (status = 403, description = "The photo's report is kept under the Wpg and this reader may not read Wpg data (VISIBILITY.md)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo in your scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The upload is not complete", body = Problem, content_type = "application/problem+json"),
     )
@@ -342,6 +343,7 @@ async fn derivative(
     params(("id" = Uuid, Path, description = "The photo's id")),
     responses(
         (status = 200, description = "JPEG", content_type = "image/jpeg"),
+        (status = 403, description = "The photo's report is kept under the Wpg and this reader may not read Wpg data (VISIBILITY.md)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo, or not made (yet)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -359,6 +361,7 @@ pub async fn get_thumbnail(
     params(("id" = Uuid, Path, description = "The photo's id")),
     responses(
         (status = 200, description = "JPEG", content_type = "image/jpeg"),
+        (status = 403, description = "The photo's report is kept under the Wpg and this reader may not read Wpg data (VISIBILITY.md)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such photo, or not made (yet)", body = Problem, content_type = "application/problem+json"),
     )
 )]
