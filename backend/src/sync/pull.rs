@@ -452,6 +452,16 @@ async fn stream_turbo(
             .await
             .map_err(|_| ApiError::internal(anyhow::anyhow!("the client went away")))
     };
+    // A batch leaves only after the audit line naming its Wpg rows is committed; that commit
+    // runs while the next batch is read (one batch is held back at a time).
+    let mut held: Option<(tokio::task::JoinHandle<ApiResult<()>>, Vec<u8>)> = None;
+    let release = |held: Option<(tokio::task::JoinHandle<ApiResult<()>>, Vec<u8>)>| async move {
+        if let Some((log, bytes)) = held {
+            log.await.map_err(ApiError::internal)??;
+            send(bytes).await?;
+        }
+        Ok::<(), ApiError>(())
+    };
     let t = &plan.token;
     let mut buf = br#"{"changes":{"#.to_vec();
     let mut first_table = true;
@@ -488,8 +498,9 @@ async fn stream_turbo(
                 first_row = false;
                 buf.extend_from_slice(row.get().as_bytes());
             }
-            read.log("sync_pull", Default::default()).await?;
-            send(std::mem::take(&mut buf)).await?;
+            let log = tokio::spawn(read.log("sync_pull", Default::default()));
+            release(held.take()).await?;
+            held = Some((log, std::mem::take(&mut buf)));
             if n < TURBO_BATCH {
                 break;
             }
@@ -521,6 +532,7 @@ async fn stream_turbo(
         )
         .as_bytes(),
     );
+    release(held.take()).await?;
     send(buf).await
 }
 
