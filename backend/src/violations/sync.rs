@@ -438,12 +438,16 @@ impl SyncTable for ViolationsTable {
                 let facts = store::facts(m);
                 let sight = access::decide(p, access::Kind::Violation, &facts);
                 let live = m.deleted_seq.is_none();
+                let withheld = !access::withheld_columns(p, access::Kind::Violation).is_empty();
                 Ok(PulledRow {
                     seq: m.server_rev,
                     id: m.id.to_string(),
                     creation: creation(m),
+                    // The Wpg columns of every report are withheld from a reader who may not
+                    // read Wpg data, as the push ignores them from that reader: what a phone
+                    // holds it can also write back.
                     row: if live {
-                        Pulled::Wire(wire_row(m, sight != access::Sight::Full)?)
+                        Pulled::Wire(wire_row(m, sight != access::Sight::Full || withheld)?)
                     } else {
                         Pulled::Deleted
                     },
