@@ -106,6 +106,9 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// The password of the users [`TestApp::user`] makes.
+pub const USER_PASSWORD: &str = "lange wachtzin voor test";
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
@@ -210,6 +213,39 @@ impl TestApp {
         assert_eq!(res.status(), 200, "login of {username}");
         let body: Value = res.json().await.expect("login json");
         body["token"].as_str().expect("token").to_string()
+    }
+
+    /// A user of `team` (created when new) made by the demo beheerder through the API, logged in
+    /// on a device of their own: their id and token. The password is [`USER_PASSWORD`].
+    pub async fn user(
+        &self,
+        username: &str,
+        role: &str,
+        team: &str,
+        wpg: bool,
+    ) -> (String, String) {
+        let admin = self.login("beheerder", "user-admin").await;
+        let res = self
+            .post(
+                &admin,
+                "/api/v1/users",
+                &json!({ "username": username, "role": role, "team": team,
+                         "password": USER_PASSWORD, "wpg_authorised": wpg }),
+            )
+            .send()
+            .await
+            .expect("create user");
+        assert_eq!(res.status(), 201, "create {username}");
+        let user: Value = res.json().await.expect("user json");
+        let res = self
+            .login_response(username, USER_PASSWORD, &format!("device-{username}"))
+            .await;
+        assert_eq!(res.status(), 200, "login of {username}");
+        let token: Value = res.json().await.expect("login json");
+        (
+            user["id"].as_str().expect("user id").to_string(),
+            token["token"].as_str().expect("token").to_string(),
+        )
     }
 
     pub fn get(&self, token: &str, path: &str) -> reqwest::RequestBuilder {

@@ -519,32 +519,10 @@ async fn other_team_user(app: &TestApp, username: &str, role: &str) -> (String, 
     team_user(app, username, role, "Team Zuid").await
 }
 
-/// A user of a team (created when new), made by the beheerder; returns their id and a token.
+/// A user of a team (created when new, Wpg-authorised), made by the beheerder; returns their
+/// id and a token.
 async fn team_user(app: &TestApp, username: &str, role: &str, team: &str) -> (String, String) {
-    let admin = app.login("beheerder", "admin-pc").await;
-    let res = app
-        .post(
-            &admin,
-            "/api/v1/users",
-            &serde_json::json!({
-                "username": username, "role": role, "team": team,
-                "password": "een lang wachtwoord", "wpg_authorised": true,
-            }),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "create {username}");
-    let user: serde_json::Value = res.json().await.unwrap();
-    let res = app
-        .login_response(username, "een lang wachtwoord", "phone-z")
-        .await;
-    assert_eq!(res.status(), 200);
-    let token: serde_json::Value = res.json().await.unwrap();
-    (
-        user["id"].as_str().unwrap().to_string(),
-        token["token"].as_str().unwrap().to_string(),
-    )
+    app.user(username, role, team, true).await
 }
 
 async fn user_id(app: &TestApp, username: &str) -> String {

@@ -1,6 +1,10 @@
 //! Black-box tests of the thor API, each on SQLite and (with THOR_TEST_POSTGRES) PostgreSQL.
 
 mod auth;
+/// The decompression bombs of `backend/tests/decode_memory.rs`: one generator for both.
+#[allow(dead_code)]
+#[path = "../../../backend/tests/support/bombs.rs"]
+mod bombs;
 mod briefing;
 mod cursor_race;
 mod demo;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::bombs::progressive_jpeg_bomb;
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -996,95 +997,6 @@ async fn an_image_over_the_decode_budget_is_refused_at_upload(b: Backend) {
     let (_, ok) = report_with_photo(&app, &t, &small, "image/jpeg").await;
     assert_eq!(upload(&app, &t, ok, &small).await.status(), 204);
     assert_eq!(derived(&app, &t, ok).await["derivative_state"], "done");
-}
-
-#[derive(Default)]
-struct JpegBits {
-    out: Vec<u8>,
-    acc: u32,
-    n: u32,
-}
-
-impl JpegBits {
-    fn put(&mut self, v: u32, bits: u32) {
-        for i in (0..bits).rev() {
-            self.acc = (self.acc << 1) | ((v >> i) & 1);
-            self.n += 1;
-            if self.n == 8 {
-                self.out.push(self.acc as u8);
-                if self.acc == 0xFF {
-                    self.out.push(0);
-                }
-                self.acc = 0;
-                self.n = 0;
-            }
-        }
-    }
-    fn finish(mut self) -> Vec<u8> {
-        while self.n != 0 {
-            self.put(1, 1);
-        }
-        self.out
-    }
-}
-
-fn segment(out: &mut Vec<u8>, marker: u8, data: &[u8]) {
-    out.extend([0xFF, marker]);
-    out.extend(((data.len() + 2) as u16).to_be_bytes());
-    out.extend(data);
-}
-
-/// A progressive 4:4:4 JPEG of `w`×`h` mid-grey: a DC scan of all three components, then one
-/// AC scan per component made of end-of-band runs. Every coefficient is zero, so it compresses
-/// to a bit per block, but a decoder of progressive JPEG holds all of them. `nonce` goes into
-/// a comment.
-fn progressive_jpeg_bomb(w: u16, h: u16, nonce: u8) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xD8];
-    segment(&mut out, 0xFE, &[nonce]);
-    let mut dqt = vec![0u8];
-    dqt.extend([1u8; 64]);
-    segment(&mut out, 0xDB, &dqt);
-    let mut sof = vec![8];
-    sof.extend(h.to_be_bytes());
-    sof.extend(w.to_be_bytes());
-    sof.push(3);
-    for id in 1..=3 {
-        sof.extend([id, 0x11, 0]);
-    }
-    segment(&mut out, 0xC2, &sof);
-    // DC table: one code of length 1 for category 0.
-    let mut dht = vec![0x00, 1];
-    dht.extend([0u8; 15]);
-    dht.push(0);
-    segment(&mut out, 0xC4, &dht);
-    // AC table: EOBn (n = 0..14) as the 4-bit codes 0000..1110.
-    let mut dht = vec![0x10, 0, 0, 0, 15];
-    dht.extend([0u8; 12]);
-    dht.extend((0..15u8).map(|r| r << 4));
-    segment(&mut out, 0xC4, &dht);
-    let blocks = u32::from(w).div_ceil(8) * u32::from(h).div_ceil(8);
-    // DC scan, interleaved: a zero difference per block per component.
-    segment(&mut out, 0xDA, &[3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 0, 0]);
-    let mut bits = JpegBits::default();
-    for _ in 0..blocks * 3 {
-        bits.put(0, 1);
-    }
-    out.extend(bits.finish());
-    for id in 1..=3u8 {
-        segment(&mut out, 0xDA, &[1, id, 0x00, 1, 63, 0]);
-        let mut bits = JpegBits::default();
-        let mut left = blocks;
-        while left > 0 {
-            let run = left.min(32767);
-            let r = 31 - run.leading_zeros();
-            bits.put(r, 4);
-            bits.put(run - (1 << r), r);
-            left -= run;
-        }
-        out.extend(bits.finish());
-    }
-    out.extend([0xFF, 0xD9]);
-    out
 }
 
 /// `jpeg` with an EXIF block whose Make is `make` (ASCII, as the file says it).

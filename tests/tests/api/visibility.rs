@@ -7,30 +7,6 @@ use uuid::Uuid;
 
 use super::photos::{create_upload, derived, jpeg, photo_record, report_with_photo, upload};
 
-/// A user made by the beheerder, logged in: their token.
-async fn user(app: &TestApp, admin: &str, name: &str, role: &str, team: &str, wpg: bool) -> String {
-    let pw = "lange wachtzin voor test";
-    let res = app
-        .post(
-            admin,
-            "/api/v1/users",
-            &json!({ "username": name, "role": role, "team": team, "password": pw,
-                     "wpg_authorised": wpg }),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let res = app
-        .login_response(name, pw, &format!("device-{name}"))
-        .await;
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn pull_all(app: &TestApp, t: &str) -> Value {
     let res = app
         .get(t, "/api/v1/sync/pull?last_pulled_at=0")
@@ -46,15 +22,10 @@ async fn signed_briefings_are_per_team(b: Backend) {
     app.demo_accounts().await;
     let admin = app.login("beheerder", "desk").await;
     let lead_a = app.login("teamleider", "lead-a").await;
-    let lead_b = user(
-        &app,
-        &admin,
-        "lead.ijmuiden",
-        "teamleider",
-        "Team IJmuiden",
-        true,
-    )
-    .await;
+    let lead_b = app
+        .user("lead.ijmuiden", "teamleider", "Team IJmuiden", true)
+        .await
+        .1;
     let today = thor::demo::today().to_string();
     let sign = |t: &str| {
         app.post(t, "/api/v1/briefing/signoff", &json!({ "date": today }))
@@ -125,15 +96,10 @@ async fn conflicts_show_values_as_their_field_allows(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.demo_accounts().await;
     let admin = app.login("beheerder", "desk").await;
-    let plain_lead = user(
-        &app,
-        &admin,
-        "lead.zonder",
-        "teamleider",
-        thor::demo::TEAM,
-        false,
-    )
-    .await;
+    let plain_lead = app
+        .user("lead.zonder", "teamleider", thor::demo::TEAM, false)
+        .await
+        .1;
     let wpg_lead = app.login("teamleider", "lead").await;
     let id = plate_conflict(&app).await;
     let mine = |list: &Value| -> Value {
@@ -190,15 +156,10 @@ async fn photo_bytes_follow_their_report(b: Backend) {
     app.demo_accounts().await;
     let admin = app.login("beheerder", "desk").await;
     let boa = app.login("handhaver", "phone-1").await;
-    let plain_lead = user(
-        &app,
-        &admin,
-        "lead.zonder",
-        "teamleider",
-        thor::demo::TEAM,
-        false,
-    )
-    .await;
+    let plain_lead = app
+        .user("lead.zonder", "teamleider", thor::demo::TEAM, false)
+        .await
+        .1;
     let bytes = jpeg(640, 480, 7);
     // `report` is a fine: a Wpg report.
     let (_, pid) = report_with_photo(&app, &boa, &bytes, "image/jpeg").await;
@@ -231,17 +192,11 @@ async fn photo_bytes_follow_their_report(b: Backend) {
 async fn a_known_hash_is_not_a_key_to_bytes(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.demo_accounts().await;
-    let admin = app.login("beheerder", "desk").await;
     let boa = app.login("handhaver", "phone-1").await;
-    let other = user(
-        &app,
-        &admin,
-        "boa.ijmuiden",
-        "handhaver",
-        "Team IJmuiden",
-        false,
-    )
-    .await;
+    let other = app
+        .user("boa.ijmuiden", "handhaver", "Team IJmuiden", false)
+        .await
+        .1;
     let bytes = jpeg(320, 240, 3);
     let (_, pid) = report_with_photo(&app, &boa, &bytes, "image/jpeg").await;
     assert_eq!(upload(&app, &boa, pid, &bytes).await.status(), 204);
@@ -288,17 +243,11 @@ async fn a_known_hash_is_not_a_key_to_bytes(b: Backend) {
 async fn the_pull_logs_every_wpg_report_it_sends(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.demo_accounts().await;
-    let admin = app.login("beheerder", "desk").await;
     let boa = app.login("handhaver", "phone-1").await;
-    let colleague = user(
-        &app,
-        &admin,
-        "boa.collega",
-        "handhaver",
-        thor::demo::TEAM,
-        false,
-    )
-    .await;
+    let colleague = app
+        .user("boa.collega", "handhaver", thor::demo::TEAM, false)
+        .await
+        .1;
     let wpg = Uuid::new_v4();
     let res = app
         .post(&boa, "/api/v1/violations", &report(wpg))
