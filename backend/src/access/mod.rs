@@ -453,16 +453,25 @@ impl Disclosure {
         self.cached.clear();
     }
 
+    /// The lines still to write, one per kind (and one per cached answer); empties the
+    /// disclosure.
+    fn take_lines(&mut self) -> Vec<(Kind, ReadIds)> {
+        let mut lines = std::mem::take(&mut self.cached);
+        lines.extend(
+            std::mem::take(&mut self.released)
+                .into_iter()
+                .map(|(k, ids)| (k, ReadIds::new(&ids))),
+        );
+        lines
+    }
+
     /// Writes the audit lines (one per kind) and waits until they are committed.
     pub async fn log(
         mut self,
         action: &'static str,
         detail: serde_json::Map<String, serde_json::Value>,
     ) -> ApiResult<()> {
-        let released = std::mem::take(&mut self.released);
-        let mut lines: Vec<(Kind, ReadIds)> = std::mem::take(&mut self.cached);
-        lines.extend(released.into_iter().map(|(k, ids)| (k, ReadIds::new(&ids))));
-        for (kind, ids) in lines {
+        for (kind, ids) in self.take_lines() {
             self.audit
                 .read_ids(&self.p.actor(), action, kind.table(), &ids, detail.clone())
                 .await?;
@@ -475,15 +484,10 @@ impl Drop for Disclosure {
     /// A release that was not logged (an early return after the decision) is logged anyway:
     /// what was decided may have left.
     fn drop(&mut self) {
-        if self.released.is_empty() && self.cached.is_empty() {
+        let lines = self.take_lines();
+        if lines.is_empty() {
             return;
         }
-        let mut lines: Vec<(Kind, ReadIds)> = std::mem::take(&mut self.cached);
-        lines.extend(
-            std::mem::take(&mut self.released)
-                .into_iter()
-                .map(|(k, ids)| (k, ReadIds::new(&ids))),
-        );
         let audit = self.audit.clone();
         let actor = self.p.actor();
         tracing::warn!("a Wpg disclosure was not logged on its path; logging it now");

@@ -433,25 +433,23 @@ impl SyncTable for ViolationsTable {
             .limit(s.limit)
             .all(txn)
             .await?;
+        // The Wpg columns of every report are withheld from a reader who may not read Wpg data,
+        // as the push ignores them from that reader: what a phone holds it can also write back.
+        let hide = !self.hidden_columns(p).is_empty();
         rows.iter()
             .map(|m| {
-                let facts = store::facts(m);
-                let sight = access::decide(p, access::Kind::Violation, &facts);
                 let live = m.deleted_seq.is_none();
-                let withheld = !access::withheld_columns(p, access::Kind::Violation).is_empty();
                 Ok(PulledRow {
                     seq: m.server_rev,
                     id: m.id.to_string(),
                     creation: creation(m),
-                    // The Wpg columns of every report are withheld from a reader who may not
-                    // read Wpg data, as the push ignores them from that reader: what a phone
-                    // holds it can also write back.
                     row: if live {
-                        Pulled::Wire(wire_row(m, sight != access::Sight::Full || withheld)?)
+                        Pulled::Wire(wire_row(m, hide)?)
                     } else {
                         Pulled::Deleted
                     },
-                    wpg: access::released(p, access::Kind::Violation, &facts).filter(|_| live),
+                    wpg: access::released(p, access::Kind::Violation, &store::facts(m))
+                        .filter(|_| live),
                 })
             })
             .collect()
