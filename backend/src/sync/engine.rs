@@ -347,9 +347,9 @@ pub struct ConflictNote {
     pub field: Option<String>,
     /// both_changed, not_writable, edit_on_deleted or rejected.
     pub kind: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value: the field's value, or the whole record in wire form.
     pub applied: Value,
-    #[schema(value_type = Object)]
+    /// Any JSON value, as the client sent it.
     pub client: Value,
 }
 

@@ -210,13 +210,17 @@ pub struct ConflictView {
     pub field: Option<String>,
     pub kind: String,
     pub policy: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value (a field's value, or a whole record in wire form); null when absent.
+    #[schema(required = true)]
     pub base_value: Option<Value>,
-    #[schema(value_type = Object)]
+    /// Any JSON value (a field's value, or a whole record in wire form); null when absent.
+    #[schema(required = true)]
     pub server_value: Option<Value>,
-    #[schema(value_type = Object)]
+    /// Any JSON value (a field's value, or a whole record in wire form); null when absent.
+    #[schema(required = true)]
     pub client_value: Option<Value>,
-    #[schema(value_type = Object)]
+    /// Any JSON value (a field's value, or a whole record in wire form); null when absent.
+    #[schema(required = true)]
     pub applied_value: Option<Value>,
     pub user_id: Option<Uuid>,
     pub device_id: Option<String>,
@@ -329,7 +333,6 @@ pub enum Resolution {
 pub struct ResolveRequest {
     pub resolution: Resolution,
     /// The value for `custom`, in wire form (as a phone would push it).
-    #[schema(value_type = Object)]
     pub value: Option<Value>,
     /// Why, for the audit log.
     pub note: Option<String>,
