@@ -401,6 +401,7 @@ pub async fn serve(
     let checkpointer = db.spawn_checkpointer();
     let warm_up = tokio::spawn(warm_briefing(state.clone()));
     let trim = tokio::spawn(release_memory_when_idle(db.clone()));
+    let sealer = tokio::spawn(seal_audit_chain(db.clone()));
     let app = router(state);
     axum::serve(
         listener,
@@ -417,9 +418,32 @@ pub async fn serve(
     worker.abort();
     warm_up.abort();
     trim.abort();
+    sealer.abort();
+    // Every request has ended: whatever was logged is committed and can be sealed now.
+    if let Err(e) = crate::audit::chain::seal(&db.write).await {
+        tracing::warn!(error = %e, "sealing the audit log at shutdown failed");
+    }
     drop(checkpointer);
     db.close().await;
     Ok(())
+}
+
+/// Every minute, seals the audit lines written since the last run (see
+/// [`crate::audit::chain`]) and logs the chain's head: the anchor an auditor can later hold
+/// `thor audit verify --anchor` to.
+async fn seal_audit_chain(db: crate::db::Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match crate::audit::chain::seal(&db.write).await {
+            Ok((n, Some(head))) if n > 0 => {
+                tracing::info!(sealed = n, anchor = %head, "audit chain sealed")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sealing the audit log failed"),
+        }
+    }
 }
 
 /// Every 10 s in which no request began, closes the idle point-read connections and has every

@@ -9,6 +9,7 @@
 //!
 //! The database refuses UPDATE and DELETE on the table (triggers in the first migration).
 
+pub mod chain;
 pub mod entity;
 
 use chrono::{DateTime, Utc};

@@ -1,5 +1,6 @@
 //! Black-box tests of the thor API, each on SQLite and (with THOR_TEST_POSTGRES) PostgreSQL.
 
+mod audit_chain;
 mod auth;
 /// The decompression bombs of `backend/tests/decode_memory.rs`: one generator for both.
 #[allow(dead_code)]
