@@ -132,6 +132,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::rounds::routes::router())
         .merge(crate::briefing::routes::router())
         .merge(crate::exports::router())
+        .merge(crate::audit::routes::router())
 }
 
 /// The OpenAPI document the code generates.

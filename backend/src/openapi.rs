@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         (name = "reference", description = "Wijken, buurten, categories and feitcodes"),
         (name = "violations", description = "Violation reports: afval, parkeren, honden, overig"),
         (name = "sync", description = "Offline sync (WatermelonDB protocol) and sync conflicts; see SYNC.md"),
+        (name = "accountability", description = "For the functionaris gegevensbescherming: the disclosure register (Wpg art. 25)"),
     )
 )]
 struct ApiDoc;

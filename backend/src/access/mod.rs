@@ -523,6 +523,7 @@ fn table_principals() -> Vec<(&'static str, Principal)> {
         ("teamleider + Wpg", mk(Role::Teamleider, true)),
         ("beheerder", mk(Role::Beheerder, false)),
         ("beheerder + Wpg", mk(Role::Beheerder, true)),
+        ("fg", mk(Role::Fg, true)),
     ]
 }
 

@@ -11,6 +11,8 @@
 
 pub mod chain;
 pub mod entity;
+pub mod register;
+pub mod routes;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, Set, TransactionTrait};

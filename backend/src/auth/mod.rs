@@ -35,6 +35,9 @@ pub enum Role {
     Jeugdboa,
     Teamleider,
     Beheerder,
+    /// The functionaris gegevensbescherming (privacy officer): reads the audit log and the
+    /// disclosure register, no record of the field.
+    Fg,
 }
 
 impl Role {
@@ -44,6 +47,7 @@ impl Role {
             Role::Jeugdboa => "jeugdboa",
             Role::Teamleider => "teamleider",
             Role::Beheerder => "beheerder",
+            Role::Fg => "fg",
         }
     }
 
@@ -53,6 +57,7 @@ impl Role {
             "jeugdboa" => Some(Role::Jeugdboa),
             "teamleider" => Some(Role::Teamleider),
             "beheerder" => Some(Role::Beheerder),
+            "fg" => Some(Role::Fg),
             _ => None,
         }
     }
@@ -91,6 +96,8 @@ pub enum Action {
     ManageUsers,
     /// Revoke the tokens of another user (a lost phone).
     RevokeOthersDevices,
+    /// Search the audit log and the disclosure register (Wpg art. 25, 32a).
+    ReadAccountability,
 }
 
 /// Which records a principal may read.
@@ -129,6 +136,7 @@ impl Principal {
             Action::ReviewViolation => self.role == Teamleider,
             Action::ManageUsers => self.role == Beheerder,
             Action::RevokeOthersDevices => matches!(self.role, Beheerder | Teamleider),
+            Action::ReadAccountability => self.role == Fg,
         }
     }
 
@@ -139,6 +147,9 @@ impl Principal {
             Err(ApiError::Forbidden(match action {
                 Action::ReviewViolation => {
                     "only a teamleider approves or rejects reports".to_string()
+                }
+                Action::ReadAccountability => {
+                    "only the functionaris gegevensbescherming (role fg) reads the audit log and the disclosure register".to_string()
                 }
                 other => format!("a {} may not do this ({other:?})", self.role.as_str()),
             }))
@@ -391,6 +402,7 @@ mod tests {
             Role::Jeugdboa,
             Role::Teamleider,
             Role::Beheerder,
+            Role::Fg,
         ] {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::access::{Disclosure, Kind, Sight};
 use crate::app::AppState;
 use crate::audit::Entry;
+use crate::audit::register::{self, Provided, Provision, Stated};
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -131,23 +132,84 @@ async fn page(
         .await?)
 }
 
+/// A violations export's entry in the disclosure register: `None` for a reader who gets no
+/// Wpg field in full (nothing to register); for one who does, the provision must be stated.
+struct Registered {
+    provision_id: Uuid,
+    stated: Stated,
+    channel: &'static str,
+}
+
+fn registered(
+    p: &Principal,
+    provision: &Provision,
+    channel: &'static str,
+) -> ApiResult<Option<Registered>> {
+    if !crate::access::reads_wpg_of(p, Kind::Violation) {
+        return Ok(None);
+    }
+    Ok(Some(Registered {
+        provision_id: Uuid::now_v7(),
+        stated: provision.stated()?,
+        channel,
+    }))
+}
+
+/// Writes a page's kentekens that leave in full into the disclosure register.
+async fn register_page(
+    st: &AppState,
+    p: &Principal,
+    r: &Registered,
+    rows: &[violation::Model],
+    withheld: &Withheld,
+) -> Result<(), sea_orm::DbErr> {
+    let provided: Vec<Provided> = rows
+        .iter()
+        .filter(|m| !withheld.contains(&m.id))
+        .filter_map(|m| {
+            let plate = m.plate.as_deref().filter(|s| !s.trim().is_empty())?;
+            Some(Provided {
+                record_type: "violation",
+                record_id: m.id.to_string(),
+                subject_kind: "kenteken",
+                subject: plate,
+            })
+        })
+        .collect();
+    if provided.is_empty() {
+        return Ok(());
+    }
+    register::record(
+        &st.db.write,
+        p,
+        r.provision_id,
+        &r.stated,
+        r.channel,
+        provided,
+        Utc::now(),
+    )
+    .await
+}
+
 /// Streams the period's reports, each page rendered by `render`, between `head` and `tail`.
 fn stream_reports(
     state: &AppState,
     p: Principal,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    register: Option<Registered>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
     head: Bytes,
     tail: Bytes,
     render: fn(&[violation::Model], &AppState, &Withheld, bool) -> std::io::Result<Bytes>,
 ) -> Body {
     let st = state.clone();
+    let register = std::sync::Arc::new(register);
     // States: Some(cursor) = more to read; None = done.
     let pages = stream::unfold(
         (Some(None::<(DateTime<Utc>, Uuid)>), true),
         move |(cursor, first)| {
             let st = st.clone();
             let p = p.clone();
+            let register = register.clone();
             async move {
                 let after = cursor?;
                 match page(&st.db, &p, from, to, after).await {
@@ -170,6 +232,17 @@ fn stream_reports(
                             tracing::error!(error = %e, "export stopped: its reads could not be logged");
                             return Some((
                                 Err(std::io::Error::other("the audit log is unavailable")),
+                                (None, false),
+                            ));
+                        }
+                        if let Some(r) = Option::as_ref(&register)
+                            && let Err(e) = register_page(&st, &p, r, &rows, &withheld).await
+                        {
+                            tracing::error!(error = %e, "export stopped: the disclosure register could not be written");
+                            return Some((
+                                Err(std::io::Error::other(
+                                    "the disclosure register is unavailable",
+                                )),
                                 (None, false),
                             ));
                         }
@@ -315,21 +388,31 @@ fn csv_head() -> Bytes {
 /// numbers stay numbers. Streamed.
 #[utoipa::path(
     get, path = "/api/v1/exports/violations.csv", operation_id = "exportViolationsCsv", tag = "exports",
-    params(Period),
+    params(Period, Provision),
     responses(
         (status = 200, description = "CSV", content_type = "text/csv"),
-        (status = 422, description = "A bad period", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad period, or a provision of Wpg data without recipient, purpose or legal basis", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn violations_csv(
     State(state): State<AppState>,
     p: Principal,
     ApiQuery(period): ApiQuery<Period>,
+    ApiQuery(provision): ApiQuery<Provision>,
 ) -> ApiResult<Response> {
-    let (from, to) = period.bounds()?;
+    let bounds = period.bounds()?;
+    let register = registered(&p, &provision, "export violations.csv")?;
     audit_export(&state, &p, "violations.csv", &period).await?;
     let name = format!("overtredingen-{}-{}.csv", period.from, period.last());
-    let body = stream_reports(&state, p, from, to, csv_head(), Bytes::new(), csv_rows);
+    let body = stream_reports(
+        &state,
+        p,
+        register,
+        bounds,
+        csv_head(),
+        Bytes::new(),
+        csv_rows,
+    );
     Ok(attachment(body, "text/csv; charset=utf-8", name))
 }
 
@@ -366,26 +449,28 @@ fn geojson_rows(
 /// The period's reports as a GeoJSON FeatureCollection of points (WGS84), for QGIS. Streamed.
 #[utoipa::path(
     get, path = "/api/v1/exports/violations.geojson", operation_id = "exportViolationsGeojson", tag = "exports",
-    params(Period),
+    params(Period, Provision),
     responses(
         (status = 200, description = "GeoJSON", content_type = "application/geo+json"),
-        (status = 422, description = "A bad period", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad period, or a provision of Wpg data without recipient, purpose or legal basis", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn violations_geojson(
     State(state): State<AppState>,
     p: Principal,
     ApiQuery(period): ApiQuery<Period>,
+    ApiQuery(provision): ApiQuery<Provision>,
 ) -> ApiResult<Response> {
-    let (from, to) = period.bounds()?;
+    let bounds = period.bounds()?;
+    let register = registered(&p, &provision, "export violations.geojson")?;
     audit_export(&state, &p, "violations.geojson", &period).await?;
     let name = format!("overtredingen-{}-{}.geojson", period.from, period.last());
     let head = Bytes::from_static(b"{\"type\":\"FeatureCollection\",\"features\":[\n");
     let body = stream_reports(
         &state,
         p,
-        from,
-        to,
+        register,
+        bounds,
         head,
         Bytes::from_static(b"]}\n"),
         geojson_rows,

@@ -228,7 +228,10 @@ async fn exports_open_in_excel_and_qgis(b: Backend) {
     let res = app
         .get(
             &lead,
-            &format!("/api/v1/exports/violations.csv?from={today}"),
+            &format!(
+                "/api/v1/exports/violations.csv?from={today}{}",
+                crate::PROVISION
+            ),
         )
         .send()
         .await
@@ -282,7 +285,10 @@ async fn exports_open_in_excel_and_qgis(b: Backend) {
     let g: Value = app
         .get(
             &lead,
-            &format!("/api/v1/exports/violations.geojson?from={today}&to={today}"),
+            &format!(
+                "/api/v1/exports/violations.geojson?from={today}&to={today}{}",
+                crate::PROVISION
+            ),
         )
         .send()
         .await

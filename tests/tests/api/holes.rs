@@ -354,7 +354,13 @@ async fn security_headers_on_the_page_and_every_answer(b: Backend) {
         ("/api/v1/violations/not-a-uuid".to_string(), 400),
         ("/no/such/route".to_string(), 404),
         ("/healthz".to_string(), 200),
-        (format!("/api/v1/exports/violations.csv?from={today}"), 200),
+        (
+            format!(
+                "/api/v1/exports/violations.csv?from={today}{}",
+                crate::PROVISION
+            ),
+            200,
+        ),
     ] {
         let res = app.get(&t, &path).send().await.unwrap();
         assert_eq!(res.status(), status, "{path}");
@@ -477,7 +483,10 @@ async fn csv_text_that_looks_like_a_formula_opens_as_text(b: Backend) {
     let res = app
         .get(
             &lead,
-            &format!("/api/v1/exports/violations.csv?from={today}"),
+            &format!(
+                "/api/v1/exports/violations.csv?from={today}{}",
+                crate::PROVISION
+            ),
         )
         .send()
         .await

@@ -16,6 +16,7 @@ mod ops;
 mod photos;
 mod push_hostile;
 mod reference;
+mod register;
 mod rejections;
 mod role_matrix;
 mod sync;
@@ -24,3 +25,8 @@ mod sync_doc;
 mod sync_model;
 mod violations;
 mod visibility;
+
+/// The recipient, purpose and legal basis an export of Wpg data states for the disclosure
+/// register (appended to an export's query).
+pub const PROVISION: &str =
+    "&recipient=eigen%20team&purpose=maandrapportage&legal_basis=Wpg%20art.%208";

@@ -271,8 +271,9 @@ async fn a_report_outside_velsen_is_kept_and_flagged(b: Backend) {
         .get(
             &lead,
             &format!(
-                "/api/v1/exports/violations.csv?from={}&to={today}",
-                today - chrono::Days::new(1)
+                "/api/v1/exports/violations.csv?from={}&to={today}{}",
+                today - chrono::Days::new(1),
+                crate::PROVISION
             ),
         )
         .send()

@@ -939,6 +939,7 @@ fn query_value(name: &str, schema: &Value, c: &Ctx) -> Option<String> {
     match (name, schema["format"].as_str()) {
         ("lat", _) => Some(LAT.to_string()),
         ("lon", _) => Some(LON.to_string()),
+        ("kenteken", _) => Some("12-ABC-3".to_string()),
         (_, Some("date")) => Some(c.day.to_string()),
         _ => None,
     }
@@ -1818,6 +1819,8 @@ fn expected_status(key: &str, who: &Who) -> Option<StatusRule> {
             Some(ok)
         }
         "POST /api/v1/briefing/signoff" if !who.is("teamleider") => Some(forbidden),
+        "GET /api/v1/disclosures" if who.is("fg") => Some(ok),
+        "GET /api/v1/disclosures" => Some(forbidden),
         "POST /api/v1/users" if who.is("beheerder") => Some(ok),
         "POST /api/v1/users" => Some(forbidden),
         "POST /api/v1/conflicts/{id}/resolve" if !who.is("teamleider") => Some(refused),
@@ -1867,6 +1870,7 @@ async fn role_matrix(backend: Backend) {
         ("jb.ijmond", "jeugdboa", Some(TEAM_B), false),
         ("tl.ijmond", "teamleider", Some(TEAM_B), true),
         ("zonder.team", "handhaver", None, false),
+        ("fg.privacy", "fg", None, true),
         ("slachtoffer", "handhaver", Some(TEAM_A), false),
     ] {
         ok_json(
@@ -2027,12 +2031,21 @@ async fn role_matrix(backend: Backend) {
         Some(l("zonder.team").await),
         "zonder.team",
     );
+    // The functionaris gegevensbescherming, with the Wpg flag: reads the register, no record.
+    let fg = who(
+        "fg+wpg",
+        "fg",
+        None,
+        true,
+        Some(l("fg.privacy").await),
+        "fg.privacy",
+    );
     let (_, victim) = login_as(&app, "slachtoffer", PASSWORD, "victim-phone").await;
     let all = [
         &anonymous, &revoked, &hh_a, &jb_a, &tl_a, &tl_a0, &bh, &bh_wpg, &hh_b, &jb_b, &tl_b,
-        &no_team,
+        &no_team, &fg,
     ];
-    let outsiders = [&anonymous, &revoked, &no_team, &hh_b, &jb_b, &tl_b];
+    let outsiders = [&anonymous, &revoked, &no_team, &hh_b, &jb_b, &tl_b, &fg];
     // Least entitled first: the first resolve of a conflict is the one that can leak its values.
     let insiders = [&tl_a0, &bh, &bh_wpg, &hh_a, &jb_a, &tl_a];
     assert_eq!(outsiders.len() + insiders.len(), all.len());

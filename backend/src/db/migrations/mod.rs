@@ -13,7 +13,7 @@ mod m20261126_000007_pull_indexes;
 mod m20261126_000008_redundant_index;
 mod m20261202_000009_creation;
 mod m20261202_000010_signoff_per_team;
-mod m20261203_000011_audit_seal;
+mod m20261203_000011_accountability;
 
 pub struct Migrator;
 
@@ -31,7 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_redundant_index::Migration),
             Box::new(m20261202_000009_creation::Migration),
             Box::new(m20261202_000010_signoff_per_team::Migration),
-            Box::new(m20261203_000011_audit_seal::Migration),
+            Box::new(m20261203_000011_accountability::Migration),
         ]
     }
 }
