@@ -14,6 +14,7 @@ mod openapi;
 mod ops;
 mod photos;
 mod push_hostile;
+mod recovery;
 mod reference;
 mod rejections;
 mod role_matrix;
