@@ -612,7 +612,7 @@ pub async fn tus_create(
         res.headers_mut().insert("upload-offset", hv(m.size_bytes));
         return Ok(res);
     }
-    let offset = stored_offset(&state, &m).await;
+    let offset = stored_offset(&state, &m, staged_len(&state, id).await).await?;
     let with_body = header_str(&headers, "content-type")
         .is_some_and(|c| c.starts_with("application/offset+octet-stream"));
     let (offset, expires) = if with_body && offset == 0 {
@@ -709,22 +709,13 @@ pub async fn tus_head(
     {
         m = done;
     }
-    let offset = if busy.is_some() {
-        stored_offset(&state, &m).await
-    } else {
-        // Another request holds the upload and may be finishing it now. The staged file is
-        // looked at before the record, which says "received" before the file moves (see
-        // `finish`): one of the two shows every byte.
-        let staged = staged_len(&state, id).await;
-        let now_m = load_visible(&state, &p, id).await?;
-        let offset = if all_received(&now_m) {
-            now_m.size_bytes as u64
-        } else {
-            staged
-        };
-        m = now_m;
-        offset
-    };
+    let staged = staged_len(&state, id).await;
+    if busy.is_none() {
+        // Another request holds the upload and may be finishing it now: the record as it is
+        // after the staged file was looked at (see `stored_offset`).
+        m = load_visible(&state, &p, id).await?;
+    }
+    let offset = stored_offset(&state, &m, staged).await?;
     drop(busy);
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();
@@ -1454,20 +1445,37 @@ async fn complete(
     Ok(())
 }
 
-/// Whether every byte of this photo arrived: it is complete, or [`finish`] recorded them
-/// received and is storing them (or was cut short there: [`resume_finish`] takes it up).
-fn all_received(m: &photo::Model) -> bool {
-    m.upload_state == UploadState::Complete.as_str()
-        || (m.upload_offset == m.size_bytes && m.upload_state != UploadState::Failed.as_str())
+/// Whether [`finish`] recorded every byte of this unfinished upload received (step 2).
+fn received(m: &photo::Model) -> bool {
+    m.upload_offset == m.size_bytes
+        && matches!(
+            UploadState::parse(&m.upload_state),
+            Some(UploadState::Pending | UploadState::Partial)
+        )
 }
 
-/// The offset HEAD and POST answer: the length once every byte arrived, else what is staged.
-async fn stored_offset(state: &AppState, m: &photo::Model) -> u64 {
-    if all_received(m) {
-        m.size_bytes as u64
-    } else {
-        staged_len(state, m.id).await
+/// The offset HEAD and POST answer, from the record and from `staged`, the length of its
+/// staged file looked at *before* the record was read: the length once every byte is here
+/// (complete; fully staged; or received with the original in the store, which [`finish`] may
+/// be completing right now), else what is staged. Whichever step of a finish running beside
+/// it the two looks fall between, one of them shows every byte (step 2 is committed before
+/// step 3 moves the file).
+async fn stored_offset(state: &AppState, m: &photo::Model, staged: u64) -> ApiResult<u64> {
+    let size = m.size_bytes as u64;
+    if m.upload_state == UploadState::Complete.as_str() || staged >= size {
+        return Ok(size);
     }
+    if received(m)
+        && state
+            .photos
+            .blobs
+            .exists(&BlobStore::original_key(&m.sha256))
+            .await
+            .map_err(ApiError::internal)?
+    {
+        return Ok(size);
+    }
+    Ok(staged)
 }
 
 /// The SHA-256 of a staged file, hex.
@@ -1514,7 +1522,7 @@ async fn resume_finish(
         tracing::info!(photo = %m.id, "taking up the finish of an upload whose bytes are staged");
         let sha = hash_file(path).await?;
         finish(state, actor, &m, sha, now).await
-    } else if m.upload_offset == m.size_bytes {
+    } else if received(&m) {
         let key = BlobStore::original_key(&m.sha256);
         if !state
             .photos
@@ -1523,7 +1531,9 @@ async fn resume_finish(
             .await
             .map_err(ApiError::internal)?
         {
-            tracing::error!(photo = %m.id, "an upload's bytes were received, but neither its staged file nor its original is there");
+            // Staged on another instance that stopped before step 3, or lost: HEAD answers what
+            // is staged here, and the phone sends the bytes again.
+            tracing::warn!(photo = %m.id, "an upload's bytes were received, but neither its staged file nor its original is here");
             return Ok(m);
         }
         let bytes = state
