@@ -12,7 +12,7 @@ use thor::photos::tus::{FinishStep, SHUTDOWN_GRACE};
 use thor_tests::{Backend, TestApp, both};
 use uuid::Uuid;
 
-use super::photos::{create_upload, jpeg, patch, photo, report_with_photo, tus};
+use super::photos::{create_upload, jpeg, patch, photo, report_with_photo, s3_app, s3_bucket, tus};
 
 const STEPS: [FinishStep; 4] = [
     FinishStep::Verified,
@@ -85,7 +85,19 @@ async fn completes_without_resending(
 /// The finish of an upload stopped after each of its steps: on the same server (HEAD takes it
 /// up) and after a restart on the same database and data folder (the start or HEAD does).
 async fn an_upload_stopped_in_its_finish_completes_without_resending(b: Backend) {
-    let app = TestApp::spawn(b).await;
+    stopped_finishes_complete(TestApp::spawn(b).await).await;
+}
+
+/// The same with the photo store on S3, where step 3 is a multipart upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_stopped_in_its_finish_completes_without_resending_on_s3() {
+    let Some((endpoint, bucket)) = s3_bucket().await else {
+        return;
+    };
+    stopped_finishes_complete(s3_app(&endpoint, &bucket).await).await;
+}
+
+async fn stopped_finishes_complete(app: TestApp) {
     app.demo_accounts().await;
     let t = app.login("handhaver", "phone").await;
     for (i, step) in STEPS.into_iter().enumerate() {
