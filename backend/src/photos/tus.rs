@@ -201,7 +201,8 @@ impl Photos {
         }
     }
 
-    /// Fails the finish of an upload after `step` when a test asked for it ([`Photos::stop_after`]).
+    /// Fails the finish of an upload after `step` when a test asked for it
+    /// ([`Photos::stop_after`]).
     fn step_done(&self, step: FinishStep) -> ApiResult<()> {
         match self.stop_after.lock() {
             Ok(s) if *s == Some(step) => Err(ApiError::internal(anyhow::anyhow!(
@@ -593,7 +594,7 @@ pub async fn tus_create(
     let _busy = Busy::take(&state.photos, id)?;
     let now = Utc::now();
     let actor = p.actor();
-    let mut m = resume_finish(&state, &actor, m, now).await?;
+    let mut m = resume_finish(&state, m, now).await?;
     if m.upload_state == UploadState::Failed.as_str() {
         return Err(bytes_refused(&m));
     }
@@ -683,7 +684,7 @@ pub async fn tus_head(
     // nothing again. Not while another request holds the upload (see `offset` below).
     let busy = Busy::take(&state.photos, id).ok();
     let m = match busy {
-        Some(_) => resume_finish(&state, &p.actor(), m, now).await?,
+        Some(_) => resume_finish(&state, m, now).await?,
         None => m,
     };
     if m.upload_state == UploadState::Failed.as_str() {
@@ -794,7 +795,7 @@ pub async fn tus_patch(
     }
     let _busy = Busy::take(&state.photos, id)?;
     // A finish cut short is taken up first: the bytes are here, none is sent again.
-    let m = resume_finish(&state, &p.actor(), m, now).await?;
+    let m = resume_finish(&state, m, now).await?;
     if m.upload_state == UploadState::Complete.as_str() {
         let mut res = StatusCode::NO_CONTENT.into_response();
         res.headers_mut().insert("upload-offset", hv(m.size_bytes));
@@ -1446,7 +1447,7 @@ async fn complete(
 }
 
 /// Whether [`finish`] recorded every byte of this unfinished upload received (step 2).
-fn received(m: &photo::Model) -> bool {
+fn marked_received(m: &photo::Model) -> bool {
     m.upload_offset == m.size_bytes
         && matches!(
             UploadState::parse(&m.upload_state),
@@ -1465,7 +1466,7 @@ async fn stored_offset(state: &AppState, m: &photo::Model, staged: u64) -> ApiRe
     if m.upload_state == UploadState::Complete.as_str() || staged >= size {
         return Ok(size);
     }
-    if received(m)
+    if marked_received(m)
         && state
             .photos
             .blobs
@@ -1506,10 +1507,11 @@ async fn hash_file(path: PathBuf) -> ApiResult<String> {
 /// on the way leave it failed, as [`finish`] would.
 async fn resume_finish(
     state: &AppState,
-    actor: &Actor,
     m: photo::Model,
     now: DateTime<Utc>,
 ) -> ApiResult<photo::Model> {
+    // The server completes what an earlier request delivered: not the act of whoever asks.
+    let actor = &Actor::system("upload-resume");
     if !matches!(
         UploadState::parse(&m.upload_state),
         Some(UploadState::Pending | UploadState::Partial)
@@ -1522,7 +1524,7 @@ async fn resume_finish(
         tracing::info!(photo = %m.id, "taking up the finish of an upload whose bytes are staged");
         let sha = hash_file(path).await?;
         finish(state, actor, &m, sha, now).await
-    } else if received(&m) {
+    } else if marked_received(&m) {
         let key = BlobStore::original_key(&m.sha256);
         if !state
             .photos
@@ -1592,7 +1594,6 @@ pub async fn resume_finishes(state: &AppState) -> anyhow::Result<usize> {
             ids.push(id);
         }
     }
-    let actor = Actor::system("upload-resume");
     let mut done = 0;
     for id in ids {
         let Ok(_busy) = Busy::take(&state.photos, id) else {
@@ -1604,7 +1605,7 @@ pub async fn resume_finishes(state: &AppState) -> anyhow::Result<usize> {
         if m.upload_state == UploadState::Complete.as_str() {
             continue;
         }
-        match resume_finish(state, &actor, m, Utc::now()).await {
+        match resume_finish(state, m, Utc::now()).await {
             Ok(m) if m.upload_state == UploadState::Complete.as_str() => done += 1,
             Ok(_) => {}
             Err(e) => {

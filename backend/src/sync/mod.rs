@@ -2,21 +2,25 @@
 //!
 //! Each write transaction takes `n` sequence numbers with
 //! `UPDATE sync_space SET last_seq = last_seq + n … RETURNING last_seq`. On PostgreSQL the row
-//! lock (taken when the transaction began, see "Lock order") is held until commit, so sequence order is commit order; SQLite has one writer. A pull
-//! that reads `seq > cursor AND seq <= last_seq` in one snapshot therefore never skips a row
-//! that commits late (the bug of bigserial and timestamp cursors). The pull/push engine builds
-//! on this (see `mobile-api-spec/SYNC.md`).
+//! lock (taken when the transaction began, see "Lock order") is held until commit, so sequence
+//! order is commit order; SQLite has one writer. A pull that reads
+//! `seq > cursor AND seq <= last_seq` in one snapshot therefore never skips a row that commits
+//! late (the bug of bigserial and timestamp cursors). The pull/push engine builds on this (see
+//! `mobile-api-spec/SYNC.md`).
 //!
 //! # Lock order
 //! Every transaction that writes a synced record (report, photo, declared kind, conflict) or
 //! `sync_space` begins with [`begin_write`], which takes the `sync_space` row lock first, before
 //! any record is read for update. Records are then locked in whatever order the work needs:
-//! while a transaction holds `sync_space`, no other writer holds or waits for a record lock it
-//! could need, so two such transactions never wait on each other in a cycle. Without it, two
-//! instances deadlocked on PostgreSQL (issue 19): a group commit locked report A, stamped
-//! (taking `sync_space`), then asked for report B, while the other instance's batch held B and
-//! waited for `sync_space`. Transactions that write no synced record (accounts, the audit
-//! log's own writer, a device's pull mark) take no record lock and do not need it.
+//! only one such transaction at a time gets past its first statement, so two of them never
+//! wait on each other in a cycle. Without it, two instances deadlocked on PostgreSQL (issue
+//! 19): a group commit locked report A, stamped (taking `sync_space`), then asked for report B,
+//! while the other instance's batch held B and waited for `sync_space`. Writes that change no
+//! synced record (accounts and tokens, the audit log's own writer, a device's pull mark as one
+//! statement) take no record lock while they wait for another, so they cannot close a cycle
+//! either, and do not take `sync_space`. The price: the writes of all instances run one at a
+//! time from their first statement (before, from their first stamp, which in a push came
+//! early anyway).
 
 pub mod committer;
 pub mod engine;
@@ -77,9 +81,8 @@ pub async fn begin_write(db: &crate::db::Db) -> Result<sea_orm::DatabaseTransact
     Ok(txn)
 }
 
-/// Takes the `sync_space` row lock in a transaction (PostgreSQL; a no-op on SQLite). Only for a
-/// transaction that has locked no record yet: [`begin_write`] is the usual way.
-pub async fn lock_space<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+/// Takes the `sync_space` row lock in a transaction (PostgreSQL; a no-op on SQLite).
+async fn lock_space<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
     if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
     }
