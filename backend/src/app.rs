@@ -388,8 +388,9 @@ async fn refuse_declared_oversize(
     }
 }
 
-/// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests, and
-/// closes the database (which checkpoints SQLite's WAL).
+/// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests (pushes
+/// are answered; uploads still receiving are ended after `tus::SHUTDOWN_GRACE`, keeping their
+/// bytes), and closes the database (which checkpoints SQLite's WAL).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -397,7 +398,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let ready = state.ready.clone();
     let changes = state.changes.clone();
+    let photos = state.photos.clone();
     let db = state.db.clone();
+    let resume = tokio::spawn(resume_uploads(state.clone()));
     let worker = crate::photos::worker::start(state.clone());
     let checkpointer = db.spawn_checkpointer();
     let warm_up = tokio::spawn(warm_briefing(state.clone()));
@@ -412,10 +415,12 @@ pub async fn serve(
         shutdown.await;
         ready.store(false, Ordering::SeqCst);
         changes.close();
+        photos.end_uploads(crate::photos::tus::SHUTDOWN_GRACE);
         tracing::info!("shutting down: finishing in-flight requests");
     })
     .await
     .context("serving HTTP")?;
+    resume.abort();
     worker.abort();
     warm_up.abort();
     trim.abort();
@@ -444,6 +449,15 @@ async fn seal_audit_chain(db: crate::db::Db) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sealing the audit log failed"),
         }
+    }
+}
+
+/// Takes up the upload finishes a stop cut short (`tus::resume_finishes`), once after start.
+async fn resume_uploads(state: AppState) {
+    match crate::photos::tus::resume_finishes(&state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(photos = n, "unfinished uploads completed after a restart"),
+        Err(e) => tracing::warn!(error = ?e, "taking up unfinished uploads failed"),
     }
 }
 

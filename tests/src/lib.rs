@@ -106,6 +106,27 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+type Served = (
+    AppState,
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<anyhow::Result<()>>,
+);
+
+/// Opens the server state of `config` and serves it on a random port until the sender fires.
+async fn serve_config(config: Config) -> Served {
+    let state = AppState::open(config).await.expect("open the server state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app::serve(state.clone(), listener, async move {
+        let _ = rx.await;
+    }));
+    (state, addr, tx, server)
+}
+
 /// The password of the users [`TestApp::user`] makes.
 pub const USER_PASSWORD: &str = "lange wachtzin voor test";
 
@@ -150,15 +171,7 @@ impl TestApp {
             }
         };
         tweak(&mut config);
-        let state = AppState::open(config).await.expect("open the server state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app::serve(state.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let (state, addr, tx, server) = serve_config(config).await;
         TestApp {
             addr,
             base: format!("http://{addr}"),
@@ -169,6 +182,48 @@ impl TestApp {
             server: Some(server),
             _dir: dir,
             _pg: pg,
+        }
+    }
+
+    /// Stops this server (as `stop` does) and starts a new one on the same configuration: the
+    /// same database and data folder, a new port. What a restart after a crash finds.
+    pub async fn restart(mut self) -> TestApp {
+        self.begin_shutdown();
+        self.wait_server().await;
+        let config = (*self.state.config).clone();
+        let (state, addr, shutdown, server) = serve_config(config).await;
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder().build().expect("client"),
+            state,
+            backend: self.backend.clone(),
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _dir: self._dir,
+            _pg: self._pg.take(),
+        }
+    }
+
+    /// A second server instance on this one's database, with a data folder of its own (its own
+    /// pools, batchers and upload staging), as behind a load balancer. Stop it before this one.
+    pub async fn another_instance(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..(*self.state.config).clone()
+        };
+        let (state, addr, shutdown, server) = serve_config(config).await;
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder().build().expect("client"),
+            state,
+            backend: self.backend.clone(),
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _dir: dir,
+            _pg: None,
         }
     }
 
@@ -310,6 +365,14 @@ impl TestApp {
     pub fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the server to stop (after `begin_shutdown`), keeping its database and data
+    /// folder: a `restart` may follow.
+    pub async fn wait_server(&mut self) {
+        if let Some(h) = self.server.take() {
+            h.await.expect("server task").expect("server result");
         }
     }
 

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{NaiveDate, Utc};
-use sea_orm::TransactionTrait;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -115,7 +114,7 @@ pub async fn sign_off(
     p: Principal,
     ApiJson(req): ApiJson<SignOffRequest>,
 ) -> ApiResult<Json<Briefing>> {
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let b = super::load::sign(
         &txn,
         &state.reference,

@@ -523,7 +523,7 @@ pub async fn load_history(
     days: i64,
     seed: u64,
 ) -> Result<Loaded, ApiError> {
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     // Days are written newest first, one transaction each: if the oldest has reports, the
     // history is complete (an interrupted load is finished by the next start).
     use crate::violations::entity::violation;
@@ -547,7 +547,7 @@ pub async fn load_history(
         let mut reports = violations(&state.reference, day, size, seed);
         // Received by the end of the day (reports are received within 45 minutes of observing).
         let received = store::amsterdam_day(day).1 + Duration::hours(1);
-        let txn = state.db.write.begin().await?;
+        let txn = crate::sync::begin_write(&state.db).await?;
         let mut by_officer: std::collections::BTreeMap<
             usize,
             Vec<(NewViolation, store::WriteMeta)>,
@@ -611,7 +611,7 @@ async fn load_field(
     loaded: &mut Loaded,
 ) -> Result<(), ApiError> {
     use crate::records::{kinds, store as rstore};
-    use sea_orm::TransactionTrait;
+
     let mut ordered: Vec<&field::DemoRecord> = records.iter().collect();
     ordered.sort_by_key(|r| r.received_at);
     for r in ordered {
@@ -628,7 +628,7 @@ async fn load_field(
         let serde_json::Value::Object(data) = data else {
             continue;
         };
-        let txn = state.db.write.begin().await?;
+        let txn = crate::sync::begin_write(&state.db).await?;
         if update {
             rstore::update_in(&txn, kind, &p, r.id, &data, r.received_at).await?;
         } else {

@@ -106,6 +106,11 @@ impl BlobStore {
         self.staging.join(photo.to_string())
     }
 
+    /// The folder of the staging files (each named by its photo's id).
+    pub fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+
     pub fn original_key(sha256: &str) -> ObjectPath {
         let prefix = sha256.get(..2).unwrap_or("xx");
         ObjectPath::from(format!("originals/{prefix}/{sha256}"))

@@ -147,8 +147,7 @@ pub async fn delete_photo(
     p: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    use sea_orm::TransactionTrait;
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let deleted = store::delete_in(&txn, &p, id, Utc::now()).await?;
     txn.commit().await?;
     if deleted {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -121,7 +121,7 @@ pub async fn create(
     max_bytes: u64,
     now: DateTime<Utc>,
 ) -> ApiResult<Created> {
-    let txn = db.write.begin().await?;
+    let txn = crate::sync::begin_write(db).await?;
     let out = create_in(&txn, p, input, max_bytes, now).await?;
     txn.commit().await?;
     Ok(out)

@@ -28,9 +28,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -135,6 +133,10 @@ impl ChunkHasher {
 const EXIF_HEAD: u64 = 256 * 1024;
 /// A PATCH that sends nothing for this long is ended; what arrived is kept.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Once shutdown begins, uploads still receiving get this long before they are ended (what
+/// arrived is kept and resumable): a stalled phone must not hold a draining server for `IDLE`,
+/// past an orchestrator's grace period (10–30 s) and its SIGKILL.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What the upload routes share: the evidence store, the limits, and the state of uploads in
 /// progress on this instance (a running hash, so a resumed upload is not read twice).
@@ -147,6 +149,12 @@ pub struct Photos {
     busy: Mutex<HashSet<Uuid>>,
     /// Wakes the derivative worker when an original arrives.
     pub wake: Notify,
+    /// When uploads still receiving are ended: set once shutdown begins ([`Photos::end_uploads`]).
+    ending: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
+    /// A fault point for the tests: when set, [`finish`] fails right after this step and
+    /// leaves what a crash there would leave (the tests then start a server on the same data
+    /// and check that the upload is taken up). Nothing outside the tests sets it.
+    pub stop_after: Mutex<Option<FinishStep>>,
 }
 
 impl Photos {
@@ -162,6 +170,45 @@ impl Photos {
             hashers: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             wake: Notify::new(),
+            ending: tokio::sync::watch::Sender::new(None),
+            stop_after: Mutex::new(None),
+        }
+    }
+
+    /// Shutdown has begun: uploads still receiving are ended `grace` from now, keeping what
+    /// arrived (see [`receive`]).
+    pub fn end_uploads(&self, grace: std::time::Duration) {
+        let at = tokio::time::Instant::now() + grace;
+        self.ending.send_if_modified(|e| {
+            let first = e.is_none();
+            if first {
+                *e = Some(at);
+            }
+            first
+        });
+    }
+
+    /// Resolves when uploads still receiving are to be ended; never before shutdown.
+    async fn uploads_end(&self) {
+        let mut rx = self.ending.subscribe();
+        let at = match rx.wait_for(Option::is_some).await {
+            Ok(at) => *at,
+            Err(_) => None,
+        };
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Fails the finish of an upload after `step` when a test asked for it
+    /// ([`Photos::stop_after`]).
+    fn step_done(&self, step: FinishStep) -> ApiResult<()> {
+        match self.stop_after.lock() {
+            Ok(s) if *s == Some(step) => Err(ApiError::internal(anyhow::anyhow!(
+                "the finish of an upload stopped after {step:?} (test fault point)"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -369,7 +416,7 @@ pub(crate) async fn reset_upload(
     {
         return Err(ApiError::internal(e));
     }
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let next = if failure.is_some() {
         UploadState::Failed
     } else {
@@ -525,15 +572,7 @@ pub async fn tus_create(
     let m = load_visible(&state, &p, id).await?;
     may_upload(&p, &m)?;
     if m.upload_state == UploadState::Failed.as_str() {
-        return Err(ApiError::field(
-            "Upload-Metadata.photo_id",
-            format!(
-                "the bytes of photo {id} were refused ({}); the same file will be refused \
-                 again. To send other bytes for this record, DELETE /api/v1/uploads/{id} first \
-                 (this answer is not retried)",
-                m.failure.as_deref().unwrap_or("no reason kept")
-            ),
-        ));
+        return Err(bytes_refused(&m));
     }
     if length as i64 != m.size_bytes {
         return Err(ApiError::field(
@@ -555,7 +594,10 @@ pub async fn tus_create(
     let _busy = Busy::take(&state.photos, id)?;
     let now = Utc::now();
     let actor = p.actor();
-    let mut m = m;
+    let mut m = resume_finish(&state, m, now).await?;
+    if m.upload_state == UploadState::Failed.as_str() {
+        return Err(bytes_refused(&m));
+    }
     if expired(&m, now) {
         m = reset_upload(&state, &actor, id, None, now).await?;
     }
@@ -571,7 +613,7 @@ pub async fn tus_create(
         res.headers_mut().insert("upload-offset", hv(m.size_bytes));
         return Ok(res);
     }
-    let offset = staged_len(&state, id).await;
+    let offset = stored_offset(&state, &m, staged_len(&state, id).await).await?;
     let with_body = header_str(&headers, "content-type")
         .is_some_and(|c| c.starts_with("application/offset+octet-stream"));
     let (offset, expires) = if with_body && offset == 0 {
@@ -579,7 +621,7 @@ pub async fn tus_create(
         (out.0, out.1)
     } else {
         let expires = now + state.photos.expiry;
-        let txn = state.db.write.begin().await?;
+        let txn = crate::sync::begin_write(&state.db).await?;
         store::server_update(&txn, &actor, id, now, |_, am| {
             am.upload_expires_at = Set(Some(expires));
             (vec![], None)
@@ -596,6 +638,20 @@ pub async fn tus_create(
         h.insert("upload-expires", hv(http_date(e)));
     }
     Ok(res)
+}
+
+/// The answer to creating the upload of a photo whose bytes were refused (422).
+fn bytes_refused(m: &photo::Model) -> ApiError {
+    let id = m.id;
+    ApiError::field(
+        "Upload-Metadata.photo_id",
+        format!(
+            "the bytes of photo {id} were refused ({}); the same file will be refused \
+             again. To send other bytes for this record, DELETE /api/v1/uploads/{id} first \
+             (this answer is not retried)",
+            m.failure.as_deref().unwrap_or("no reason kept")
+        ),
+    )
 }
 
 /// How much of the photo is stored: `Upload-Offset` (resume from there) and `Upload-Length`.
@@ -624,6 +680,13 @@ pub async fn tus_head(
     require_tus(&headers)?;
     let m = load_visible(&state, &p, id).await?;
     let now = Utc::now();
+    // A finish cut short is taken up here, so that a phone that resumes (HEAD first) sends
+    // nothing again. Not while another request holds the upload (see `offset` below).
+    let busy = Busy::take(&state.photos, id).ok();
+    let m = match busy {
+        Some(_) => resume_finish(&state, m, now).await?,
+        None => m,
+    };
     if m.upload_state == UploadState::Failed.as_str() {
         return Err(ApiError::Gone(format!(
             "the upload of photo {id} was refused ({}); create it again",
@@ -642,16 +705,19 @@ pub async fn tus_head(
     // other request is uploading this photo; otherwise the stored offset is the answer.
     if m.upload_state != UploadState::Complete.as_str()
         && may_upload(&p, &m).is_ok()
-        && let Ok(_busy) = Busy::take(&state.photos, id)
+        && busy.is_some()
         && let Some(done) = complete_from_twin(&state, &p, &m, now).await?
     {
         m = done;
     }
-    let offset = if m.upload_state == UploadState::Complete.as_str() {
-        m.size_bytes as u64
-    } else {
-        staged_len(&state, id).await
-    };
+    let staged = staged_len(&state, id).await;
+    if busy.is_none() {
+        // Another request holds the upload and may be finishing it now: the record as it is
+        // after the staged file was looked at (see `stored_offset`).
+        m = load_visible(&state, &p, id).await?;
+    }
+    let offset = stored_offset(&state, &m, staged).await?;
+    drop(busy);
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();
     h.insert("upload-offset", hv(offset));
@@ -728,6 +794,19 @@ pub async fn tus_patch(
         )));
     }
     let _busy = Busy::take(&state.photos, id)?;
+    // A finish cut short is taken up first: the bytes are here, none is sent again.
+    let m = resume_finish(&state, m, now).await?;
+    if m.upload_state == UploadState::Complete.as_str() {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        res.headers_mut().insert("upload-offset", hv(m.size_bytes));
+        return Ok(res);
+    }
+    if m.upload_state == UploadState::Failed.as_str() {
+        return Err(ApiError::Gone(format!(
+            "the upload of photo {id} was refused ({}); create it again",
+            m.failure.unwrap_or_default()
+        )));
+    }
     if expired(&m, now) {
         reset_upload(&state, &p.actor(), id, None, now).await?;
         return Err(ApiError::Gone(format!(
@@ -883,15 +962,26 @@ async fn receive(
         write_staged(writer_path, offset, hasher, want_chunk, rx)
     });
 
-    // Read the body, at most `remaining` bytes, with an idle timeout; sniff the first bytes.
+    // Read the body, at most `remaining` bytes, with an idle timeout, until shutdown's grace
+    // ends (`Photos::end_uploads`); sniff the first bytes. A body cut off keeps what arrived.
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
     let mut too_much = false;
     let mut cut_off = false;
     let mut head: Vec<u8> = Vec::new();
     let mut refused: Option<ApiError> = None;
+    let ending = state.photos.uploads_end();
+    tokio::pin!(ending);
     loop {
-        let next = match tokio::time::timeout(IDLE, stream.next()).await {
+        let next = tokio::select! {
+            n = tokio::time::timeout(IDLE, stream.next()) => n,
+            () = &mut ending => {
+                tracing::info!(photo = %id, received, "shutting down: an upload still receiving was ended; its bytes are kept");
+                cut_off = true;
+                break;
+            }
+        };
+        let next = match next {
             Ok(n) => n,
             Err(_) => {
                 cut_off = true;
@@ -962,7 +1052,7 @@ async fn receive(
     if total < length {
         state.photos.keep_hasher(id, total, written.hasher);
         let expires = now + state.photos.expiry;
-        let txn = state.db.write.begin().await?;
+        let txn = crate::sync::begin_write(&state.db).await?;
         store::server_update(&txn, actor, id, now, |cur, am| {
             am.upload_offset = Set(total as i64);
             am.upload_expires_at = Set(Some(expires));
@@ -982,7 +1072,14 @@ async fn receive(
         }
         return Ok((total, Some(expires)));
     }
-    finish(state, actor, m, written.hasher, now).await?;
+    finish(
+        state,
+        actor,
+        m,
+        crate::auth::token::hex(&written.hasher.finalize()),
+        now,
+    )
+    .await?;
     if too_much {
         return Err(ApiError::PayloadTooLarge(format!(
             "more bytes than Upload-Length {length}; the first {length} were stored"
@@ -1119,17 +1216,43 @@ pub fn exif_summary(e: &imaging::ExifMeta) -> ExifSummary {
     }
 }
 
-/// Verifies a complete staging file and stores it as evidence.
+/// The steps of [`finish`], named so that a test can stop it after one as a crash there would
+/// ([`Photos::stop_after`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishStep {
+    /// The staged file was verified as the photo's original.
+    Verified,
+    /// The record says that every byte arrived (`upload_offset = size_bytes`, still partial).
+    Received,
+    /// The original is in the evidence store; the staged file is gone.
+    Stored,
+    /// The record is complete.
+    Completed,
+}
+
+/// Finishes an upload whose bytes have all arrived (`sha` is their SHA-256, hex). A crash may
+/// cut it between any two steps without losing an acknowledged byte: every state it leaves
+/// answers HEAD with the full length (see [`stored_offset`]), and [`resume_finish`] completes
+/// it on the next HEAD, PATCH or POST of the upload, or when the server starts
+/// ([`resume_finishes`]); nothing is sent again.
+/// 1. Verified: the staged file is this photo's original (SHA-256, type, pixels, decoding
+///    budget); a refusal resets the upload instead. A crash leaves the full staged file.
+/// 2. Received: the record says that every byte arrived. This is what allows step 4 later
+///    from the store alone: the record shows that this upload brought the bytes, which the
+///    stored original alone does not (anyone who knows a hash may name it, see
+///    [`may_take_twin`]).
+/// 3. Stored: the staged file moves into the evidence store (or is dropped when the store has
+///    these bytes already).
+/// 4. Completed: the record is complete, with what its bytes told.
 async fn finish(
     state: &AppState,
     actor: &Actor,
     m: &photo::Model,
-    hasher: Sha256,
+    sha: String,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let id = m.id;
     state.photos.forget(id);
-    let sha = crate::auth::token::hex(&hasher.finalize());
     if sha != m.sha256 {
         let reason = format!(
             "the bytes' SHA-256 is {sha}, the photo record declares {}; the bytes were dropped",
@@ -1156,65 +1279,30 @@ async fn finish(
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
         .map_err(ApiError::internal)?
     };
-    let format = match accepted_type(&head) {
+    let facts = match inspect(state, m.size_bytes as u64, &head, Some(&path)).await? {
         Ok(f) => f,
-        Err(e) => {
-            reset_upload(state, actor, id, Some(e.to_problem().detail), now).await?;
-            return Err(e);
+        Err(r) => {
+            reset_upload(state, actor, id, Some(r.reason), now).await?;
+            return Err(r.error);
         }
     };
-    // A PNG's size sits in its header; a JPEG's in a frame header that may follow a large EXIF
-    // block: read more if the head was not enough.
-    let probe = match imaging::probe(&head) {
-        Ok(p) => Ok(p),
-        Err(_) if (head.len() as u64) < m.size_bytes as u64 => {
-            let all = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
-            imaging::probe(&all)
-        }
-        Err(e) => Err(e),
-    };
-    let probe = match probe {
-        Ok(p) => p,
-        Err(e) => {
-            let reason = format!("not a readable image: {e}");
-            reset_upload(state, actor, id, Some(reason.clone()), now).await?;
-            return Err(ApiError::field("file", reason));
-        }
-    };
-    let pixels = u64::from(probe.width) * u64::from(probe.height);
-    if pixels > state.photos.limits.max_pixels {
-        let reason = format!(
-            "the image claims {}×{} pixels; the limit is {} pixels",
-            probe.width, probe.height, state.photos.limits.max_pixels
-        );
-        reset_upload(state, actor, id, Some(reason.clone()), now).await?;
-        return Err(ApiError::field("file", reason));
-    }
-    // Decoding it for the derivatives must fit the memory budget (`imaging::plan`, as the
-    // worker will): refused here, naming the limit, rather than failed later by the worker.
-    // Formats the server stores but does not derive (HEIF, AVIF) pass.
-    let limits = crate::photos::worker::limits(state);
-    let planned = match imaging::plan(&head, &limits) {
-        Err(imaging::ImageError::Corrupt(_) | imaging::ImageError::NotAnImage)
-            if (head.len() as u64) < m.size_bytes as u64 =>
-        {
-            let all = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
-            imaging::plan(&all, &limits).map(|_| ())
-        }
-        other => other.map(|_| ()),
-    };
-    if let Err(e @ imaging::ImageError::OverBudget { .. }) = planned {
-        let reason = e.to_string();
-        reset_upload(state, actor, id, Some(reason.clone()), now).await?;
-        return Err(ApiError::field("file", reason));
-    }
-    let exif = exif_summary(&imaging::read_exif(&head));
+    state.photos.step_done(FinishStep::Verified)?;
 
-    let key = BlobStore::original_key(&sha);
+    let txn = crate::sync::begin_write(&state.db).await?;
+    store::server_update(&txn, actor, id, now, |_, am| {
+        am.upload_offset = Set(m.size_bytes);
+        // Received bytes do not expire: they are evidence on its way into the store.
+        am.upload_expires_at = Set(None);
+        (vec![], None)
+    })
+    .await?;
+    txn.commit().await?;
+    state.photos.step_done(FinishStep::Received)?;
+
     if state
         .photos
         .blobs
-        .exists(&key)
+        .exists(&BlobStore::original_key(&sha))
         .await
         .map_err(ApiError::internal)?
     {
@@ -1227,18 +1315,120 @@ async fn finish(
             .await
             .map_err(ApiError::internal)?;
     }
+    state.photos.step_done(FinishStep::Stored)?;
 
-    let txn = state.db.write.begin().await?;
-    store::server_update(&txn, actor, id, now, |_, am| {
+    complete(state, actor, m, &facts, now).await?;
+    state.photos.step_done(FinishStep::Completed)
+}
+
+/// Why bytes are refused as evidence: `reason` is kept as the record's `failure`, `error` is
+/// the answer.
+struct Refusal {
+    reason: String,
+    error: ApiError,
+}
+
+/// What an accepted original's bytes tell.
+struct Inspected {
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    exif: ExifSummary,
+}
+
+/// Checks an original as evidence: the type its bytes sniff as, its size in pixels, and that
+/// decoding it for the derivatives fits the memory budget. `head` is its first bytes (all of
+/// them when `staged` is `None`); the staged file is read whole only when the head is not
+/// enough. `Ok(Err(_))` is a refusal of the bytes; `Err(_)` a failure of the server.
+async fn inspect(
+    state: &AppState,
+    size: u64,
+    head: &[u8],
+    staged: Option<&std::path::Path>,
+) -> ApiResult<Result<Inspected, Refusal>> {
+    let refuse = |reason: String| Refusal {
+        error: ApiError::field("file", reason.clone()),
+        reason,
+    };
+    let read_all = || async {
+        match staged {
+            Some(p) => tokio::fs::read(p).await.map_err(ApiError::internal),
+            None => Ok(head.to_vec()),
+        }
+    };
+    let partial_head = (head.len() as u64) < size && staged.is_some();
+    let format = match accepted_type(head) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Err(Refusal {
+                reason: e.to_problem().detail,
+                error: e,
+            }));
+        }
+    };
+    // A PNG's size sits in its header; a JPEG's in a frame header that may follow a large EXIF
+    // block: read more if the head was not enough.
+    let probe = match imaging::probe(head) {
+        Ok(p) => Ok(p),
+        Err(_) if partial_head => imaging::probe(&read_all().await?),
+        Err(e) => Err(e),
+    };
+    let probe = match probe {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(refuse(format!("not a readable image: {e}")))),
+    };
+    let pixels = u64::from(probe.width) * u64::from(probe.height);
+    if pixels > state.photos.limits.max_pixels {
+        return Ok(Err(refuse(format!(
+            "the image claims {}×{} pixels; the limit is {} pixels",
+            probe.width, probe.height, state.photos.limits.max_pixels
+        ))));
+    }
+    // Decoding it for the derivatives must fit the memory budget (`imaging::plan`, as the
+    // worker will): refused here, naming the limit, rather than failed later by the worker.
+    // Formats the server stores but does not derive (HEIF, AVIF) pass.
+    let limits = crate::photos::worker::limits(state);
+    let planned = match imaging::plan(head, &limits) {
+        Err(imaging::ImageError::Corrupt(_) | imaging::ImageError::NotAnImage) if partial_head => {
+            imaging::plan(&read_all().await?, &limits).map(|_| ())
+        }
+        other => other.map(|_| ()),
+    };
+    if let Err(e @ imaging::ImageError::OverBudget { .. }) = planned {
+        return Ok(Err(refuse(e.to_string())));
+    }
+    Ok(Ok(Inspected {
+        format,
+        width: probe.width,
+        height: probe.height,
+        exif: exif_summary(&imaging::read_exif(head)),
+    }))
+}
+
+/// Step 4 of [`finish`]: the record is complete, with what its bytes told. A record that is
+/// complete already (another instance took up the same finish) is left as it is.
+async fn complete(
+    state: &AppState,
+    actor: &Actor,
+    m: &photo::Model,
+    facts: &Inspected,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let format = format_name(facts.format);
+    let txn = crate::sync::begin_write(&state.db).await?;
+    store::server_update(&txn, actor, m.id, now, |cur, am| {
+        if cur.upload_state == UploadState::Complete.as_str() {
+            return (vec![], None);
+        }
         am.upload_state = Set(UploadState::Complete.as_str().into());
         am.upload_offset = Set(m.size_bytes);
         am.upload_expires_at = Set(None);
         am.uploaded_at = Set(Some(now));
         am.failure = Set(None);
-        am.format = Set(Some(format_name(format).into()));
-        am.width = Set(i32::try_from(probe.width).ok());
-        am.height = Set(i32::try_from(probe.height).ok());
-        am.exif = Set(serde_json::to_value(&exif).ok());
+        am.format = Set(Some(format.into()));
+        am.width = Set(i32::try_from(facts.width).ok());
+        am.height = Set(i32::try_from(facts.height).ok());
+        am.exif = Set(serde_json::to_value(&facts.exif).ok());
         am.derivative_state = Set(DerivativeState::Pending.as_str().into());
         am.derive_attempts = Set(0);
         am.derive_lease_until = Set(None);
@@ -1246,7 +1436,7 @@ async fn finish(
             store::SERVER_ONLY.to_vec(),
             Some(ServerChange {
                 action: "upload",
-                detail: json!({ "sha256": sha, "bytes": m.size_bytes, "format": format_name(format) }),
+                detail: json!({ "sha256": m.sha256, "bytes": m.size_bytes, "format": format }),
             }),
         )
     })
@@ -1254,6 +1444,176 @@ async fn finish(
     txn.commit().await?;
     state.photos.wake.notify_one();
     Ok(())
+}
+
+/// Whether [`finish`] recorded every byte of this unfinished upload received (step 2).
+fn marked_received(m: &photo::Model) -> bool {
+    m.upload_offset == m.size_bytes
+        && matches!(
+            UploadState::parse(&m.upload_state),
+            Some(UploadState::Pending | UploadState::Partial)
+        )
+}
+
+/// The offset HEAD and POST answer, from the record and from `staged`, the length of its
+/// staged file looked at *before* the record was read: the length once every byte is here
+/// (complete; fully staged; or received with the original in the store, which [`finish`] may
+/// be completing right now), else what is staged. Whichever step of a finish running beside
+/// it the two looks fall between, one of them shows every byte (step 2 is committed before
+/// step 3 moves the file).
+async fn stored_offset(state: &AppState, m: &photo::Model, staged: u64) -> ApiResult<u64> {
+    let size = m.size_bytes as u64;
+    if m.upload_state == UploadState::Complete.as_str() || staged >= size {
+        return Ok(size);
+    }
+    if marked_received(m)
+        && state
+            .photos
+            .blobs
+            .exists(&BlobStore::original_key(&m.sha256))
+            .await
+            .map_err(ApiError::internal)?
+    {
+        return Ok(size);
+    }
+    Ok(staged)
+}
+
+/// The SHA-256 of a staged file, hex.
+async fn hash_file(path: PathBuf) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let mut f = std::fs::File::open(path)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(crate::auth::token::hex(&h.finalize()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+    .map_err(ApiError::internal)
+}
+
+/// Takes up a [`finish`] that was cut short (a crash, a failed write to the store or the
+/// database), so that the phone sends nothing again: a full staged file is verified and stored
+/// again (steps 1–4); a record whose bytes were received and whose original is in the store
+/// (its SHA-256 checked again) is completed (step 4). Anything else is left as it is. The
+/// caller holds the upload ([`Busy`]). Returns the record as it is afterwards; bytes refused
+/// on the way leave it failed, as [`finish`] would.
+async fn resume_finish(
+    state: &AppState,
+    m: photo::Model,
+    now: DateTime<Utc>,
+) -> ApiResult<photo::Model> {
+    // The server completes what an earlier request delivered: not the act of whoever asks.
+    let actor = &Actor::system("upload-resume");
+    if !matches!(
+        UploadState::parse(&m.upload_state),
+        Some(UploadState::Pending | UploadState::Partial)
+    ) {
+        return Ok(m);
+    }
+    let size = m.size_bytes as u64;
+    let path = state.photos.blobs.staging_path(m.id);
+    let result = if staged_len(state, m.id).await == size {
+        tracing::info!(photo = %m.id, "taking up the finish of an upload whose bytes are staged");
+        let sha = hash_file(path).await?;
+        finish(state, actor, &m, sha, now).await
+    } else if marked_received(&m) {
+        let key = BlobStore::original_key(&m.sha256);
+        if !state
+            .photos
+            .blobs
+            .exists(&key)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            // Staged on another instance that stopped before step 3, or lost: HEAD answers what
+            // is staged here, and the phone sends the bytes again.
+            tracing::warn!(photo = %m.id, "an upload's bytes were received, but neither its staged file nor its original is here");
+            return Ok(m);
+        }
+        let bytes = state
+            .photos
+            .blobs
+            .read(&key)
+            .await
+            .map_err(ApiError::internal)?;
+        if crate::auth::token::hex(&Sha256::digest(&bytes)) != m.sha256 {
+            tracing::error!(photo = %m.id, key = %key, "the stored original does not match its hash; the upload is left unfinished");
+            return Ok(m);
+        }
+        tracing::info!(photo = %m.id, "completing an upload whose original was stored");
+        match inspect(state, size, &bytes, None).await? {
+            Ok(facts) => complete(state, actor, &m, &facts, now).await,
+            Err(r) => reset_upload(state, actor, m.id, Some(r.reason), now)
+                .await
+                .map(|_| ()),
+        }
+    } else {
+        return Ok(m);
+    };
+    match result {
+        Ok(()) => {}
+        // Refused bytes: the record says so (failed), which is the answer.
+        Err(e) if e.status().is_client_error() => {}
+        Err(e) => return Err(e),
+    }
+    photo::Entity::find_by_id(m.id)
+        .one(&state.db.write)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("upload {}", m.id)))
+}
+
+/// At start: takes up the finishes that a stop cut short (see [`finish`]), of the uploads
+/// staged on this instance and of the records whose bytes were received, so their derivatives
+/// are made without waiting for the phone. Each is taken up as a HEAD would.
+pub async fn resume_finishes(state: &AppState) -> anyhow::Result<usize> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let mut ids: Vec<Uuid> = photo::Entity::find()
+        .select_only()
+        .column(photo::Column::Id)
+        .filter(
+            photo::Column::UploadState
+                .is_in([UploadState::Pending.as_str(), UploadState::Partial.as_str()]),
+        )
+        .filter(Expr::col(photo::Column::UploadOffset).equals(photo::Column::SizeBytes))
+        .into_tuple()
+        .all(&state.db.read)
+        .await?;
+    let mut dir = tokio::fs::read_dir(state.photos.blobs.staging_dir()).await?;
+    while let Some(e) = dir.next_entry().await? {
+        if let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<Uuid>().ok())
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+    }
+    let mut done = 0;
+    for id in ids {
+        let Ok(_busy) = Busy::take(&state.photos, id) else {
+            continue;
+        };
+        let Some(m) = photo::Entity::find_by_id(id).one(&state.db.write).await? else {
+            continue;
+        };
+        if m.upload_state == UploadState::Complete.as_str() {
+            continue;
+        }
+        match resume_finish(state, m, Utc::now()).await {
+            Ok(m) if m.upload_state == UploadState::Complete.as_str() => done += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(photo = %id, error = ?e, "taking up an unfinished upload failed")
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// What decides whether a stored twin's bytes may complete a photo without a byte sent.
@@ -1356,7 +1716,7 @@ async fn complete_from_twin(
     tokio::fs::remove_file(state.photos.blobs.staging_path(m.id))
         .await
         .ok();
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let done = store::server_update(&txn, &p.actor(), m.id, now, |_, am| {
         store::take_from_twin(am, &twin, now);
         (

@@ -19,10 +19,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -251,7 +248,7 @@ pub async fn derive_one(state: &AppState, id: Uuid) -> anyhow::Result<()> {
     .await;
     let now = Utc::now();
     let actor = Actor::system("photo-worker");
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {

@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::TransactionTrait;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::IntoParams;
@@ -112,7 +111,7 @@ pub async fn create(
         .ok_or_else(|| ApiError::field("id", "required: a UUID made by the client"))?
         .parse()
         .map_err(|_| ApiError::field("id", "a UUID"))?;
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let created = store::create_in(&txn, kind, p, id, &input, Utc::now()).await?;
     txn.commit().await?;
     Ok(match created {
@@ -145,7 +144,7 @@ pub async fn patch(
     body: Value,
 ) -> ApiResult<Json<Value>> {
     let input = store::from_rest(kind, body_object(body)?)?;
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let r = store::update_in(&txn, kind, p, id, &input, Utc::now()).await?;
     txn.commit().await?;
     one(state, kind, p, &r).await
@@ -157,7 +156,7 @@ pub async fn delete(
     p: &Principal,
     id: Uuid,
 ) -> ApiResult<StatusCode> {
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     let done = store::delete_in(&txn, kind, p, id, Utc::now()).await?;
     txn.commit().await?;
     if done {

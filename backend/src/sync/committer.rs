@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use sea_orm::TransactionTrait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::engine::{Push, PushMeta, PushResponse, push_alone, push_in, request_sha256};
@@ -88,7 +87,7 @@ async fn write_batch(db: &Db, reference: &Reference, jobs: Vec<Job>) {
         .map(|j| (j.reply, (j.principal, j.request_sha, j.body, j.meta)))
         .unzip();
     let result: ApiResult<Vec<ApiResult<PushResponse>>> = async {
-        let txn = db.write.begin().await?;
+        let txn = crate::sync::begin_write(db).await?;
         let mut out = Vec::with_capacity(work.len());
         for (p, sha, body, meta) in &work {
             match push_in(&txn, reference, p, sha, body, meta).await {

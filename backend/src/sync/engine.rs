@@ -793,7 +793,7 @@ pub async fn push_alone(
     body: &Push,
     meta: &PushMeta,
 ) -> ApiResult<PushResponse> {
-    let txn = db.write.begin().await?;
+    let txn = crate::sync::begin_write(db).await?;
     let response = push_in(&txn, reference, p, request_sha, body, meta).await?;
     txn.commit().await?;
     Ok(response)

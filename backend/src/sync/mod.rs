@@ -1,11 +1,26 @@
 //! The sync cursor: a per-organisation sequence that every write stamps.
 //!
-//! Each write transaction ends by taking `n` sequence numbers with
+//! Each write transaction takes `n` sequence numbers with
 //! `UPDATE sync_space SET last_seq = last_seq + n … RETURNING last_seq`. On PostgreSQL the row
-//! lock is held until commit, so sequence order is commit order; SQLite has one writer. A pull
-//! that reads `seq > cursor AND seq <= last_seq` in one snapshot therefore never skips a row
-//! that commits late (the bug of bigserial and timestamp cursors). The pull/push engine builds
-//! on this (see `mobile-api-spec/SYNC.md`).
+//! lock (taken when the transaction began, see "Lock order") is held until commit, so sequence
+//! order is commit order; SQLite has one writer. A pull that reads
+//! `seq > cursor AND seq <= last_seq` in one snapshot therefore never skips a row that commits
+//! late (the bug of bigserial and timestamp cursors). The pull/push engine builds on this (see
+//! `mobile-api-spec/SYNC.md`).
+//!
+//! # Lock order
+//! Every transaction that writes a synced record (report, photo, declared kind, conflict) or
+//! `sync_space` begins with [`begin_write`], which takes the `sync_space` row lock first, before
+//! any record is read for update. Records are then locked in whatever order the work needs:
+//! only one such transaction at a time gets past its first statement, so two of them never
+//! wait on each other in a cycle. Without it, two instances deadlocked on PostgreSQL (issue
+//! 19): a group commit locked report A, stamped (taking `sync_space`), then asked for report B,
+//! while the other instance's batch held B and waited for `sync_space`. Writes that change no
+//! synced record (accounts and tokens, the audit log's own writer, a device's pull mark as one
+//! statement) take no record lock while they wait for another, so they cannot close a cycle
+//! either, and do not take `sync_space`. The price: the writes of all instances run one at a
+//! time from their first statement (before, from their first stamp, which in a push came
+//! early anyway).
 
 pub mod committer;
 pub mod engine;
@@ -55,8 +70,37 @@ pub struct Change {
     pub changed_fields: Vec<&'static str>,
 }
 
-/// Allocates one sequence number per change and logs the changes in `sync_change`. Call it at
-/// the end of the write transaction, after the domain checks; returns the numbers in order.
+/// Begins a write transaction that may change synced records or `sync_space`, taking the
+/// `sync_space` row lock as its first statement (see the module's "Lock order"). On PostgreSQL
+/// that is `SELECT … FOR UPDATE`, held until commit or rollback; SQLite has one writer
+/// connection (`db::Db`), whose transactions never interleave, and needs nothing.
+pub async fn begin_write(db: &crate::db::Db) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::TransactionTrait;
+    let txn = db.write.begin().await?;
+    lock_space(&txn).await?;
+    Ok(txn)
+}
+
+/// Takes the `sync_space` row lock in a transaction (PostgreSQL; a no-op on SQLite).
+async fn lock_space<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let stmt = Query::select()
+        .column("id")
+        .from("sync_space")
+        .and_where(Expr::col("id").eq(SPACE_ID))
+        .lock(sea_orm::sea_query::LockType::Update)
+        .to_owned();
+    conn.query_one(&stmt)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("sync_space row 1".into()))?;
+    Ok(())
+}
+
+/// Allocates one sequence number per change and logs the changes in `sync_change`, in a
+/// transaction begun with [`begin_write`] (which holds the row this updates); returns the
+/// numbers in order.
 pub async fn stamp<C: ConnectionTrait>(
     conn: &C,
     changes: &[Change],
@@ -273,9 +317,9 @@ pub async fn purge(
     horizon: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    use sea_orm::TransactionTrait;
     let cutoff = now - horizon;
-    let txn = db.write.begin().await?;
+    // It deletes tombstoned records before it moves `purged_seq`: the lock order applies.
+    let txn = begin_write(db).await?;
     // Stored push answers (Idempotency-Key) are kept 30 days.
     txn.execute(
         &Query::delete()

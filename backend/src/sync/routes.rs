@@ -8,7 +8,6 @@ use axum::http::header::CONTENT_TYPE;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -374,7 +373,7 @@ pub async fn resolve(
         ));
     }
     let now = Utc::now();
-    let txn = state.db.write.begin().await?;
+    let txn = super::begin_write(&state.db).await?;
     let mut d = Disclosure::new(&p, &state.audit);
     let c = sync_conflict::Entity::find_by_id(id)
         .one(&txn)

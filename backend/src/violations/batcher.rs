@@ -9,7 +9,6 @@
 //! batch.
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::NewViolation;
@@ -91,7 +90,7 @@ async fn write_batch(db: &Db, reference: &Reference, jobs: Vec<Job>) {
         work.push((p, inputs, now));
     }
     let result: ApiResult<Vec<ApiResult<Created>>> = async {
-        let txn = db.write.begin().await?;
+        let txn = crate::sync::begin_write(db).await?;
         let mut out = Vec::with_capacity(replies.len());
         for (p, inputs, now) in work {
             let n = inputs.len();

@@ -87,8 +87,7 @@ pub async fn mark_duplicate(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<MarkDuplicate>,
 ) -> ApiResult<StatusCode> {
-    use sea_orm::TransactionTrait;
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     duplicates::set(&txn, &p, id, body.of, true, Utc::now()).await?;
     txn.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -113,8 +112,7 @@ pub async fn unmark_duplicate(
     p: Principal,
     ApiPath((id, other)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    use sea_orm::TransactionTrait;
-    let txn = state.db.write.begin().await?;
+    let txn = crate::sync::begin_write(&state.db).await?;
     duplicates::set(&txn, &p, id, other, false, Utc::now()).await?;
     txn.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -204,7 +204,7 @@ pub async fn create(
     meta: WriteMeta,
     now: DateTime<Utc>,
 ) -> ApiResult<Created> {
-    let txn = db.write.begin().await?;
+    let txn = crate::sync::begin_write(db).await?;
     let created = create_in(&txn, reference, p, input, meta, now).await?;
     txn.commit().await?;
     Ok(created)
@@ -577,7 +577,7 @@ pub async fn update(
     patch: ViolationPatch,
     now: DateTime<Utc>,
 ) -> ApiResult<violation::Model> {
-    let txn = db.write.begin().await?;
+    let txn = crate::sync::begin_write(db).await?;
     let m = update_in(&txn, reference, p, id, patch, now).await?;
     txn.commit().await?;
     Ok(m)

@@ -881,8 +881,7 @@ async fn add_note(
     }
     data.insert("text".into(), f.text.trim().into());
     let result: Result<(), ApiError> = async {
-        use sea_orm::TransactionTrait;
-        let txn = state.db.write.begin().await?;
+        let txn = crate::sync::begin_write(&state.db).await?;
         crate::records::store::create_in(
             &txn,
             &crate::records::kinds::NOTES,
@@ -924,8 +923,8 @@ async fn sign_off(
     let Ok(p) = p else { return to_login() };
     let result: Result<String, ApiError> = async {
         let (date, shift) = parse_day_shift(Some(&f.date), f.shift.as_deref())?;
-        use sea_orm::TransactionTrait;
-        let txn = state.db.write.begin().await?;
+
+        let txn = crate::sync::begin_write(&state.db).await?;
         crate::briefing::load::sign(
             &txn,
             &state.reference,

@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod photos;
 mod push_hostile;
+mod recovery;
 mod reference;
 mod register;
 mod rejections;

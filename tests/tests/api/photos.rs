@@ -1152,9 +1152,9 @@ async fn the_real_world_corpus_is_handled_as_its_summary_says() {
     }
 }
 
-/// The S3 path against a real S3-compatible server (moto in server mode, started by .ci/run).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn photos_are_stored_in_s3_compatible_storage() {
+/// A fresh bucket on the S3-compatible server of `THOR_TEST_S3` (moto in server mode, started
+/// by .ci/run): (endpoint, bucket). `None` (said loudly) when it is not set; under CI a failure.
+pub(crate) async fn s3_bucket() -> Option<(String, String)> {
     let endpoint = match std::env::var("THOR_TEST_S3") {
         Ok(e) if !e.is_empty() => e,
         _ => {
@@ -1166,7 +1166,7 @@ async fn photos_are_stored_in_s3_compatible_storage() {
             eprintln!(
                 "\n*** SKIPPED on S3: THOR_TEST_S3 is not set (e.g. http://127.0.0.1:5005 with moto_server) ***\n"
             );
-            return;
+            return None;
         }
     };
     let bucket = format!("thor-test-{}", Uuid::new_v4().simple());
@@ -1181,14 +1181,27 @@ async fn photos_are_stored_in_s3_compatible_storage() {
         .await
         .expect("the S3 server answers");
     assert!(res.status().is_success(), "create bucket: {}", res.status());
-    let ep = endpoint.clone();
-    let b2 = bucket.clone();
-    let app = TestApp::spawn_with(Backend::Sqlite, move |c| {
+    Some((endpoint, bucket))
+}
+
+/// A server on SQLite whose photo store is this S3 bucket.
+pub(crate) async fn s3_app(endpoint: &str, bucket: &str) -> TestApp {
+    let (ep, b2) = (endpoint.to_string(), bucket.to_string());
+    TestApp::spawn_with(Backend::Sqlite, move |c| {
         c.s3_bucket = Some(b2);
         c.s3_endpoint = Some(ep);
         c.s3_region = "us-east-1".into();
     })
-    .await;
+    .await
+}
+
+/// The S3 path against a real S3-compatible server (moto in server mode, started by .ci/run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_are_stored_in_s3_compatible_storage() {
+    let Some((endpoint, bucket)) = s3_bucket().await else {
+        return;
+    };
+    let app = s3_app(&endpoint, &bucket).await;
     app.demo_accounts().await;
     let t = app.login("handhaver", "phone-1").await;
     let bytes = jpeg(2000, 1500, 21);
