@@ -159,6 +159,35 @@ fn each_subcommand_lists_only_its_own_flags() {
     }
 }
 
+/// The README's flag table names every flag of `thor serve` (and its variable).
+#[test]
+fn the_readme_lists_every_serve_flag() {
+    let dir = Dir::new();
+    let help = ok(thor(&dir.0, &["serve", "--help"], ""), "serve --help");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    for line in help.lines().map(str::trim_start) {
+        let Some(flag) = line
+            .strip_prefix("--")
+            .and_then(|l| l.split([' ', ',']).next())
+        else {
+            continue;
+        };
+        if flag == "help" {
+            continue;
+        }
+        assert!(
+            readme.contains(&format!("`--{flag}`")),
+            "README's flag table lacks --{flag}"
+        );
+    }
+    let mut envs = help.split("[env: ").skip(1);
+    for var in envs.by_ref() {
+        let var = var.split(['=', ']']).next().unwrap_or("");
+        assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
+    }
+}
+
 #[test]
 fn user_add_needs_an_existing_team() {
     let dir = Dir::new();

@@ -83,6 +83,11 @@ extern "C" fn report_skipped() {
     );
     for (why, tests) in skipped.iter() {
         out.push_str(&format!("***   {:>3} {why}\n", tests.len()));
+        if tests.len() <= 3 {
+            for t in tests {
+                out.push_str(&format!("***         {t}\n"));
+            }
+        }
     }
     out.push('\n');
     let mut bytes = out.as_bytes();
