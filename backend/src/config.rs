@@ -5,82 +5,179 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(clap::Args, Clone, Debug)]
+/// The defaults, written once: the flags show them in `--help` and [`Config::new`] (the tests,
+/// the benches, the commands that take only some of the flags) starts from them.
+pub mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+    pub const ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+    pub const DATA_DIR: &str = "./data";
+    pub const TOKEN_TTL_HOURS: u32 = 720;
+    pub const LOGIN_PER_ACCOUNT_PER_MINUTE: u32 = 10;
+    pub const LOGIN_PER_ADDRESS_PER_MINUTE: u32 = 60;
+    pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const REQUEST_TIMEOUT_S: u64 = 30;
+    pub const DB_POOL: u32 = 8;
+    pub const SYNC_WINDOW_DAYS: u32 = 14;
+    pub const TOMBSTONE_DAYS: u32 = 180;
+    pub const PHOTO_MAX_BYTES: u64 = 25 * 1024 * 1024;
+    pub const PHOTO_MAX_PIXELS: u64 = 100_000_000;
+    pub const UPLOAD_EXPIRY_HOURS: u32 = 24;
+    pub const DERIVE_CONCURRENCY: usize = 2;
+    pub const DERIVE_MEMORY_MIB: u32 = 180;
+    pub const PHOTO_DECODE_MAX_MIB: u32 = 90;
+    pub const S3_REGION: &str = "eu-west-1";
+    pub const SHIFTS: &str = "07:00,15:00,23:00";
+    pub const FOUR_EYES: bool = true;
+}
+
+/// The configuration in force. `thor serve` fills every field from its flags ([`ServeArgs`]);
+/// the other commands take only the flags they need and keep the defaults for the rest.
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "THOR_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-
     /// Folder for the SQLite database and the photo store; created on first start.
-    #[arg(long, env = "THOR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL. Unset: SQLite at `<data-dir>/thor.db`. `postgres://…` switches to PostgreSQL.
+    pub database_url: Option<String>,
+    /// Lifetime of a device token, in hours.
+    pub token_ttl_hours: u32,
+    /// Login attempts allowed per account per minute.
+    pub login_per_account_per_minute: u32,
+    /// Login attempts allowed per client address per minute.
+    pub login_per_address_per_minute: u32,
+    /// Largest JSON body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Time limit for one request, in seconds.
+    pub request_timeout_s: u64,
+    /// Connections in the read pool (SQLite) or the whole pool (PostgreSQL).
+    pub db_pool: u32,
+    /// Days of a team's records a device keeps.
+    pub sync_window_days: u32,
+    /// Days deletions (tombstones) are kept for devices that were offline.
+    pub tombstone_days: u32,
+    /// Largest photo accepted, in bytes.
+    pub photo_max_bytes: u64,
+    /// Largest photo accepted, in pixels (width × height).
+    pub photo_max_pixels: u64,
+    /// Hours an unfinished upload is kept after its last byte.
+    pub upload_expiry_hours: u32,
+    /// Derivative jobs run at once, at most.
+    pub derive_concurrency: usize,
+    /// Memory all derivative jobs together may use, in MiB.
+    pub derive_memory_mib: u32,
+    /// The most memory one photo's derivatives may take, in MiB.
+    pub photo_decode_max_mib: u32,
+    /// S3 bucket for photos. Unset: photos live on disk under `<data-dir>/photos`.
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint for S3-compatible storage.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    /// Start of the early, late and night shifts (Europe/Amsterdam), for the briefing.
+    pub shifts: String,
+    /// Log as JSON lines instead of human-readable text.
+    pub log_json: bool,
+    /// The address people open thor at (see [`ServeArgs::public_url`]).
+    pub public_url: Option<String>,
+    /// Four-eyes review (see [`ServeArgs::four_eyes`]).
+    pub four_eyes: bool,
+}
+
+/// The flags of every command that opens the database: where the data is, and how to log.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Folder for the SQLite database and the photo store; created on first start.
+    #[arg(long, env = "THOR_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
 
     /// Database URL. Unset: SQLite at `<data-dir>/thor.db`. `postgres://…` switches to PostgreSQL.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Log as JSON lines (for a log shipper) instead of human-readable text. Logs go to
+    /// standard error; standard output carries only the command's own output.
+    #[arg(long, env = "THOR_LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+impl DataArgs {
+    /// The defaults with these flags applied.
+    pub fn config(self) -> Config {
+        Config {
+            database_url: self.database_url,
+            log_json: self.log_json,
+            ..Config::new(self.data_dir)
+        }
+    }
+}
+
+/// The flags of `thor serve`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Address to listen on.
+    #[arg(long, env = "THOR_ADDR", default_value_t = defaults::ADDR)]
+    pub addr: SocketAddr,
+
     /// Lifetime of a device token, in hours. Phones work offline for hours, so the default is
     /// 30 days; a lost phone is revoked, not waited out.
-    #[arg(long, env = "THOR_TOKEN_TTL_HOURS", default_value_t = 720)]
+    #[arg(long, env = "THOR_TOKEN_TTL_HOURS", default_value_t = defaults::TOKEN_TTL_HOURS)]
     pub token_ttl_hours: u32,
 
     /// Login attempts allowed per account per minute.
-    #[arg(long, env = "THOR_LOGIN_PER_ACCOUNT_PER_MINUTE", default_value_t = 10)]
+    #[arg(long, env = "THOR_LOGIN_PER_ACCOUNT_PER_MINUTE", default_value_t = defaults::LOGIN_PER_ACCOUNT_PER_MINUTE)]
     pub login_per_account_per_minute: u32,
 
     /// Login attempts allowed per client address per minute (an office behind one NAT address
     /// logs in a whole shift at once, so this is higher than the per-account limit).
-    #[arg(long, env = "THOR_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = 60)]
+    #[arg(long, env = "THOR_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = defaults::LOGIN_PER_ADDRESS_PER_MINUTE)]
     pub login_per_address_per_minute: u32,
 
     /// Largest JSON body accepted, in bytes (photos have their own upload route and limit).
-    #[arg(long, env = "THOR_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "THOR_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Time limit for one request, in seconds.
-    #[arg(long, env = "THOR_REQUEST_TIMEOUT_S", default_value_t = 30)]
+    #[arg(long, env = "THOR_REQUEST_TIMEOUT_S", default_value_t = defaults::REQUEST_TIMEOUT_S)]
     pub request_timeout_s: u64,
 
     /// Connections in the read pool (SQLite) or the whole pool (PostgreSQL).
-    #[arg(long, env = "THOR_DB_POOL", default_value_t = 8)]
+    #[arg(long, env = "THOR_DB_POOL", default_value_t = defaults::DB_POOL)]
     pub db_pool: u32,
 
-    /// Days of a team's records a device keeps (older ones leave its scope as deletions).
-    #[arg(long, env = "THOR_SYNC_WINDOW_DAYS", default_value_t = 14)]
-    pub sync_window_days: u32,
-
-    /// Days deletions (tombstones) are kept for devices that were offline; an older cursor gets
-    /// 410 and the device resyncs in full.
-    #[arg(long, env = "THOR_TOMBSTONE_DAYS", default_value_t = 180)]
-    pub tombstone_days: u32,
+    #[command(flatten)]
+    pub horizons: HorizonArgs,
 
     /// Largest photo accepted, in bytes (published at `GET /api/v1/photos/limits`).
-    #[arg(long, env = "THOR_PHOTO_MAX_BYTES", default_value_t = 25 * 1024 * 1024)]
+    #[arg(long, env = "THOR_PHOTO_MAX_BYTES", default_value_t = defaults::PHOTO_MAX_BYTES)]
     pub photo_max_bytes: u64,
 
     /// Largest photo accepted, in pixels (width × height); larger headers are refused before
     /// any pixel is decoded (decompression bombs).
-    #[arg(long, env = "THOR_PHOTO_MAX_PIXELS", default_value_t = 100_000_000)]
+    #[arg(long, env = "THOR_PHOTO_MAX_PIXELS", default_value_t = defaults::PHOTO_MAX_PIXELS)]
     pub photo_max_pixels: u64,
 
     /// Hours an unfinished upload is kept after its last byte.
-    #[arg(long, env = "THOR_UPLOAD_EXPIRY_HOURS", default_value_t = 24)]
+    #[arg(long, env = "THOR_UPLOAD_EXPIRY_HOURS", default_value_t = defaults::UPLOAD_EXPIRY_HOURS)]
     pub upload_expiry_hours: u32,
 
-    /// Derivative jobs run at once, at most (see also `derive_memory_mib`).
-    #[arg(long, env = "THOR_DERIVE_CONCURRENCY", default_value_t = 2)]
+    /// Derivative jobs run at once, at most (see also --derive-memory-mib).
+    #[arg(long, env = "THOR_DERIVE_CONCURRENCY", default_value_t = defaults::DERIVE_CONCURRENCY)]
     pub derive_concurrency: usize,
 
     /// Memory all derivative jobs together may use, in MiB. Each job reserves its peak as
     /// estimated from the image's header before it decodes, and waits while the budget is taken.
-    #[arg(long, env = "THOR_DERIVE_MEMORY_MIB", default_value_t = 180)]
+    #[arg(long, env = "THOR_DERIVE_MEMORY_MIB", default_value_t = defaults::DERIVE_MEMORY_MIB)]
     pub derive_memory_mib: u32,
 
     /// The most memory one photo's derivatives may take, in MiB (estimated from the header;
     /// published at `GET /api/v1/photos/limits`). Baseline JPEG and non-interlaced PNG are
     /// decoded at reduced size within it up to the pixel limit; a progressive JPEG, a WebP or
-    /// an interlaced PNG whose whole frame would not fit is refused. At most `derive_memory_mib`.
-    #[arg(long, env = "THOR_PHOTO_DECODE_MAX_MIB", default_value_t = 90)]
+    /// an interlaced PNG whose whole frame would not fit is refused. At most --derive-memory-mib.
+    #[arg(long, env = "THOR_PHOTO_DECODE_MAX_MIB", default_value_t = defaults::PHOTO_DECODE_MAX_MIB)]
     pub photo_decode_max_mib: u32,
 
     /// S3 bucket for photos. Unset: photos live on disk under `<data-dir>/photos`.
@@ -92,16 +189,12 @@ pub struct Config {
     #[arg(long, env = "THOR_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
-    #[arg(long, env = "THOR_S3_REGION", default_value = "eu-west-1")]
+    /// S3 region of the bucket.
+    #[arg(long, env = "THOR_S3_REGION", default_value = defaults::S3_REGION)]
     pub s3_region: String,
 
-    /// Start of the early, late and night shifts (Europe/Amsterdam), for the briefing.
-    #[arg(long, env = "THOR_SHIFTS", default_value = "07:00,15:00,23:00")]
-    pub shifts: String,
-
-    /// Log as JSON lines (for a log shipper) instead of human-readable text.
-    #[arg(long, env = "THOR_LOG_JSON", default_value_t = false)]
-    pub log_json: bool,
+    #[command(flatten)]
+    pub shifts: ShiftArgs,
 
     /// The address people open thor at, e.g. `https://thor.velsen.nl` when a TLS proxy stands
     /// in front of it. When it starts with `https://` the lead page's session cookie is always
@@ -114,38 +207,109 @@ pub struct Config {
     /// Four-eyes review: a teamleider may not approve or reject a report they created or are
     /// named on (`officer_ids`); another teamleider reviews it. On by default; `false` for a
     /// team with a single lead who also works the street.
-    #[arg(long, env = "THOR_FOUR_EYES", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "THOR_FOUR_EYES", default_value_t = defaults::FOUR_EYES, action = clap::ArgAction::Set)]
     pub four_eyes: bool,
 }
 
+impl ServeArgs {
+    pub fn config(self) -> Config {
+        let mut c = self.data.config();
+        c.addr = self.addr;
+        c.token_ttl_hours = self.token_ttl_hours;
+        c.login_per_account_per_minute = self.login_per_account_per_minute;
+        c.login_per_address_per_minute = self.login_per_address_per_minute;
+        c.max_body_bytes = self.max_body_bytes;
+        c.request_timeout_s = self.request_timeout_s;
+        c.db_pool = self.db_pool;
+        self.horizons.apply(&mut c);
+        c.photo_max_bytes = self.photo_max_bytes;
+        c.photo_max_pixels = self.photo_max_pixels;
+        c.upload_expiry_hours = self.upload_expiry_hours;
+        c.derive_concurrency = self.derive_concurrency;
+        c.derive_memory_mib = self.derive_memory_mib;
+        c.photo_decode_max_mib = self.photo_decode_max_mib;
+        c.s3_bucket = self.s3_bucket;
+        c.s3_endpoint = self.s3_endpoint;
+        c.s3_region = self.s3_region;
+        self.shifts.apply(&mut c);
+        c.public_url = self.public_url;
+        c.four_eyes = self.four_eyes;
+        c
+    }
+}
+
+/// How long phones keep records and the server keeps deletions (`serve` and `purge`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct HorizonArgs {
+    /// Days of a team's records a device keeps (older ones leave its scope as deletions).
+    #[arg(long, env = "THOR_SYNC_WINDOW_DAYS", default_value_t = defaults::SYNC_WINDOW_DAYS)]
+    pub sync_window_days: u32,
+
+    /// Days deletions (tombstones) are kept for devices that were offline; an older cursor gets
+    /// 410 and the device resyncs in full. At least --sync-window-days.
+    #[arg(long, env = "THOR_TOMBSTONE_DAYS", default_value_t = defaults::TOMBSTONE_DAYS)]
+    pub tombstone_days: u32,
+}
+
+impl HorizonArgs {
+    pub fn apply(self, c: &mut Config) {
+        c.sync_window_days = self.sync_window_days;
+        c.tombstone_days = self.tombstone_days;
+    }
+}
+
+/// The shift hours (`serve` and `briefing`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ShiftArgs {
+    /// Start of the early, late and night shifts (Europe/Amsterdam, HH:MM,HH:MM,HH:MM), for the
+    /// briefing.
+    #[arg(long, env = "THOR_SHIFTS", default_value = defaults::SHIFTS)]
+    pub shifts: String,
+}
+
+impl ShiftArgs {
+    pub fn apply(self, c: &mut Config) {
+        c.shifts = self.shifts;
+    }
+}
+
 impl Config {
-    /// A configuration for tests and embedding: everything default, the given data folder.
-    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+    /// Every setting at its default ([`defaults`]), the given data folder.
+    pub fn new(data_dir: PathBuf) -> Self {
         Config {
-            addr: "127.0.0.1:0".parse().expect("literal address"),
+            addr: defaults::ADDR,
             data_dir,
             database_url: None,
-            token_ttl_hours: 720,
-            login_per_account_per_minute: 10,
-            login_per_address_per_minute: 60,
-            max_body_bytes: 1024 * 1024,
-            request_timeout_s: 30,
-            db_pool: 8,
-            sync_window_days: 14,
-            tombstone_days: 180,
-            photo_max_bytes: 25 * 1024 * 1024,
-            photo_max_pixels: 100_000_000,
-            upload_expiry_hours: 24,
-            derive_concurrency: 2,
-            derive_memory_mib: 180,
-            photo_decode_max_mib: 90,
+            token_ttl_hours: defaults::TOKEN_TTL_HOURS,
+            login_per_account_per_minute: defaults::LOGIN_PER_ACCOUNT_PER_MINUTE,
+            login_per_address_per_minute: defaults::LOGIN_PER_ADDRESS_PER_MINUTE,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            request_timeout_s: defaults::REQUEST_TIMEOUT_S,
+            db_pool: defaults::DB_POOL,
+            sync_window_days: defaults::SYNC_WINDOW_DAYS,
+            tombstone_days: defaults::TOMBSTONE_DAYS,
+            photo_max_bytes: defaults::PHOTO_MAX_BYTES,
+            photo_max_pixels: defaults::PHOTO_MAX_PIXELS,
+            upload_expiry_hours: defaults::UPLOAD_EXPIRY_HOURS,
+            derive_concurrency: defaults::DERIVE_CONCURRENCY,
+            derive_memory_mib: defaults::DERIVE_MEMORY_MIB,
+            photo_decode_max_mib: defaults::PHOTO_DECODE_MAX_MIB,
             s3_bucket: None,
             s3_endpoint: None,
-            s3_region: "eu-west-1".to_string(),
-            shifts: "07:00,15:00,23:00".to_string(),
+            s3_region: defaults::S3_REGION.to_string(),
+            shifts: defaults::SHIFTS.to_string(),
             log_json: false,
             public_url: None,
-            four_eyes: true,
+            four_eyes: defaults::FOUR_EYES,
+        }
+    }
+
+    /// A configuration for tests and embedding: everything default, the given data folder, a
+    /// port the system picks.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::new(data_dir)
         }
     }
 

@@ -5,7 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -13,13 +13,16 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use thor::app::{self, AppState};
 use thor::auth::{Role, accounts};
-use thor::config::{Config, redact_url};
+use thor::config::{Config, DataArgs, HorizonArgs, ServeArgs, ShiftArgs, redact_url};
+use thor::error::ApiError;
 
 #[derive(Parser)]
 #[command(
     name = "thor",
     version,
-    about = "THOR: backend for Velsen's municipal enforcement field app"
+    about = "THOR: backend for Velsen's municipal enforcement field app",
+    after_help = "Logs go to standard error, a command's own output to standard output. \
+                  `thor <command> --help` lists that command's flags."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,26 +34,34 @@ enum Command {
     /// Start the HTTP API (SQLite under ./data by default).
     Serve {
         #[command(flatten)]
-        config: Config,
-        /// Load today's demo day and create the demo accounts (password `demo`).
+        args: ServeArgs,
+        /// Load today's demo day and create the demo accounts (password `demo`); without it
+        /// the demo accounts are switched off.
         #[arg(long, env = "THOR_DEMO")]
         demo: bool,
     },
     /// Apply migrations and load the reference data, then exit.
     Migrate {
         #[command(flatten)]
-        config: Config,
+        data: DataArgs,
     },
-    /// Manage accounts.
+    /// Manage accounts: add, list, passwd, deactivate, revoke.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Destroy tombstones past the horizon (THOR_TOMBSTONE_DAYS) and expired push answers;
+    /// Manage teams: add, list. Every account but a beheerder belongs to one.
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
+    },
+    /// Destroy tombstones past the horizon (--tombstone-days) and expired push answers;
     /// `serve` also does this every six hours.
     Purge {
         #[command(flatten)]
-        config: Config,
+        horizons: HorizonArgs,
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// Print the OpenAPI document the code generates (as in mobile-api-spec/openapi.json).
     Openapi,
@@ -60,67 +71,225 @@ enum Command {
     /// sections (those are for jeugdboa's and Wpg-authorised leads); the read is audit-logged.
     Briefing {
         #[command(flatten)]
-        config: Config,
+        shifts: ShiftArgs,
         /// The day (YYYY-MM-DD); default today (Europe/Amsterdam).
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
-        /// early, late or night; omitted: the whole day.
-        #[arg(long)]
+        /// One shift of the day; omitted: the whole day.
+        #[arg(long, value_parser = ["early", "late", "night"])]
         shift: Option<String>,
         /// Print the JSON the API serves instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
+
+const ROLES: [&str; 4] = ["handhaver", "jeugdboa", "teamleider", "beheerder"];
 
 #[derive(Subcommand)]
 enum UserCommand {
     /// Create an account. Without --password-stdin a random password is generated and printed once.
     Add {
-        #[command(flatten)]
-        config: Config,
+        /// Login name: 3 to 64 letters, digits, '.', '-' or '_' (kept in lower case).
         #[arg(long)]
         username: String,
-        /// handhaver, jeugdboa, teamleider or beheerder.
-        #[arg(long)]
+        /// What the account may do (see README, "What THOR is").
+        #[arg(long, value_parser = ROLES)]
         role: String,
-        /// Team name (created if new).
+        /// The account's team, which must exist (`thor team add`); needed for every role but
+        /// beheerder.
         #[arg(long)]
         team: Option<String>,
-        #[arg(long, default_value = "")]
-        display_name: String,
+        /// Name shown on reports and the lead page; default the username.
+        #[arg(long)]
+        display_name: Option<String>,
         /// May read Wpg data without being a BOA (for a teamleider who is not a BOA).
         #[arg(long)]
         wpg: bool,
-        /// Read the password from the first line of standard input.
+        /// Read the password from the first line of standard input (at least 12 characters).
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the accounts: username, display name, role, team, Wpg flag, active.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Set a new password. Without --password-stdin a random one is generated and printed once.
+    /// The account's devices stay logged in (`thor user revoke` logs them out).
+    Passwd {
+        /// The account.
+        username: String,
+        /// Read the password from the first line of standard input (at least 12 characters).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Switch an account off: its login is refused and all its device tokens are revoked. Its
+    /// reports stay.
+    Deactivate {
+        /// The account.
+        username: String,
+        /// Why, for the audit log.
+        #[arg(
+            long,
+            default_value = "deactivated by the beheerder from the command line"
+        )]
+        reason: String,
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// Revoke a user's tokens: one device (a lost phone) or all of them.
     Revoke {
-        #[command(flatten)]
-        config: Config,
+        /// The account whose tokens are revoked.
         #[arg(long)]
         username: String,
+        /// Only this device's token (the `device_id` the app logged in with); default all.
         #[arg(long)]
         device: Option<String>,
+        /// Why, for the audit log and the device list.
         #[arg(long, default_value = "revoked by the beheerder from the command line")]
         reason: String,
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
-fn init_logging(json: bool) {
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// Create a team.
+    Add {
+        /// The team's name, e.g. "THOR Velsen".
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the teams and how many accounts each has.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Logs go to standard error, never to standard output (which carries `--json`, the OpenAPI
+/// document and the like), without colour codes unless standard error is a terminal. `serve`
+/// logs from `info`, the other commands only warnings and errors; `RUST_LOG` overrides both.
+fn init_logging(json: bool, serving: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"));
+    let default = if serving {
+        "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn"
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+}
+
+/// A write-path error as one line for the terminal: what the API would say, or the cause of an
+/// internal error (which the API only logs).
+fn cli_error(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Internal(e) => e,
+        e => anyhow::anyhow!("{}", e.to_problem().detail),
+    }
+}
+
+/// Writes a command's output to standard output; a reader that went away (`| head`) is not an
+/// error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to standard output"),
+    }
+}
+
+/// Opens the database of a command that is not the server.
+async fn open(data: DataArgs) -> anyhow::Result<AppState> {
+    open_config(data.config()).await
+}
+
+async fn open_config(config: Config) -> anyhow::Result<AppState> {
+    init_logging(config.log_json, false);
+    AppState::open(config).await
+}
+
+/// The first line of standard input, or a generated password (then `true`).
+fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(
+            !pw.is_empty(),
+            "--password-stdin: standard input has no password line"
+        );
+        Ok((pw, false))
+    } else {
+        Ok((
+            thor::auth::token::generate()
+                .trim_start_matches("thor_")
+                .chars()
+                .take(20)
+                .collect(),
+            true,
+        ))
+    }
+}
+
+async fn user_by_name(
+    state: &AppState,
+    username: &str,
+) -> anyhow::Result<thor::auth::entities::app_user::Model> {
+    accounts::find_by_username(&state.db.read, username)
+        .await
+        .map_err(cli_error)?
+        .with_context(|| format!("no user {username:?} (`thor user list` shows them)"))
+}
+
+/// Columns padded to their widest cell (counted in characters), two spaces apart.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for r in std::iter::once(&head).chain(rows) {
+        let mut line = String::new();
+        for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                line.extend(std::iter::repeat_n(' ', w - c.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
@@ -199,96 +368,24 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config, demo } => {
-            init_logging(config.log_json);
+        Command::Serve { args, demo } => {
+            let config = args.config();
+            init_logging(config.log_json, true);
             serve(config, demo).await
         }
-        Command::Migrate { config } => {
-            init_logging(config.log_json);
-            let state = AppState::open(config).await?;
+        Command::Migrate { data } => {
+            let state = open(data).await?;
             state.db.close().await;
             println!("migrations applied, reference data loaded");
             Ok(())
         }
-        Command::User { command } => {
-            match command {
-                UserCommand::Add {
-                    config,
-                    username,
-                    role,
-                    team,
-                    display_name,
-                    wpg,
-                    password_stdin,
-                } => {
-                    init_logging(config.log_json);
-                    let role = Role::parse(&role).with_context(|| format!("unknown role {role:?}: use handhaver, jeugdboa, teamleider or beheerder"))?;
-                    let (password, generated) = if password_stdin {
-                        let mut line = String::new();
-                        std::io::stdin().lock().read_line(&mut line)?;
-                        (line.trim_end_matches(['\r', '\n']).to_string(), false)
-                    } else {
-                        (
-                            thor::auth::token::generate()
-                                .trim_start_matches("thor_")
-                                .chars()
-                                .take(20)
-                                .collect(),
-                            true,
-                        )
-                    };
-                    let state = AppState::open(config).await?;
-                    let user = accounts::create_user(
-                        &state.db,
-                        &thor::audit::Actor::system("thor user add"),
-                        accounts::NewUser {
-                            username,
-                            display_name,
-                            role,
-                            team,
-                            wpg_authorised: wpg,
-                            password: password.clone(),
-                            demo: false,
-                        },
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
-                    println!("created {} ({}) id {}", user.username, user.role, user.id);
-                    if generated {
-                        println!("password (shown once): {password}");
-                    }
-                    Ok(())
-                }
-                UserCommand::Revoke {
-                    config,
-                    username,
-                    device,
-                    reason,
-                } => {
-                    init_logging(config.log_json);
-                    let state = AppState::open(config).await?;
-                    let user = accounts::find_by_username(&state.db.read, &username)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .with_context(|| format!("no user {username:?}"))?;
-                    let n = accounts::revoke(
-                        &state.db,
-                        &thor::audit::Actor::system("thor user revoke"),
-                        user.id,
-                        device.as_deref(),
-                        &reason,
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    println!("revoked {n} token(s) of {username}");
-                    Ok(())
-                }
-            }
-        }
-        Command::Purge { config } => {
-            init_logging(config.log_json);
+        Command::User { command } => user(command).await,
+        Command::Team { command } => team(command).await,
+        Command::Purge { data, horizons } => {
+            let mut config = data.config();
+            horizons.apply(&mut config);
             let days = config.tombstone_days;
-            let state = AppState::open(config).await?;
+            let state = open_config(config).await?;
             let mark = thor::sync::purge(
                 &state.db,
                 chrono::Duration::days(i64::from(days)),
@@ -298,22 +395,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("purged up to sequence {mark} (tombstone horizon {days} days)");
             Ok(())
         }
-        Command::Openapi => {
-            print!("{}", thor::openapi::pretty_json()?);
-            Ok(())
-        }
-        Command::Visibility => {
-            print!("{}", thor::access::markdown());
-            Ok(())
-        }
+        Command::Openapi => emit(&thor::openapi::pretty_json()?),
+        Command::Visibility => emit(&thor::access::markdown()),
         Command::Briefing {
-            config,
+            data,
+            shifts,
             date,
             shift,
             json,
         } => {
-            init_logging(config.log_json);
-            let state = AppState::open(config).await?;
             let shift = match shift.as_deref() {
                 Some(s) => Some(
                     thor::briefing::Shift::parse(s)
@@ -321,6 +411,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            let mut config = data.config();
+            shifts.apply(&mut config);
+            let state = open_config(config).await?;
             let date = date.unwrap_or_else(thor::demo::today);
             let operator = thor::auth::Principal::system("cli");
             thor::audit::record(
@@ -341,13 +434,203 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 chrono::Utc::now(),
             )
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(cli_error)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&b)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&b)?))
             } else {
-                print!("{}", thor::briefing::text::render(&b));
+                emit(&thor::briefing::text::render(&b))
+            }
+        }
+    }
+}
+
+async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            data,
+            username,
+            role,
+            team,
+            display_name,
+            wpg,
+            password_stdin,
+        } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("unknown role {role:?}: use handhaver, jeugdboa, teamleider or beheerder")
+            })?;
+            let (password, generated) = read_password(password_stdin)?;
+            let state = open(data).await?;
+            let user = accounts::create_user(
+                &state.db,
+                &thor::audit::Actor::system("thor user add"),
+                accounts::NewUser {
+                    username,
+                    display_name: display_name.unwrap_or_default(),
+                    role,
+                    team,
+                    wpg_authorised: wpg,
+                    password: password.clone(),
+                    demo: false,
+                    team_policy: accounts::TeamPolicy::MustExist,
+                },
+            )
+            .await
+            .map_err(cli_error)?;
+            println!("created {} ({}) id {}", user.username, user.role, user.id);
+            if generated {
+                println!("password (shown once): {password}");
             }
             Ok(())
+        }
+        UserCommand::List { data } => {
+            let state = open(data).await?;
+            let users = accounts::list_users(&state.db.read)
+                .await
+                .map_err(cli_error)?;
+            let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+            let rows: Vec<Vec<String>> = users
+                .into_iter()
+                .map(|(u, team)| {
+                    vec![
+                        u.username,
+                        u.display_name,
+                        u.role,
+                        team.unwrap_or_else(|| "-".into()),
+                        yes_no(u.wpg_authorised),
+                        if u.demo && !u.active {
+                            "no (demo)".to_string()
+                        } else if u.demo {
+                            "yes (demo)".to_string()
+                        } else {
+                            yes_no(u.active)
+                        },
+                    ]
+                })
+                .collect();
+            emit(&table(
+                &[
+                    "USERNAME",
+                    "DISPLAY NAME",
+                    "ROLE",
+                    "TEAM",
+                    "WPG FLAG",
+                    "ACTIVE",
+                ],
+                &rows,
+            ))
+        }
+        UserCommand::Passwd {
+            data,
+            username,
+            password_stdin,
+        } => {
+            let (password, generated) = read_password(password_stdin)?;
+            let state = open(data).await?;
+            let user = user_by_name(&state, &username).await?;
+            accounts::set_password(
+                &state.db,
+                &thor::audit::Actor::system("thor user passwd"),
+                user.id,
+                password.clone(),
+            )
+            .await
+            .map_err(cli_error)?;
+            println!("password of {} set", user.username);
+            if generated {
+                println!("password (shown once): {password}");
+            }
+            if !user.active {
+                println!(
+                    "note: {} is deactivated; the password does not log in",
+                    user.username
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Deactivate {
+            data,
+            username,
+            reason,
+        } => {
+            let state = open(data).await?;
+            let user = user_by_name(&state, &username).await?;
+            let done = accounts::deactivate(
+                &state.db,
+                &thor::audit::Actor::system("thor user deactivate"),
+                user.id,
+                &reason,
+            )
+            .await
+            .map_err(cli_error)?;
+            if done.was_active {
+                println!(
+                    "deactivated {}; revoked {} token(s)",
+                    user.username, done.tokens
+                );
+            } else {
+                println!(
+                    "{} was deactivated already; revoked {} token(s)",
+                    user.username, done.tokens
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Revoke {
+            data,
+            username,
+            device,
+            reason,
+        } => {
+            let state = open(data).await?;
+            let user = user_by_name(&state, &username).await?;
+            let n = accounts::revoke(
+                &state.db,
+                &thor::audit::Actor::system("thor user revoke"),
+                user.id,
+                device.as_deref(),
+                &reason,
+            )
+            .await
+            .map_err(cli_error)?;
+            println!("revoked {n} token(s) of {}", user.username);
+            Ok(())
+        }
+    }
+}
+
+async fn team(command: TeamCommand) -> anyhow::Result<()> {
+    match command {
+        TeamCommand::Add { data, name } => {
+            let state = open(data).await?;
+            let t = accounts::create_team(
+                &state.db,
+                &thor::audit::Actor::system("thor team add"),
+                &name,
+            )
+            .await
+            .map_err(cli_error)?;
+            println!("created team {:?} id {}", t.name, t.id);
+            Ok(())
+        }
+        TeamCommand::List { data } => {
+            let state = open(data).await?;
+            let teams = accounts::list_teams(&state.db.read)
+                .await
+                .map_err(cli_error)?;
+            let users = accounts::list_users(&state.db.read)
+                .await
+                .map_err(cli_error)?;
+            let rows: Vec<Vec<String>> = teams
+                .into_iter()
+                .map(|t| {
+                    let n = users
+                        .iter()
+                        .filter(|(u, _)| u.team_id == Some(t.id))
+                        .count();
+                    vec![t.name, n.to_string()]
+                })
+                .collect();
+            emit(&table(&["TEAM", "ACCOUNTS"], &rows))
         }
     }
 }

@@ -19,8 +19,9 @@ pub enum Backend {
     Postgres(String),
 }
 
-/// The PostgreSQL backend when `THOR_TEST_POSTGRES` is set. When it is not, says so loudly on
-/// stderr; under CI (`CI=true`) a missing PostgreSQL is a failure, not a skip.
+/// The PostgreSQL backend when `THOR_TEST_POSTGRES` is set. When it is not, the calling test
+/// is recorded as skipped ([`skipped`]); under CI (`CI=true`) a missing PostgreSQL is a
+/// failure, not a skip.
 pub fn postgres() -> Option<Backend> {
     match std::env::var("THOR_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
@@ -30,11 +31,73 @@ pub fn postgres() -> Option<Backend> {
                     "CI=true but THOR_TEST_POSTGRES is not set: the PostgreSQL half of the suite would not run"
                 );
             }
-            eprintln!(
-                "\n*** SKIPPED on PostgreSQL: THOR_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres) ***\n"
+            skipped(
+                "need PostgreSQL: set THOR_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres",
             );
             None
         }
+    }
+}
+
+/// Tests that returned early for want of a service, by reason. libtest has no skip of its own
+/// decided at run time: such a test counts as passed, and what it prints is captured and
+/// dropped. So the harness keeps the list and prints it when the test binary exits, after
+/// libtest's `test result:` line, on standard error (which nothing captures at that point).
+static SKIPPED: std::sync::Mutex<
+    std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+static REPORT_AT_EXIT: std::sync::Once = std::sync::Once::new();
+
+/// Records that the running test did not run (`why`: what it needs, and how to provide it),
+/// once per test however often it is called, and makes sure the summary is printed at exit.
+pub fn skipped(why: &'static str) {
+    // libtest runs each test on a thread named after the test.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test thread)")
+        .to_string();
+    SKIPPED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(why)
+        .or_default()
+        .insert(test);
+    REPORT_AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn` without arguments, as atexit expects.
+        unsafe {
+            libc::atexit(report_skipped);
+        }
+    });
+}
+
+/// The exit handler: writes straight to file descriptor 2, since Rust's standard streams and
+/// thread-locals may already be torn down when `exit` runs it.
+extern "C" fn report_skipped() {
+    let skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let total: usize = skipped.values().map(|t| t.len()).sum();
+    if total == 0 {
+        return;
+    }
+    let mut out = format!(
+        "\n*** SKIPPED: {total} test(s) of this binary did not run (libtest counts them as passed above):\n"
+    );
+    for (why, tests) in skipped.iter() {
+        out.push_str(&format!("***   {:>3} {why}\n", tests.len()));
+        if tests.len() <= 3 {
+            for t in tests {
+                out.push_str(&format!("***         {t}\n"));
+            }
+        }
+    }
+    out.push('\n');
+    let mut bytes = out.as_bytes();
+    while !bytes.is_empty() {
+        // SAFETY: writes from a live buffer of `bytes.len()` bytes.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            break;
+        }
+        bytes = &bytes[n as usize..];
     }
 }
 

@@ -1,10 +1,11 @@
 //! The one write path for teams, users and device tokens: the REST handlers, the CLI
-//! (`thor user add`) and the demo loader all come through here.
+//! (`thor user …`, `thor team …`) and the demo loader all come through here.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -20,11 +21,22 @@ pub struct NewUser {
     pub username: String,
     pub display_name: String,
     pub role: Role,
-    /// Team name; created if it does not exist yet.
+    /// Team name; what an unknown one means is `team_policy`'s.
     pub team: Option<String>,
     pub wpg_authorised: bool,
     pub password: String,
     pub demo: bool,
+    pub team_policy: TeamPolicy,
+}
+
+/// How [`create_user`] treats the team it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamPolicy {
+    /// A new name creates the team, and an account may have none (the API, the demo).
+    CreateWhenNew,
+    /// The team must exist, and every role but the beheerder needs one (`thor user add`: a
+    /// typo must not make a team, nor leave an officer without a team who sees nothing).
+    MustExist,
 }
 
 /// Usernames are lowercase ASCII, 3–64 characters of letters, digits, dot, dash, underscore.
@@ -63,31 +75,104 @@ pub fn check_password_strength(pw: &str, demo: bool) -> Result<(), FieldError> {
     }
 }
 
+/// The team of this name, created (and audit-logged) when new.
 pub async fn ensure_team<C: ConnectionTrait>(
     conn: &C,
+    actor: &Actor,
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<Uuid, ApiError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::field("team", "must not be empty"));
-    }
-    if let Some(t) = team::Entity::find()
-        .filter(team::Column::Name.eq(name))
-        .one(conn)
-        .await?
-    {
+    let name = team_name(name)?;
+    if let Some(t) = find_team(conn, name).await? {
         return Ok(t.id);
     }
-    let id = Uuid::now_v7();
-    team::ActiveModel {
-        id: Set(id),
+    Ok(insert_team(conn, actor, name, now).await?.id)
+}
+
+fn team_name(raw: &str) -> Result<&str, ApiError> {
+    match raw.trim() {
+        "" => Err(ApiError::field("team", "must not be empty")),
+        name => Ok(name),
+    }
+}
+
+async fn find_team<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+) -> Result<Option<team::Model>, ApiError> {
+    Ok(team::Entity::find()
+        .filter(team::Column::Name.eq(name))
+        .one(conn)
+        .await?)
+}
+
+/// The one insert of a team, with its audit line.
+async fn insert_team<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<team::Model, ApiError> {
+    let t = team::ActiveModel {
+        id: Set(Uuid::now_v7()),
         name: Set(name.to_string()),
         created_at: Set(now),
     }
     .insert(conn)
     .await?;
-    Ok(id)
+    audit::record(
+        conn,
+        actor,
+        Entry::new("create", "team", t.id).detail(serde_json::json!({ "name": t.name })),
+        now,
+    )
+    .await?;
+    Ok(t)
+}
+
+/// Creates a team; a name that exists is a 409.
+pub async fn create_team(db: &Db, actor: &Actor, name: &str) -> Result<team::Model, ApiError> {
+    let name = team_name(name)?;
+    let txn = db.write.begin().await?;
+    if find_team(&txn, name).await?.is_some() {
+        return Err(ApiError::Conflict {
+            detail: format!("the team {name:?} exists already"),
+            existing: None,
+        });
+    }
+    let t = insert_team(&txn, actor, name, Utc::now()).await?;
+    txn.commit().await?;
+    Ok(t)
+}
+
+/// Every team, by name.
+pub async fn list_teams<C: ConnectionTrait>(conn: &C) -> Result<Vec<team::Model>, ApiError> {
+    Ok(team::Entity::find()
+        .order_by_asc(team::Column::Name)
+        .all(conn)
+        .await?)
+}
+
+/// The existing team of this name, or an error that names the teams there are.
+async fn existing_team<C: ConnectionTrait>(conn: &C, name: &str) -> Result<Uuid, ApiError> {
+    let name = team_name(name)?;
+    if let Some(t) = find_team(conn, name).await? {
+        return Ok(t.id);
+    }
+    let names: Vec<String> = list_teams(conn)
+        .await?
+        .into_iter()
+        .map(|t| format!("{:?}", t.name))
+        .collect();
+    let known = if names.is_empty() {
+        "there are no teams yet".to_string()
+    } else {
+        format!("the teams are {}", names.join(", "))
+    };
+    Err(ApiError::field(
+        "team",
+        format!("no team {name:?}: {known} (`thor team add NAME` creates one)"),
+    ))
 }
 
 /// Creates an account. A taken username is a 409.
@@ -116,9 +201,19 @@ pub async fn create_user(
             existing: None,
         });
     }
-    let team_id = match &new.team {
-        Some(name) => Some(ensure_team(&txn, name, now).await?),
-        None => None,
+    let team_id = match (&new.team, new.team_policy) {
+        (Some(name), TeamPolicy::CreateWhenNew) => Some(ensure_team(&txn, actor, name, now).await?),
+        (Some(name), TeamPolicy::MustExist) => Some(existing_team(&txn, name).await?),
+        (None, TeamPolicy::MustExist) if new.role.works_in_a_team() => {
+            return Err(ApiError::field(
+                "team",
+                format!(
+                    "a {} works in a team: name an existing one (`thor team list` shows them)",
+                    new.role.as_str()
+                ),
+            ));
+        }
+        (None, _) => None,
     };
     let user = app_user::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -215,15 +310,7 @@ pub async fn revoke(
 ) -> Result<u64, ApiError> {
     let now = Utc::now();
     let txn = db.write.begin().await?;
-    let mut q = device_token::Entity::update_many()
-        .col_expr(device_token::Column::RevokedAt, Expr::value(now))
-        .col_expr(device_token::Column::RevokedReason, Expr::value(reason))
-        .filter(device_token::Column::UserId.eq(user_id))
-        .filter(device_token::Column::RevokedAt.is_null());
-    if let Some(d) = device_id {
-        q = q.filter(device_token::Column::DeviceId.eq(d));
-    }
-    let n = q.exec(&txn).await?.rows_affected;
+    let n = revoke_tokens(&txn, user_id, device_id, reason, now).await?;
     audit::record(
         &txn,
         actor,
@@ -235,6 +322,119 @@ pub async fn revoke(
     .await?;
     txn.commit().await?;
     Ok(n)
+}
+
+/// The one update that revokes device tokens; the caller writes the audit line.
+async fn revoke_tokens<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    device_id: Option<&str>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, ApiError> {
+    let mut q = device_token::Entity::update_many()
+        .col_expr(device_token::Column::RevokedAt, Expr::value(now))
+        .col_expr(device_token::Column::RevokedReason, Expr::value(reason))
+        .filter(device_token::Column::UserId.eq(user_id))
+        .filter(device_token::Column::RevokedAt.is_null());
+    if let Some(d) = device_id {
+        q = q.filter(device_token::Column::DeviceId.eq(d));
+    }
+    Ok(q.exec(conn).await?.rows_affected)
+}
+
+/// Every account with its team's name, by username.
+pub async fn list_users<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<(app_user::Model, Option<String>)>, ApiError> {
+    let teams: std::collections::HashMap<Uuid, String> = list_teams(conn)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
+    Ok(app_user::Entity::find()
+        .order_by_asc(app_user::Column::Username)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| {
+            let team = u.team_id.and_then(|t| teams.get(&t).cloned());
+            (u, team)
+        })
+        .collect())
+}
+
+/// Sets a new password. The account's device tokens stay valid (revoke them to log its phones
+/// out).
+pub async fn set_password(
+    db: &Db,
+    actor: &Actor,
+    user_id: Uuid,
+    password: String,
+) -> Result<(), ApiError> {
+    check_password_strength(&password, false).map_err(|f| ApiError::Validation(vec![f]))?;
+    let hash = password::hash(password).await?;
+    let now = Utc::now();
+    let txn = db.write.begin().await?;
+    let n = app_user::Entity::update_many()
+        .col_expr(app_user::Column::PasswordHash, Expr::value(hash))
+        .col_expr(app_user::Column::UpdatedAt, Expr::value(now))
+        .filter(app_user::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if n == 0 {
+        return Err(ApiError::NotFound(format!("user {user_id}")));
+    }
+    audit::record(&txn, actor, Entry::new("password", "user", user_id), now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// What [`deactivate`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Deactivated {
+    /// The account was active before.
+    pub was_active: bool,
+    /// Live tokens revoked.
+    pub tokens: u64,
+}
+
+/// Switches an account off: its login is refused and every token it holds is revoked, in one
+/// transaction with its audit line. Its records stay.
+pub async fn deactivate(
+    db: &Db,
+    actor: &Actor,
+    user_id: Uuid,
+    reason: &str,
+) -> Result<Deactivated, ApiError> {
+    let now = Utc::now();
+    let txn = db.write.begin().await?;
+    let user = app_user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {user_id}")))?;
+    app_user::Entity::update_many()
+        .col_expr(app_user::Column::Active, Expr::value(false))
+        .col_expr(app_user::Column::UpdatedAt, Expr::value(now))
+        .filter(app_user::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    let tokens = revoke_tokens(&txn, user_id, None, reason, now).await?;
+    audit::record(
+        &txn,
+        actor,
+        Entry::new("disable", "user", user_id)
+            .reason(Some(reason.to_string()))
+            .detail(serde_json::json!({ "tokens": tokens, "was_active": user.active })),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Deactivated {
+        was_active: user.active,
+        tokens,
+    })
 }
 
 /// Demo accounts exist only while the server runs with `--demo`: on any other start they are

@@ -62,6 +62,11 @@ impl Role {
         }
     }
 
+    /// Everyone but the beheerder works in a team: what they read and write is their team's.
+    pub fn works_in_a_team(self) -> bool {
+        !matches!(self, Role::Beheerder)
+    }
+
     /// BOA's (handhaver, jeugdboa) work under the Wpg by their appointment.
     pub fn is_boa(self) -> bool {
         matches!(self, Role::Handhaver | Role::Jeugdboa)

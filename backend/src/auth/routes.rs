@@ -257,6 +257,7 @@ pub async fn create_user(
             wpg_authorised: req.wpg_authorised,
             password: req.password,
             demo: false,
+            team_policy: accounts::TeamPolicy::CreateWhenNew,
         },
     )
     .await?;

@@ -433,6 +433,7 @@ pub async fn ensure_accounts(state: &AppState) -> Result<Vec<app_user::Model>, A
                         wpg_authorised: u.wpg_authorised,
                         password,
                         demo: true,
+                        team_policy: accounts::TeamPolicy::CreateWhenNew,
                     },
                 )
                 .await?

@@ -2140,9 +2140,13 @@ mod tests {
     #[test]
     fn corpus_matches_summary() {
         let Some(dir) = corpus_dir() else {
-            eprintln!(
-                "!!!!! SKIPPED corpus_matches_summary: no EXIF_SUMMARY.json under \
-                 $CARGO_MANIFEST_DIR/../../shared/data/photos nor /work/shared/data/photos !!!!!"
+            // Straight to standard error: libtest captures `eprintln!` and drops it when the
+            // test passes, and this test passes without having run.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED corpus_matches_summary (counted as passed): no EXIF_SUMMARY.json \
+                 under $CARGO_MANIFEST_DIR/../../shared/data/photos nor /work/shared/data/photos ***\n"
             );
             return;
         };

@@ -1060,7 +1060,7 @@ fn corpus() -> Option<std::path::PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but the photo corpus ../shared/data/photos is missing");
     }
-    eprintln!("\n*** SKIPPED: the photo corpus ../shared/data/photos is not here ***\n");
+    thor_tests::skipped("need the photo corpus ../shared/data/photos");
     None
 }
 
@@ -1163,8 +1163,8 @@ pub(crate) async fn s3_bucket() -> Option<(String, String)> {
                     "CI=true but THOR_TEST_S3 is not set: the S3 photo store would not be tested"
                 );
             }
-            eprintln!(
-                "\n*** SKIPPED on S3: THOR_TEST_S3 is not set (e.g. http://127.0.0.1:5005 with moto_server) ***\n"
+            thor_tests::skipped(
+                "need S3: set THOR_TEST_S3 (e.g. http://127.0.0.1:5005 with moto_server)",
             );
             return None;
         }
