@@ -84,9 +84,34 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// The audit log's hash chain: seal the lines written since the last run, or verify that
+    /// no line or seal was changed or removed (exit status 1 when the chain does not hold).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
 }
 
-const ROLES: [&str; 4] = ["handhaver", "jeugdboa", "teamleider", "beheerder"];
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain against the lines as they are now and print its head (keep that
+    /// anchor outside thor). Reads only.
+    Verify {
+        /// A head printed earlier (by this command or by `serve`'s "audit chain sealed" log
+        /// line), as SEQ:HASH: the check fails if the chain no longer contains it.
+        #[arg(long)]
+        anchor: Option<thor::audit::chain::Head>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Seal the lines not sealed yet (`serve` does this every minute and at shutdown).
+    Seal {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+const ROLES: [&str; 5] = ["handhaver", "jeugdboa", "teamleider", "beheerder", "fg"];
 
 #[derive(Subcommand)]
 enum UserCommand {
@@ -395,6 +420,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("purged up to sequence {mark} (tombstone horizon {days} days)");
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify { anchor, data },
+        } => {
+            let state = open(data).await?;
+            let verdict = thor::audit::chain::verify(&state.db.read, anchor.as_ref()).await?;
+            emit(&format!("{verdict}\n"))?;
+            if !verdict.holds() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Seal { data },
+        } => {
+            let state = open(data).await?;
+            let (n, head) = thor::audit::chain::seal(&state.db.write).await?;
+            match head {
+                Some(h) => println!("sealed {n} lines; head {h}"),
+                None => println!("nothing to seal"),
+            }
+            Ok(())
+        }
         Command::Openapi => emit(&thor::openapi::pretty_json()?),
         Command::Visibility => emit(&thor::access::markdown()),
         Command::Briefing {
@@ -456,7 +503,9 @@ async fn user(command: UserCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let role = Role::parse(&role).with_context(|| {
-                format!("unknown role {role:?}: use handhaver, jeugdboa, teamleider or beheerder")
+                format!(
+                    "unknown role {role:?}: use handhaver, jeugdboa, teamleider, beheerder or fg"
+                )
             })?;
             let (password, generated) = read_password(password_stdin)?;
             let state = open(data).await?;

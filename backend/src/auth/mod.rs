@@ -62,9 +62,9 @@ impl Role {
         }
     }
 
-    /// Everyone but the beheerder works in a team: what they read and write is their team's.
+    /// Everyone but the beheerder and the fg works in a team: what they read and write is their team's.
     pub fn works_in_a_team(self) -> bool {
-        !matches!(self, Role::Beheerder)
+        !matches!(self, Role::Beheerder | Role::Fg)
     }
 
     /// BOA's (handhaver, jeugdboa) work under the Wpg by their appointment.
