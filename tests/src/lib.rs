@@ -234,18 +234,7 @@ impl TestApp {
             }
         };
         tweak(&mut config);
-        let (state, addr, tx, server) = serve_config(config).await;
-        TestApp {
-            addr,
-            base: format!("http://{addr}"),
-            client: reqwest::Client::builder().build().expect("client"),
-            state,
-            backend,
-            shutdown: Some(tx),
-            server: Some(server),
-            _dir: dir,
-            _pg: pg,
-        }
+        TestApp::on(config, backend, dir, pg).await
     }
 
     /// Stops this server (as `stop` does) and starts a new one on the same configuration: the
@@ -254,18 +243,8 @@ impl TestApp {
         self.begin_shutdown();
         self.wait_server().await;
         let config = (*self.state.config).clone();
-        let (state, addr, shutdown, server) = serve_config(config).await;
-        TestApp {
-            addr,
-            base: format!("http://{addr}"),
-            client: reqwest::Client::builder().build().expect("client"),
-            state,
-            backend: self.backend.clone(),
-            shutdown: Some(shutdown),
-            server: Some(server),
-            _dir: self._dir,
-            _pg: self._pg.take(),
-        }
+        let pg = self._pg.take();
+        TestApp::on(config, self.backend.clone(), self._dir, pg).await
     }
 
     /// A second server instance on this one's database, with a data folder of its own (its own
@@ -276,17 +255,27 @@ impl TestApp {
             data_dir: dir.path().join("data"),
             ..(*self.state.config).clone()
         };
+        TestApp::on(config, self.backend.clone(), dir, None).await
+    }
+
+    /// A server on `config`, keeping `dir` (and the PostgreSQL database `pg`) while it runs.
+    async fn on(
+        config: Config,
+        backend: Backend,
+        dir: tempfile::TempDir,
+        pg: Option<PgDatabase>,
+    ) -> TestApp {
         let (state, addr, shutdown, server) = serve_config(config).await;
         TestApp {
             addr,
             base: format!("http://{addr}"),
             client: reqwest::Client::builder().build().expect("client"),
             state,
-            backend: self.backend.clone(),
+            backend,
             shutdown: Some(shutdown),
             server: Some(server),
             _dir: dir,
-            _pg: None,
+            _pg: pg,
         }
     }
 
@@ -394,18 +383,24 @@ impl TestApp {
 
     /// Counts rows of a table, to check that nothing was written.
     pub async fn count(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .await
+    }
+
+    /// The integer column `n` of the first row `sql` answers.
+    pub async fn scalar(&self, sql: &str) -> i64 {
         let row = self
             .state
             .db
             .read
             .query_one_raw(sea_orm::Statement::from_string(
                 self.state.db.backend(),
-                format!("SELECT COUNT(*) AS n FROM {table}"),
+                sql.to_string(),
             ))
             .await
-            .expect("count query")
-            .expect("a row");
-        row.try_get::<i64>("", "n").expect("count")
+            .expect("query")
+            .unwrap_or_else(|| panic!("no row for {sql}"));
+        row.try_get::<i64>("", "n").expect("n")
     }
 
     pub async fn last_seq(&self) -> i64 {

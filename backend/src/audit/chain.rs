@@ -43,6 +43,8 @@ const GENESIS: &[u8] = b"thor audit chain v1";
 pub const LOOK_BACK: i64 = 10_000;
 /// Lines sealed per transaction.
 const BATCH: u64 = 2_000;
+/// The condition on `audit_log` of a line without a seal.
+const UNSEALED: &str = "NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.line_id = audit_log.id)";
 /// The advisory lock that lets one PostgreSQL session seal at a time.
 const SEAL_LOCK: i64 = 0x7468_6f72_0001;
 
@@ -162,9 +164,7 @@ pub async fn seal(db: &sea_orm::DatabaseConnection) -> Result<(u64, Option<Head>
         };
         let lines = line::Entity::find()
             .filter(line::Column::Id.gt(floor))
-            .filter(Expr::cust(
-                "NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.line_id = audit_log.id)",
-            ))
+            .filter(Expr::cust(UNSEALED))
             .order_by_asc(line::Column::Id)
             .limit(BATCH)
             .all(&txn)
@@ -360,9 +360,7 @@ pub async fn verify<C: ConnectionTrait>(conn: &C, anchor: Option<&Head>) -> Resu
         });
     }
     let unsealed = |below: Option<i64>| {
-        let mut q = line::Entity::find().filter(Expr::cust(
-            "NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.line_id = audit_log.id)",
-        ));
+        let mut q = line::Entity::find().filter(Expr::cust(UNSEALED));
         if let Some(id) = below {
             q = q.filter(line::Column::Id.lte(id));
         }

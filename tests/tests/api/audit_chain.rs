@@ -185,34 +185,17 @@ async fn audit_chain_finds_every_kind_of_tampering(backend: Backend) {
 }
 
 async fn seq_of(app: &TestApp, line_id: i64) -> i64 {
-    scalar(
-        app,
-        &format!("SELECT seq AS n FROM audit_seal WHERE line_id = {line_id}"),
-    )
+    app.scalar(&format!(
+        "SELECT seq AS n FROM audit_seal WHERE line_id = {line_id}"
+    ))
     .await
 }
 
 async fn line_of(app: &TestApp, seq: i64) -> i64 {
-    scalar(
-        app,
-        &format!("SELECT line_id AS n FROM audit_seal WHERE seq = {seq}"),
-    )
+    app.scalar(&format!(
+        "SELECT line_id AS n FROM audit_seal WHERE seq = {seq}"
+    ))
     .await
-}
-
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    let row = app
-        .state
-        .db
-        .read
-        .query_one_raw(sea_orm::Statement::from_string(
-            app.state.db.backend(),
-            sql.to_string(),
-        ))
-        .await
-        .expect("query")
-        .unwrap_or_else(|| panic!("no row for {sql}"));
-    row.try_get::<i64>("", "n").expect("n")
 }
 
 /// Two sealers at once (two instances, or `serve` and the CLI) build one chain, not two.
