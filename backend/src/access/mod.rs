@@ -330,14 +330,24 @@ fn logged(kind: Kind, facts: &Facts) -> bool {
     }
 }
 
-/// The columns of a kind withheld from this principal whatever the record (the sync tables
-/// and the push use it: a push of them is ignored).
+/// The columns of a kind withheld from this principal whatever the record: for kinds whose
+/// regime the kind decides (the record kinds' sync tables use it; a push of them is ignored).
+/// A kind that is Wpg or AVG per record asks [`withheld`] with the record's facts.
 pub fn withheld_columns(p: &Principal, kind: Kind) -> &'static [&'static str] {
     let rule = kind.rule();
     if reads_wpg_of(p, kind) || rule.regime == Regime::Avg {
         &[]
     } else {
         rule.wpg_fields
+    }
+}
+
+/// The fields of one record withheld from this principal: the kind's Wpg fields when the
+/// record is redacted (or hidden) for them, none when they read it whole.
+pub fn withheld(p: &Principal, kind: Kind, facts: &Facts) -> &'static [&'static str] {
+    match decide(p, kind, facts) {
+        Sight::Full => &[],
+        Sight::Redacted | Sight::Hidden => kind.rule().wpg_fields,
     }
 }
 
@@ -594,7 +604,8 @@ pub fn markdown() -> String {
     }
     out.push_str(
         "\nWhere a kind is Wpg or AVG per record, the table shows a Wpg record; an AVG record is\n\
-         full for every role that may read the kind.\n\n\
+         full for every role that may read the kind. The sync pull sends a record as REST\n\
+         shows it to the same reader, and a push of fields withheld from them is ignored.\n\n\
          Derived reads follow their record: a photo's bytes follow its report; a sync conflict\n\
          shows its values as the conflicting field's rule allows (a whole-record conflict's\n\
          values without the kind's Wpg fields) and is hidden when its record's kind is; the\n\

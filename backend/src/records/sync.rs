@@ -57,7 +57,11 @@ impl SyncTable for KindTable {
         self.0.columns()
     }
 
-    fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
+    fn hidden_columns(
+        &self,
+        p: &Principal,
+        _row: Option<&Map<String, Value>>,
+    ) -> &'static [&'static str] {
         self.0.hidden_columns(p)
     }
 

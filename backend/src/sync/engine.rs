@@ -521,7 +521,7 @@ async fn push_record(
     pending: &mut Pending,
 ) -> ApiResult<Outcome> {
     let p = ctx.principal;
-    let hidden = table.hidden_columns(p);
+    let hidden = table.hidden_columns(p, current.as_ref().map(|c| &c.raw));
     let mut invalid = Vec::new();
     let mut read = |col: &super::table::Column, v: &Value| match canonical(col.kind, v) {
         Ok(c) => Some(c),
@@ -995,7 +995,6 @@ pub async fn push_in(
             }
         }
         if !differs.is_empty() {
-            let hidden = table.hidden_columns(p);
             let now_state = table.load_many(txn, p, &differs).await?;
             let rows = differs
                 .iter()
@@ -1004,7 +1003,7 @@ pub async fn push_in(
                 .map(|c| {
                     to_raw(&wire_form(
                         table.as_ref(),
-                        hidden,
+                        table.hidden_columns(p, Some(&c.raw)),
                         c.raw.clone(),
                         c.server_rev,
                     ))

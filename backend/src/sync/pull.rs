@@ -355,7 +355,10 @@ fn place(
             entry.deleted.push(id);
             return Ok(());
         }
-        Pulled::Canonical(r) => to_raw(&wire_form(table, table.hidden_columns(p), r, seq))?,
+        Pulled::Canonical(r) => {
+            let hidden = table.hidden_columns(p, Some(&r));
+            to_raw(&wire_form(table, hidden, r, seq))?
+        }
         Pulled::Wire(w) => w,
     };
     if let Some(kind) = wpg {

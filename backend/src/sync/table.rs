@@ -163,8 +163,14 @@ pub trait SyncTable: Send + Sync {
     /// The table name on the wire (WatermelonDB's table).
     fn name(&self) -> &'static str;
     fn columns(&self) -> &'static [Column];
-    /// Columns withheld from this principal on pull; a push of them is ignored.
-    fn hidden_columns(&self, _p: &Principal) -> &'static [&'static str] {
+    /// Columns withheld from this principal on pull of this record (its canonical row; `None`
+    /// for a record the push creates); a push of them onto that record is ignored. What a phone
+    /// holds it can write back, and it holds what REST would show the same reader.
+    fn hidden_columns(
+        &self,
+        _p: &Principal,
+        _row: Option<&Map<String, Value>>,
+    ) -> &'static [&'static str] {
         &[]
     }
     /// The record with its revisions, if it exists (tombstones included) in the principal's scope.

@@ -171,6 +171,22 @@ fn wire_row(m: &violation::Model, hide_wpg: bool) -> ApiResult<Box<serde_json::v
 
 pub struct ViolationsTable;
 
+/// The access facts of a report in canonical form: its team, and its regime as the store
+/// derives it from outcome and plate.
+fn row_facts(r: &Map<String, Value>) -> access::Facts {
+    let team = r
+        .get("team_id")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok());
+    let outcome = r
+        .get("outcome")
+        .and_then(Value::as_str)
+        .and_then(Outcome::parse)
+        .unwrap_or(Outcome::None);
+    let plate = r.get("plate").and_then(Value::as_str);
+    access::Facts::new(team, super::rules::privacy_regime(outcome, plate) == "wpg")
+}
+
 fn parse_id(id: &str) -> ApiResult<Uuid> {
     crate::sync::engine::canonical_id(id)
         .ok_or_else(|| ApiError::field("id", "a report id is a lowercase hyphenated UUID"))
@@ -260,10 +276,19 @@ impl SyncTable for ViolationsTable {
         COLUMNS
     }
 
-    /// The push ignores these from a reader who may not read Wpg data (on any report: the
-    /// record's regime can change with its outcome); the pull withholds them per report.
-    fn hidden_columns(&self, p: &Principal) -> &'static [&'static str] {
-        access::withheld_columns(p, access::Kind::Violation)
+    /// Per report, as REST decides: the Wpg columns of a Wpg report are withheld from a reader
+    /// who may not read Wpg data, and a push of them onto such a report is ignored. An AVG
+    /// report is whole for every reader, and a new report takes what its creator sends (as a
+    /// REST create does). When a report turns Wpg, the next pull sends it without them.
+    fn hidden_columns(
+        &self,
+        p: &Principal,
+        row: Option<&Map<String, Value>>,
+    ) -> &'static [&'static str] {
+        match row {
+            None => &[],
+            Some(r) => access::withheld(p, access::Kind::Violation, &row_facts(r)),
+        }
     }
 
     async fn load(
@@ -433,12 +458,12 @@ impl SyncTable for ViolationsTable {
             .limit(s.limit)
             .all(txn)
             .await?;
-        // The Wpg columns of every report are withheld from a reader who may not read Wpg data,
-        // as the push ignores them from that reader: what a phone holds it can also write back.
-        let hide = !self.hidden_columns(p).is_empty();
         rows.iter()
             .map(|m| {
                 let live = m.deleted_seq.is_none();
+                // As `hidden_columns` decides for the canonical row (a test keeps them equal).
+                let hide =
+                    !access::withheld(p, access::Kind::Violation, &store::facts(m)).is_empty();
                 Ok(PulledRow {
                     seq: m.server_rev,
                     id: m.id.to_string(),
@@ -522,6 +547,26 @@ mod tests {
             flags: json!(["clock_offset"]),
             device_clock_offset_ms: None,
             round_id: None,
+        }
+    }
+
+    /// The regime read from a canonical row (push, generic pull) is the stored one (REST, the
+    /// direct pull): one decision on every path.
+    #[test]
+    fn a_rows_facts_are_the_stored_facts() {
+        let avg = violation::Model {
+            outcome: "removed".into(),
+            privacy_regime: "avg".into(),
+            ..report(None, false)
+        };
+        for m in [report(Some("12-ABC-3"), true), report(None, false), avg] {
+            let (row, stored) = (row_facts(&canonical_row(&m)), store::facts(&m));
+            assert_eq!(
+                (row.team, row.wpg),
+                (stored.team, stored.wpg),
+                "{}",
+                m.outcome
+            );
         }
     }
 

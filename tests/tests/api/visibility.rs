@@ -273,7 +273,89 @@ async fn the_pull_logs_every_wpg_report_it_sends(b: Backend) {
     app.stop().await;
 }
 
+/// A lead without the Wpg flag gets of a report by sync what REST shows them: the observation
+/// text of an AVG report, nothing Wpg of a Wpg report; and what the phone holds it writes back:
+/// an edit of the AVG text lands, a push of Wpg fields onto the Wpg report is ignored.
+async fn sync_shows_a_report_as_rest_does(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let boa = app.login("handhaver", "phone-1").await;
+    let lead = app
+        .user("lead.zonderwpg", "teamleider", thor::demo::TEAM, false)
+        .await
+        .1;
+    let (wpg, avg) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut r = report(avg);
+    r["category"] = json!("afval");
+    r["feitcode"] = Value::Null;
+    r["outcome"] = json!("removed");
+    r["plate"] = Value::Null;
+    r["driver_present"] = Value::Null;
+    r["description"] = json!("matras naast de container");
+    for body in [report(wpg), r] {
+        let res = app
+            .post(&boa, "/api/v1/violations", &body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let pulled = pull_all(&app, &lead).await;
+    let rows = thor_tests::pulled_rows(&pulled, "violations");
+    let row = |id: Uuid| {
+        rows.iter()
+            .find(|r| r["id"] == id.to_string())
+            .cloned()
+            .expect("the lead pulls the report")
+    };
+    for id in [wpg, avg] {
+        let rest = app
+            .get_json(&lead, &format!("/api/v1/violations/{id}"))
+            .await;
+        let synced = row(id);
+        for field in ["description", "plate"] {
+            assert_eq!(
+                synced[field], rest[field],
+                "{field} of {id}: sync and REST differ"
+            );
+        }
+    }
+    assert_eq!(row(avg)["description"], "matras naast de container");
+    assert!(row(wpg)["description"].is_null() && row(wpg)["plate"].is_null());
+
+    let mut avg_row = row(avg);
+    avg_row["description"] = json!("matras en twee zakken");
+    let mut wpg_row = row(wpg);
+    wpg_row["description"] = json!("overschreven");
+    wpg_row["plate"] = json!("99-ZZZ-9");
+    let res = app
+        .client
+        .post(app.url("/api/v1/sync/push?last_pulled_at=0"))
+        .bearer_auth(&lead)
+        .json(&json!({ "changes": { "violations": { "updated": [avg_row, wpg_row] } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["conflicts"], json!([]), "{answer}");
+    let a = app
+        .get_json(&boa, &format!("/api/v1/violations/{avg}"))
+        .await;
+    assert_eq!(a["description"], "matras en twee zakken");
+    let w = app
+        .get_json(&boa, &format!("/api/v1/violations/{wpg}"))
+        .await;
+    assert_eq!(w["description"], "Geparkeerd op de stoep");
+    assert_eq!(
+        w["plate"], "12ABC3",
+        "the plate as stored, not the pushed one"
+    );
+    app.stop().await;
+}
+
 both!(
+    sync_shows_a_report_as_rest_does,
     signed_briefings_are_per_team,
     conflicts_show_values_as_their_field_allows,
     photo_bytes_follow_their_report,
