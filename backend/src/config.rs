@@ -372,17 +372,16 @@ impl Config {
     }
 }
 
-/// The URL with any password replaced, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+/// The URL with any password replaced, for logs; a URL that does not parse is not logged at all
+/// (it could hold a password in a place no parser finds).
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => match u.set_password(Some("***")) {
+            Ok(()) => u.to_string(),
+            Err(()) => "(database URL withheld)".to_string(),
+        },
+        Ok(_) => raw.to_string(),
+        Err(_) => "(database URL withheld: it does not parse)".to_string(),
     }
 }
 
@@ -400,6 +399,11 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1/x"),
             "postgres://postgres@127.0.0.1/x"
         );
+        assert_eq!(
+            redact_url("postgres://thor:p%40ss:w@db/thor?sslmode=require"),
+            "postgres://thor:***@db/thor?sslmode=require"
+        );
+        assert!(!redact_url("postgres://thor:ge heim@db/thor").contains("heim"));
     }
 
     #[test]

@@ -16,16 +16,7 @@ pub fn generate() -> String {
 
 /// What the database stores and looks tokens up by.
 pub fn hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]

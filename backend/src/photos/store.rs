@@ -100,7 +100,7 @@ fn normalise(mut p: NewPhoto) -> NewPhoto {
 
 fn create_hash(p: &NewPhoto) -> String {
     let canonical = serde_json::to_vec(p).unwrap_or_default();
-    crate::auth::token::hex(&Sha256::digest(&canonical))
+    hex::encode(Sha256::digest(&canonical))
 }
 
 /// Whether the principal may attach photos to (and read the photos of) this report.

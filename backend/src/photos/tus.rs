@@ -1072,14 +1072,7 @@ async fn receive(
         }
         return Ok((total, Some(expires)));
     }
-    finish(
-        state,
-        actor,
-        m,
-        crate::auth::token::hex(&written.hasher.finalize()),
-        now,
-    )
-    .await?;
+    finish(state, actor, m, hex::encode(written.hasher.finalize()), now).await?;
     if too_much {
         return Err(ApiError::PayloadTooLarge(format!(
             "more bytes than Upload-Length {length}; the first {length} were stored"
@@ -1492,7 +1485,7 @@ async fn hash_file(path: PathBuf) -> ApiResult<String> {
             }
             h.update(&buf[..n]);
         }
-        Ok(crate::auth::token::hex(&h.finalize()))
+        Ok(hex::encode(h.finalize()))
     })
     .await
     .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
@@ -1544,7 +1537,7 @@ async fn resume_finish(
             .read(&key)
             .await
             .map_err(ApiError::internal)?;
-        if crate::auth::token::hex(&Sha256::digest(&bytes)) != m.sha256 {
+        if hex::encode(Sha256::digest(&bytes)) != m.sha256 {
             tracing::error!(photo = %m.id, key = %key, "the stored original does not match its hash; the upload is left unfinished");
             return Ok(m);
         }
@@ -1782,12 +1775,12 @@ mod tests {
         // The FIPS 180 test vectors for "abc".
         let sha1_abc = ChecksumAlgorithm::Sha1.digest(b"abc");
         assert_eq!(
-            crate::auth::token::hex(&sha1_abc),
+            hex::encode(&sha1_abc),
             "a9993e364706816aba3e25717850c26c9cd0d89d"
         );
         let sha256_abc = ChecksumAlgorithm::Sha256.digest(b"abc");
         assert_eq!(
-            crate::auth::token::hex(&sha256_abc),
+            hex::encode(&sha256_abc),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(

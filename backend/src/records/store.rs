@@ -201,7 +201,7 @@ pub enum Created {
 
 fn hash(data: &Map<String, Value>) -> String {
     let bytes = serde_json::to_vec(data).unwrap_or_default();
-    crate::auth::token::hex(&Sha256::digest(&bytes))
+    hex::encode(Sha256::digest(&bytes))
 }
 
 /// Only the columns a device may set, in their canonical form; anything else is named.

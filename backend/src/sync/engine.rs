@@ -781,7 +781,7 @@ async fn changed_by_others(
 
 /// The SHA-256 of a push body, hex: what an Idempotency-Key is bound to.
 pub fn request_sha256(bytes: &[u8]) -> String {
-    crate::auth::token::hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// [`push_in`] in a transaction of its own, for a body whose hash is known.

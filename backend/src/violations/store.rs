@@ -92,7 +92,7 @@ fn normalise(mut v: NewViolation, author: Uuid) -> NewViolation {
 
 fn create_hash(v: &NewViolation) -> String {
     let canonical = serde_json::to_vec(v).unwrap_or_default();
-    crate::auth::token::hex(&Sha256::digest(&canonical))
+    hex::encode(Sha256::digest(&canonical))
 }
 
 /// What a report naming someone outside its team hears. One answer for an unknown id, an
