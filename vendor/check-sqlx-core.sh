@@ -3,7 +3,7 @@
 # (TCP_NODELAY, see vendor/README.md). Downloads the published crate, checks its SHA-256 (the
 # crates.io index checksum of sqlx-core 0.9.0), applies the patch and compares the trees.
 set -euo pipefail
-cd "$(dirname "$0")"
+vendor=$(cd "$(dirname "$0")" && pwd)
 version=0.9.0
 sha256=05b44e85bf579a8eeb4ceaa77a3a523baf2bf0e9bac7e40f405d537b5d2d5ccb
 work=$(mktemp -d)
@@ -11,11 +11,11 @@ trap 'rm -rf "$work"' EXIT
 curl -sfL --retry 3 -o "$work/sqlx-core.crate" "https://static.crates.io/crates/sqlx-core/sqlx-core-$version.crate"
 echo "$sha256  $work/sqlx-core.crate" | sha256sum -c --quiet -
 tar xzf "$work/sqlx-core.crate" -C "$work"
-(cd "$work/sqlx-core-$version" && patch -s -p1 <"$OLDPWD/sqlx-core.patch")
+patch -s -p1 -d "$work/sqlx-core-$version" <"$vendor/sqlx-core.patch"
 # Files cargo writes or packs that are not part of the source: .cargo-ok (unpack marker),
 # .cargo_vcs_info.json and Cargo.lock (packaging metadata, unused for a dependency).
 if diff -r --exclude=.cargo-ok --exclude=.cargo_vcs_info.json --exclude=Cargo.lock \
-  "$work/sqlx-core-$version" sqlx-core; then
+  "$work/sqlx-core-$version" "$vendor/sqlx-core"; then
   echo "vendor/sqlx-core = sqlx-core $version + vendor/sqlx-core.patch"
 else
   echo "vendor/sqlx-core differs from sqlx-core $version + vendor/sqlx-core.patch (diff above)" >&2

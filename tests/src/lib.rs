@@ -457,6 +457,18 @@ pub fn report(id: uuid::Uuid) -> Value {
     })
 }
 
+/// An AVG report: dumped waste removed, no plate (the same fields as [`report`] otherwise).
+pub fn avg_report(id: uuid::Uuid, description: &str) -> Value {
+    let mut r = report(id);
+    r["category"] = json!("afval");
+    r["feitcode"] = Value::Null;
+    r["outcome"] = json!("removed");
+    r["plate"] = Value::Null;
+    r["driver_present"] = Value::Null;
+    r["description"] = json!(description);
+    r
+}
+
 /// Asserts a problem+json answer with this status whose `errors` (or detail) names `field`.
 pub async fn assert_problem(res: reqwest::Response, status: u16, field: Option<&str>) -> Value {
     assert_eq!(res.status().as_u16(), status, "status");

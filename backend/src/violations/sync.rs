@@ -172,19 +172,19 @@ fn wire_row(m: &violation::Model, hide_wpg: bool) -> ApiResult<Box<serde_json::v
 pub struct ViolationsTable;
 
 /// The access facts of a report in canonical form: its team, and its regime as the store
-/// derives it from outcome and plate.
+/// derives it from outcome and plate (Wpg when the outcome cannot be read).
 fn row_facts(r: &Map<String, Value>) -> access::Facts {
     let team = r
         .get("team_id")
         .and_then(Value::as_str)
         .and_then(|t| t.parse().ok());
-    let outcome = r
+    let plate = r.get("plate").and_then(Value::as_str);
+    let wpg = r
         .get("outcome")
         .and_then(Value::as_str)
         .and_then(Outcome::parse)
-        .unwrap_or(Outcome::None);
-    let plate = r.get("plate").and_then(Value::as_str);
-    access::Facts::new(team, super::rules::privacy_regime(outcome, plate) == "wpg")
+        .is_none_or(|o| super::rules::privacy_regime(o, plate) == "wpg");
+    access::Facts::new(team, wpg)
 }
 
 fn parse_id(id: &str) -> ApiResult<Uuid> {
@@ -462,8 +462,8 @@ impl SyncTable for ViolationsTable {
             .map(|m| {
                 let live = m.deleted_seq.is_none();
                 // As `hidden_columns` decides for the canonical row (a test keeps them equal).
-                let hide =
-                    !access::withheld(p, access::Kind::Violation, &store::facts(m)).is_empty();
+                let facts = store::facts(m);
+                let hide = !access::withheld(p, access::Kind::Violation, &facts).is_empty();
                 Ok(PulledRow {
                     seq: m.server_rev,
                     id: m.id.to_string(),
@@ -473,8 +473,7 @@ impl SyncTable for ViolationsTable {
                     } else {
                         Pulled::Deleted
                     },
-                    wpg: access::released(p, access::Kind::Violation, &store::facts(m))
-                        .filter(|_| live),
+                    wpg: access::released(p, access::Kind::Violation, &facts).filter(|_| live),
                 })
             })
             .collect()

@@ -463,13 +463,7 @@ async fn seed(
     // An AVG report (removed, no plate).
     let avg = Uuid::new_v4();
     let avg_desc = s("AVGDESC");
-    let mut r = thor_tests::report(avg);
-    r["category"] = json!("afval");
-    r["feitcode"] = Value::Null;
-    r["outcome"] = json!("removed");
-    r["plate"] = Value::Null;
-    r["driver_present"] = Value::Null;
-    r["description"] = json!(avg_desc);
+    let mut r = thor_tests::avg_report(avg, &avg_desc);
     r["observed_at"] = json!(at);
     r["location"]["fix_time"] = json!(at);
     let v = ok_json(

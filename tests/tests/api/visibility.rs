@@ -2,7 +2,7 @@
 //! the access rules (`backend/src/access/`), and every Wpg value that leaves is in the audit log.
 
 use serde_json::{Value, json};
-use thor_tests::{Backend, TestApp, assert_problem, both, report};
+use thor_tests::{Backend, TestApp, assert_problem, avg_report, both, report};
 use uuid::Uuid;
 
 use super::photos::{create_upload, derived, jpeg, photo_record, report_with_photo, upload};
@@ -285,14 +285,7 @@ async fn sync_shows_a_report_as_rest_does(b: Backend) {
         .await
         .1;
     let (wpg, avg) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut r = report(avg);
-    r["category"] = json!("afval");
-    r["feitcode"] = Value::Null;
-    r["outcome"] = json!("removed");
-    r["plate"] = Value::Null;
-    r["driver_present"] = Value::Null;
-    r["description"] = json!("matras naast de container");
-    for body in [report(wpg), r] {
+    for body in [report(wpg), avg_report(avg, "matras naast de container")] {
         let res = app
             .post(&boa, "/api/v1/violations", &body)
             .send()
