@@ -50,6 +50,8 @@ pub struct AppState {
     pub round_cache: Arc<crate::briefing::load::RoundCache>,
     /// The start hours of the shifts (`THOR_SHIFTS`).
     pub shifts: crate::briefing::ShiftHours,
+    /// The retention terms (`THOR_RETENTION`).
+    pub retention: Arc<crate::retention::Terms>,
     /// False once shutdown begins, so `/readyz` turns load balancers away during the drain.
     pub ready: Arc<AtomicBool>,
     /// "Something changed": the sync sequence for the change stream (`/api/v1/sync/events`).
@@ -97,7 +99,12 @@ impl AppState {
         let photos = Arc::new(crate::photos::tus::Photos::new(blobs, &config));
         let shifts = crate::briefing::ShiftHours::parse(&config.shifts)
             .map_err(|e| anyhow::anyhow!("THOR_SHIFTS: {e}"))?;
+        let retention = Arc::new(crate::retention::Terms::parse(
+            &config.retention,
+            config.sync_window_days,
+        )?);
         Ok(AppState {
+            retention,
             changes: crate::sync::events::ChangeFeed::new(db.clone()),
             derive_budget: Arc::new(crate::photos::worker::DeriveBudget::new(&config)),
             round_cache: Default::default(),
@@ -133,6 +140,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::briefing::routes::router())
         .merge(crate::exports::router())
         .merge(crate::audit::routes::router())
+        .merge(crate::retention::routes::router())
 }
 
 /// The OpenAPI document the code generates.

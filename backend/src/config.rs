@@ -29,6 +29,9 @@ pub mod defaults {
     pub const S3_REGION: &str = "eu-west-1";
     pub const SHIFTS: &str = "07:00,15:00,23:00";
     pub const FOUR_EYES: bool = true;
+    /// The retention terms (see `retention::Terms`): the Wpg's own, and thor's choice for AVG data.
+    pub const RETENTION: &str =
+        "wpg=365/1825/3650,violation.avg=730,patrol_round=365,track_segment=365,briefing_note=365";
 }
 
 /// The configuration in force. `thor serve` fills every field from its flags ([`ServeArgs`]);
@@ -82,6 +85,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Four-eyes review (see [`ServeArgs::four_eyes`]).
     pub four_eyes: bool,
+    /// Retention terms per kind of record (see [`RetentionArgs`]).
+    pub retention: String,
 }
 
 /// The flags of every command that opens the database: where the data is, and how to log.
@@ -180,21 +185,14 @@ pub struct ServeArgs {
     #[arg(long, env = "THOR_PHOTO_DECODE_MAX_MIB", default_value_t = defaults::PHOTO_DECODE_MAX_MIB)]
     pub photo_decode_max_mib: u32,
 
-    /// S3 bucket for photos. Unset: photos live on disk under `<data-dir>/photos`.
-    /// Credentials come from the usual `AWS_*` variables.
-    #[arg(long, env = "THOR_S3_BUCKET")]
-    pub s3_bucket: Option<String>,
-
-    /// S3 endpoint for S3-compatible storage (MinIO, Ceph, a municipality's own).
-    #[arg(long, env = "THOR_S3_ENDPOINT")]
-    pub s3_endpoint: Option<String>,
-
-    /// S3 region of the bucket.
-    #[arg(long, env = "THOR_S3_REGION", default_value = defaults::S3_REGION)]
-    pub s3_region: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     #[command(flatten)]
     pub shifts: ShiftArgs,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 
     /// The address people open thor at, e.g. `https://thor.velsen.nl` when a TLS proxy stands
     /// in front of it. When it starts with `https://` the lead page's session cookie is always
@@ -228,10 +226,9 @@ impl ServeArgs {
         c.derive_concurrency = self.derive_concurrency;
         c.derive_memory_mib = self.derive_memory_mib;
         c.photo_decode_max_mib = self.photo_decode_max_mib;
-        c.s3_bucket = self.s3_bucket;
-        c.s3_endpoint = self.s3_endpoint;
-        c.s3_region = self.s3_region;
+        self.store.apply(&mut c);
         self.shifts.apply(&mut c);
+        c.retention = self.retention.retention;
         c.public_url = self.public_url;
         c.four_eyes = self.four_eyes;
         c
@@ -265,6 +262,43 @@ pub struct ShiftArgs {
     /// briefing.
     #[arg(long, env = "THOR_SHIFTS", default_value = defaults::SHIFTS)]
     pub shifts: String,
+}
+
+/// Where the photos are (`serve` and `retention run`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// S3 bucket for photos. Unset: photos live on disk under `<data-dir>/photos`.
+    /// Credentials come from the usual `AWS_*` variables.
+    #[arg(long, env = "THOR_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint for S3-compatible storage (MinIO, Ceph, a municipality's own).
+    #[arg(long, env = "THOR_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region of the bucket.
+    #[arg(long, env = "THOR_S3_REGION", default_value = defaults::S3_REGION)]
+    pub s3_region: String,
+}
+
+impl StoreArgs {
+    pub fn apply(self, c: &mut Config) {
+        c.s3_bucket = self.s3_bucket;
+        c.s3_endpoint = self.s3_endpoint;
+        c.s3_region = self.s3_region;
+    }
+}
+
+/// The retention terms (`serve` and `retention run`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct RetentionArgs {
+    /// Retention terms in days, per kind of record: `key=restricted/removed/destroyed` for
+    /// police data (Wpg art. 8 and 14: 365/1825/3650), `key=destroyed` for the rest. Keys:
+    /// `wpg` (every Wpg kind), violation.wpg, violation.avg, incident, youth_observation,
+    /// youth_group, youth_person, briefing_doc, patrol_round, track_segment, briefing_note.
+    /// Keys not given keep their default; see the README's retention table.
+    #[arg(long, env = "THOR_RETENTION", default_value = defaults::RETENTION)]
+    pub retention: String,
 }
 
 impl ShiftArgs {
@@ -301,6 +335,7 @@ impl Config {
             log_json: false,
             public_url: None,
             four_eyes: defaults::FOUR_EYES,
+            retention: defaults::RETENTION.to_string(),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod photos;
 pub mod records;
 pub mod reference;
+pub mod retention;
 pub mod rounds;
 pub mod sync;
 pub mod violations;

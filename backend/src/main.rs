@@ -13,7 +13,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use thor::app::{self, AppState};
 use thor::auth::{Role, accounts};
-use thor::config::{Config, DataArgs, HorizonArgs, ServeArgs, ShiftArgs, redact_url};
+use thor::config::{
+    Config, DataArgs, HorizonArgs, RetentionArgs, ServeArgs, ShiftArgs, StoreArgs, redact_url,
+};
 use thor::error::ApiError;
 
 #[derive(Parser)]
@@ -90,6 +92,77 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Retention (Wpg art. 8 and 14, AVG): move records to their stage by their date and the
+    /// terms, and destroy what is due; `serve` does this every six hours.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run retention now (one instance at a time; safe to interrupt and to repeat), with a
+    /// progress bar on a terminal; prints what changed per kind of record.
+    Run {
+        /// Change nothing: print what a run would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: count as if it were this day (YYYY-MM-DD), to see what a term
+        /// change or the coming months would do.
+        #[arg(long, requires = "dry_run")]
+        as_of: Option<chrono::NaiveDate>,
+        #[command(flatten)]
+        retention: RetentionArgs,
+        #[command(flatten)]
+        horizons: HorizonArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// The retention run's progress as a bar on standard error (drawn only on a terminal).
+struct Bar(indicatif::ProgressBar);
+
+impl thor::retention::run::Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+fn retention_table(r: &thor::retention::run::Report) -> String {
+    let rows: Vec<Vec<String>> = r
+        .changes
+        .iter()
+        .map(|c| {
+            vec![
+                c.key.to_string(),
+                c.to_active.to_string(),
+                c.to_restricted.to_string(),
+                c.to_removed.to_string(),
+                c.destroyed.to_string(),
+                c.photos.to_string(),
+                c.held.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "KIND",
+            "ACTIVE",
+            "RESTRICTED",
+            "REMOVED",
+            "DESTROYED",
+            "PHOTOS",
+            "HELD",
+        ],
+        &rows,
+    )
 }
 
 #[derive(Subcommand)]
@@ -371,6 +444,40 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             }
         }
     });
+    {
+        // Retention every six hours, the first ten minutes after start; with several
+        // instances the run's lease lets one of them do it.
+        let st = state.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(6 * 3600);
+            let first = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+            let mut tick = tokio::time::interval_at(first, every);
+            loop {
+                tick.tick().await;
+                let run = thor::retention::run::Run {
+                    db: &st.db,
+                    blobs: &st.photos.blobs,
+                    terms: &st.retention,
+                    as_of: chrono::Utc::now(),
+                    dry_run: false,
+                    actor: "scheduler",
+                };
+                match run.execute(&thor::retention::run::Quiet).await {
+                    Ok(r) if r.skipped.is_some() => {
+                        tracing::info!("retention run skipped: another instance runs it")
+                    }
+                    Ok(r) => tracing::info!(
+                        run = ?r.run_id,
+                        changed = r.changes.iter().map(|c| c.total()).sum::<u64>(),
+                        destroyed = r.changes.iter().map(|c| c.destroyed).sum::<u64>(),
+                        objects_deleted = r.objects_deleted,
+                        "retention run done"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "retention run failed"),
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -441,6 +548,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => println!("nothing to seal"),
             }
             Ok(())
+        }
+        Command::Retention {
+            command:
+                RetentionCommand::Run {
+                    dry_run,
+                    as_of,
+                    retention,
+                    horizons,
+                    store,
+                    data,
+                },
+        } => {
+            let mut config = data.config();
+            horizons.apply(&mut config);
+            store.apply(&mut config);
+            config.retention = retention.retention;
+            let state = open_config(config).await?;
+            let as_of = match as_of {
+                Some(d) => thor::violations::store::amsterdam_day(d).0,
+                None => chrono::Utc::now(),
+            };
+            let bar = Bar(indicatif::ProgressBar::new(0));
+            let report = thor::retention::run::Run {
+                db: &state.db,
+                blobs: &state.photos.blobs,
+                terms: &state.retention,
+                as_of,
+                dry_run,
+                actor: "cli",
+            }
+            .execute(&bar)
+            .await?;
+            bar.0.finish_and_clear();
+            if let Some(why) = &report.skipped {
+                anyhow::bail!("retention did not run: {why}");
+            }
+            let head = if dry_run {
+                format!("Dry run as of {as_of}: what a run would change (nothing was changed)")
+            } else {
+                format!(
+                    "Retention run {} as of {as_of}: {} photo objects deleted",
+                    report.run_id.map(|u| u.to_string()).unwrap_or_default(),
+                    report.objects_deleted
+                )
+            };
+            emit(&format!(
+                "{head}\nTerms: {}\n\n{}",
+                report.terms,
+                retention_table(&report)
+            ))
         }
         Command::Openapi => emit(&thor::openapi::pretty_json()?),
         Command::Visibility => emit(&thor::access::markdown()),

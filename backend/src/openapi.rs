@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "violations", description = "Violation reports: afval, parkeren, honden, overig"),
         (name = "sync", description = "Offline sync (WatermelonDB protocol) and sync conflicts; see SYNC.md"),
         (name = "accountability", description = "For the functionaris gegevensbescherming: the disclosure register (Wpg art. 25)"),
+        (name = "retention", description = "Legal holds and the archive read of records past their active stage (Wpg art. 8 and 14)"),
     )
 )]
 struct ApiDoc;

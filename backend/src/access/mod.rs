@@ -221,23 +221,72 @@ impl Kind {
     }
 }
 
+/// Where a record stands in its retention (Wpg art. 8 and 14): set by the retention run from
+/// the record's dates and the configured terms (`retention::Terms`). A destroyed record has no
+/// row left, so it has no stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// In daily use (the first year of Wpg data; an AVG record until its term).
+    Active = 0,
+    /// Beperkt (art. 8 lid 2–3): out of every list, the briefing, the pull and the exports;
+    /// read one at a time by an account with the Wpg authorisation, for a stated purpose.
+    Restricted = 1,
+    /// Verwijderd (art. 8 lid 6, art. 14): kept only for complaints and accountability; read
+    /// by the privacy officer (fg) alone, for a stated purpose.
+    Removed = 2,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Active, Stage::Restricted, Stage::Removed];
+
+    /// The stage stored in a row's `retention_stage` (an unknown value reads as the strictest).
+    pub fn from_db(v: i16) -> Stage {
+        match v {
+            0 => Stage::Active,
+            1 => Stage::Restricted,
+            _ => Stage::Removed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Active => "active",
+            Stage::Restricted => "restricted",
+            Stage::Removed => "removed",
+        }
+    }
+}
+
 /// The facts of one record that its rule reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts {
     pub team: Option<Uuid>,
     /// Whether this record is Wpg data (for `Regime::PerRecord` kinds; ignored otherwise).
     pub wpg: bool,
+    pub stage: Stage,
 }
 
 impl Facts {
     pub fn new(team: Option<Uuid>, wpg: bool) -> Facts {
-        Facts { team, wpg }
+        Facts {
+            team,
+            wpg,
+            stage: Stage::Active,
+        }
     }
 
     /// A record whose regime its kind decides alone (or that is conservatively treated as Wpg
     /// when its own regime is not at hand).
     pub fn of_team(team: Option<Uuid>) -> Facts {
-        Facts { team, wpg: true }
+        Facts::new(team, true)
+    }
+
+    /// The same facts for a record at the stage stored in its row.
+    pub fn at(self, retention_stage: i16) -> Facts {
+        Facts {
+            stage: Stage::from_db(retention_stage),
+            ..self
+        }
     }
 }
 
@@ -279,8 +328,11 @@ pub fn reads_wpg_of(p: &Principal, kind: Kind) -> bool {
 
 /// The decision, without noting a release: for filtering and for the table. A path that lets
 /// Wpg fields out goes through [`Disclosure::sight`].
+///
+/// A record past its active stage is hidden here, on every path: it is read only through
+/// [`archive_decide`], one record at a time and for a stated purpose.
 pub fn decide(p: &Principal, kind: Kind, facts: &Facts) -> Sight {
-    if !reads_kind(p, kind) || !p.sees_team(facts.team) {
+    if facts.stage != Stage::Active || !reads_kind(p, kind) || !p.sees_team(facts.team) {
         return Sight::Hidden;
     }
     let rule = kind.rule();
@@ -293,6 +345,24 @@ pub fn decide(p: &Principal, kind: Kind, facts: &Facts) -> Sight {
         Sight::Redacted
     } else {
         Sight::Full
+    }
+}
+
+/// The decision for a read of one record by id for a stated purpose (the archive read,
+/// `GET /api/v1/archief/...`): an active record as [`decide`] says; a restricted one whole for an
+/// account with the Wpg authorisation that may read the kind in its team, and for the privacy
+/// officer; a removed one for the privacy officer alone. Every such read is logged with its
+/// purpose, Wpg or not.
+pub fn archive_decide(p: &Principal, kind: Kind, facts: &Facts) -> Sight {
+    let fg = p.role == Role::Fg;
+    match facts.stage {
+        Stage::Active => decide(p, kind, facts),
+        Stage::Restricted if fg => Sight::Full,
+        Stage::Restricted if p.wpg_authorised && reads_kind(p, kind) && p.sees_team(facts.team) => {
+            Sight::Full
+        }
+        Stage::Removed if fg => Sight::Full,
+        Stage::Restricted | Stage::Removed => Sight::Hidden,
     }
 }
 
@@ -612,6 +682,34 @@ pub fn markdown() -> String {
          briefing counts what the reader's team recorded and lists incidents and youth data by\n\
          the rules above; a signed briefing is its team's only.\n",
     );
+    out.push_str(
+        "\n## After the active stage (retention)\n\n\
+         A record past its active stage (see the README's retention table) is hidden on every\n\
+         path above: lists, details, photos, pull, briefing, exports. It is read only through\n\
+         `GET /api/v1/archief/{record_type}/{id}?doel=…`, one record at a time, for a stated\n\
+         purpose that goes to the audit log with the read. For a Wpg report of the reader's team:\n\n",
+    );
+    out.push_str("| stage |");
+    for (name, _) in &roles {
+        out.push_str(&format!(" {name} |"));
+    }
+    out.push_str("\n|---|");
+    for _ in &roles {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for stage in [Stage::Restricted, Stage::Removed] {
+        out.push_str(&format!("| {} |", stage.as_str()));
+        for (_, p) in &roles {
+            let facts = Facts::new(p.team_id, true).at(stage as i16);
+            let s = match archive_decide(p, Kind::Violation, &facts) {
+                Sight::Hidden => "hidden",
+                _ => "archive read",
+            };
+            out.push_str(&format!(" {s} |"));
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -690,6 +788,43 @@ mod tests {
         );
         assert!(withheld_columns(&boa, Kind::Violation).is_empty());
         assert_eq!(withheld_columns(&boa, Kind::Briefing), &["content_youth"]);
+    }
+
+    #[test]
+    fn past_its_active_stage_a_record_is_read_only_from_the_archive() {
+        let a = Some(Uuid::from_u128(1));
+        let b = Some(Uuid::from_u128(2));
+        let boa = principal(Role::Handhaver, a, false);
+        let wpg_lead = principal(Role::Teamleider, a, true);
+        let other_lead = principal(Role::Teamleider, b, true);
+        let fg = principal(Role::Fg, None, false);
+        for stage in [Stage::Restricted, Stage::Removed] {
+            let f = Facts::new(a, true).at(stage as i16);
+            for p in [&boa, &wpg_lead, &other_lead, &fg] {
+                assert_eq!(decide(p, Kind::Violation, &f), Sight::Hidden, "{stage:?}");
+            }
+            assert_eq!(archive_decide(&boa, Kind::Violation, &f), Sight::Hidden);
+            assert_eq!(
+                archive_decide(&other_lead, Kind::Violation, &f),
+                Sight::Hidden
+            );
+            assert_eq!(archive_decide(&fg, Kind::YouthPerson, &f), Sight::Full);
+        }
+        let restricted = Facts::new(a, true).at(1);
+        let removed = Facts::new(a, true).at(2);
+        assert_eq!(
+            archive_decide(&wpg_lead, Kind::Violation, &restricted),
+            Sight::Full
+        );
+        assert_eq!(
+            archive_decide(&wpg_lead, Kind::Violation, &removed),
+            Sight::Hidden
+        );
+        assert_eq!(
+            Stage::from_db(7),
+            Stage::Removed,
+            "an unknown stage reads as the strictest"
+        );
     }
 
     #[tokio::test]

@@ -103,6 +103,8 @@ pub enum Action {
     RevokeOthersDevices,
     /// Search the audit log and the disclosure register (Wpg art. 25, 32a).
     ReadAccountability,
+    /// Place and lift legal holds (evidence under objection, appeal or in a criminal case).
+    PlaceHold,
 }
 
 /// Which records a principal may read.
@@ -142,6 +144,7 @@ impl Principal {
             Action::ManageUsers => self.role == Beheerder,
             Action::RevokeOthersDevices => matches!(self.role, Beheerder | Teamleider),
             Action::ReadAccountability => self.role == Fg,
+            Action::PlaceHold => matches!(self.role, Teamleider | Beheerder),
         }
     }
 

@@ -377,6 +377,7 @@ pub async fn build_full<C: ConnectionTrait>(
                 violation::Column::Flags,
             ])
             .filter(violation::Column::DeletedSeq.is_null())
+            .filter(violation::Column::RetentionStage.eq(0))
             .filter(violation::Column::ObservedAt.gte(from))
             .filter(violation::Column::ObservedAt.lt(to)),
         violation::Column::TeamId,
@@ -462,6 +463,7 @@ pub async fn build_full<C: ConnectionTrait>(
                 violation::Column::ObservedAt,
             ])
             .filter(violation::Column::DeletedSeq.is_null())
+            .filter(violation::Column::RetentionStage.eq(0))
             .filter(violation::Column::ObservedAt.gte(from - Duration::days(28)))
             .filter(violation::Column::ObservedAt.lt(to - Duration::days(1))),
         violation::Column::TeamId,
@@ -492,6 +494,7 @@ pub async fn build_full<C: ConnectionTrait>(
             .expr_as(Expr::col("id").count(), "n")
             .from("track_segment")
             .and_where(Expr::col("deleted_seq").is_null())
+            .and_where(Expr::col("retention_stage").eq(0))
             .and_where(Expr::col("parent_id").is_in(chunk.iter().copied()))
             .group_by_col("parent_id")
             .to_owned();
@@ -528,6 +531,7 @@ pub async fn build_full<C: ConnectionTrait>(
         q.columns(records::COLS.iter().copied())
             .from("track_segment")
             .and_where(Expr::col("deleted_seq").is_null())
+            .and_where(Expr::col("retention_stage").eq(0))
             .and_where(Expr::col("parent_id").is_in(chunk.iter().copied()));
         for s in records::query(conn, &q).await? {
             if let Some(r) = s.parent_id {

@@ -106,6 +106,7 @@ async fn page(
 ) -> ApiResult<Vec<violation::Model>> {
     let period = violation::Entity::find()
         .filter(violation::Column::DeletedSeq.is_null())
+        .filter(violation::Column::RetentionStage.eq(0))
         .filter(violation::Column::ObservedAt.gte(from))
         .filter(violation::Column::ObservedAt.lt(to));
     let Some(mut q) = p.scoped(period, violation::Column::TeamId) else {
@@ -524,6 +525,7 @@ pub async fn tracks_geojson(
             q.column("data")
                 .from("track_segment")
                 .and_where(Expr::col("deleted_seq").is_null())
+                .and_where(Expr::col("retention_stage").eq(0))
                 .and_where(Expr::col("parent_id").eq(id))
                 .order_by("occurred_at", Order::Asc);
             let rows = match sea_orm::ConnectionTrait::query_all(&st.db.read, &q).await {

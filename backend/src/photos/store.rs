@@ -156,7 +156,7 @@ pub async fn create_in(
     let report = violation::Entity::find_by_id(input.violation_id)
         .one(txn)
         .await?
-        .filter(|r| r.deleted_seq.is_none() && p.sees_team(r.team_id))
+        .filter(|r| crate::violations::store::in_use(p, r))
         .ok_or_else(|| ApiError::field("violation_id", "no such report in your scope"))?;
     if !may_edit_report(p, &report) {
         return Err(ApiError::Forbidden(
@@ -451,6 +451,14 @@ pub async fn get<C: ConnectionTrait>(
         Some(v) => violation::Entity::find_by_id(v).one(conn).await?,
         None => None,
     };
+    // A photo is in use while its report is: past the report's active stage it is hidden
+    // with it (a report that is gone leaves the photo to its own rule).
+    if report
+        .as_ref()
+        .is_some_and(|r| r.retention_stage != 0 && !crate::violations::store::in_use(p, r))
+    {
+        return Err(ApiError::NotFound(format!("photo {id}")));
+    }
     Ok((m, report))
 }
 

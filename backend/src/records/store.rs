@@ -38,6 +38,7 @@ pub(crate) const COLS: &[&str] = &[
     "last_device_id",
     "created_seq",
     "created_device",
+    "retention_stage",
 ];
 
 /// A stored field record.
@@ -59,6 +60,16 @@ pub struct Row {
     /// The sequence number and device of the create (null for rows from before they were kept).
     pub created_seq: Option<i64>,
     pub created_device: Option<String>,
+    /// The retention stage (`access::Stage`), set by the retention run.
+    pub retention_stage: i16,
+}
+
+impl Row {
+    /// What the read gate decides this record by: its team and its stage (the kind decides
+    /// its regime).
+    pub fn facts(&self) -> Facts {
+        Facts::of_team(self.team_id).at(self.retention_stage)
+    }
 }
 
 fn from_result(r: &QueryResult) -> Result<Row, sea_orm::DbErr> {
@@ -83,6 +94,7 @@ fn from_result(r: &QueryResult) -> Result<Row, sea_orm::DbErr> {
         last_device_id: r.try_get("", "last_device_id")?,
         created_seq: r.try_get("", "created_seq")?,
         created_device: r.try_get("", "created_device")?,
+        retention_stage: r.try_get("", "retention_stage")?,
     })
 }
 
@@ -127,9 +139,9 @@ pub async fn load<C: ConnectionTrait>(
     Ok(load_many(conn, kind, &[id], lock).await?.into_iter().next())
 }
 
-/// Whether the principal may see this record.
+/// Whether the principal may see this record (the read gate decides).
 pub fn visible(kind: &dyn RecordKind, p: &Principal, r: &Row) -> bool {
-    kind.may_read(p) && p.sees_team(r.team_id)
+    crate::access::sees(p, kind.access(), &r.facts())
 }
 
 /// A live record the principal may see.
@@ -144,7 +156,7 @@ pub async fn get<C: ConnectionTrait>(
     }
     load(conn, kind, id, false)
         .await?
-        .filter(|r| r.deleted_seq.is_none() && p.sees_team(r.team_id))
+        .filter(|r| r.deleted_seq.is_none() && visible(kind, p, r))
         .ok_or_else(|| ApiError::NotFound(format!("{} {id}", kind.wire_name())))
 }
 
@@ -171,7 +183,8 @@ pub async fn list<C: ConnectionTrait>(
         return Err(forbidden_read(kind, p));
     }
     let mut q = select(kind);
-    q.and_where(Expr::col("deleted_seq").is_null());
+    q.and_where(Expr::col("deleted_seq").is_null())
+        .and_where(Expr::col("retention_stage").eq(0));
     match p.scope() {
         Scope::All => {}
         Scope::Team(t) => {
@@ -390,6 +403,7 @@ async fn insert_new(
         last_device_id: Some(p.device_id.clone()),
         created_seq: Some(seq),
         created_device: Some(p.device_id.clone()),
+        retention_stage: 0,
     };
     insert_row(txn, kind, &row).await?;
     audit::record(
@@ -422,6 +436,7 @@ async fn insert_row(txn: &DatabaseTransaction, kind: &dyn RecordKind, row: &Row)
             row.last_device_id.clone().into(),
             row.created_seq.into(),
             row.created_device.clone().into(),
+            row.retention_stage.into(),
         ])
         .map_err(|e| ApiError::internal(anyhow::anyhow!("building the insert: {e}")))?;
     txn.execute(&ins).await?;
@@ -581,7 +596,7 @@ pub fn canonical_row(r: &Row) -> Map<String, Value> {
 /// access rules decide which fields this reader gets (`redacted: true` when some are withheld),
 /// and a full read of Wpg data is noted in `d` for the audit log.
 pub fn view(kind: &dyn RecordKind, d: &mut Disclosure, r: &Row) -> Value {
-    let sight = d.sight(kind.access(), &Facts::of_team(r.team_id), r.id);
+    let sight = d.sight(kind.access(), &r.facts(), r.id);
     let hidden: &[&str] = match sight {
         Sight::Full => &[],
         Sight::Redacted | Sight::Hidden => kind.access().rule().wpg_fields,

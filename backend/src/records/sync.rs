@@ -175,12 +175,8 @@ impl SyncTable for KindTable {
                 } else {
                     Pulled::Canonical(store::canonical_row(r))
                 },
-                wpg: crate::access::released(
-                    p,
-                    self.0.access(),
-                    &crate::access::Facts::of_team(r.team_id),
-                )
-                .filter(|_| r.deleted_seq.is_none()),
+                wpg: crate::access::released(p, self.0.access(), &r.facts())
+                    .filter(|_| r.deleted_seq.is_none()),
             })
             .collect())
     }

@@ -165,6 +165,27 @@ pub async fn stamp<C: ConnectionTrait>(
     Ok(seqs)
 }
 
+/// Moves the sequence on by one without a change: every answer cached by sequence (list
+/// pages, briefings, round statistics, on every instance) is made anew at the next request.
+/// For changes that phones need not pull: a record's retention stage changes long after it
+/// left every phone's sync window.
+pub async fn bump(db: &crate::db::Db) -> Result<i64, DbErr> {
+    let txn = begin_write(db).await?;
+    let stmt = Query::update()
+        .table("sync_space")
+        .value("last_seq", Expr::col("last_seq").add(1i64))
+        .and_where(Expr::col("id").eq(SPACE_ID))
+        .returning_col("last_seq")
+        .to_owned();
+    let row = txn
+        .query_one(&stmt)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("sync_space row 1".into()))?;
+    let last: i64 = row.try_get("", "last_seq")?;
+    txn.commit().await?;
+    Ok(last)
+}
+
 /// Stamps one changed record and returns its sequence number (see [`stamp`]).
 pub async fn stamp_one<C: ConnectionTrait>(
     conn: &C,

@@ -446,7 +446,10 @@ pub async fn resolve(
         &p.actor(),
         Entry::new("resolve_conflict", "sync_conflict", id)
             .reason(req.note.clone())
-            .detail(json!({ "record": c.record_id, "field": c.field, "value": value })),
+            // Which field, not its value: the audit log is append-only and hash-chained, so it
+            // holds no record values that retention would have to destroy (the value is on the
+            // conflict row, which goes with its record).
+            .detail(json!({ "record": c.record_id, "field": c.field, "set": value.is_some() })),
         now,
     )
     .await?;

@@ -112,6 +112,7 @@ pub async fn find<C: ConnectionTrait>(
     let dlon = dlat / of.lat.to_radians().cos().max(0.1);
     let mut q = violation::Entity::find()
         .filter(violation::Column::DeletedSeq.is_null())
+        .filter(violation::Column::RetentionStage.eq(0))
         .filter(violation::Column::Category.eq(report.category.clone()))
         .filter(violation::Column::ObservedAt.gte(of.observed_at - WINDOW))
         .filter(violation::Column::ObservedAt.lte(of.observed_at + WINDOW))
@@ -153,10 +154,12 @@ pub async fn set(
     }
     let both = violation::Entity::find()
         .filter(violation::Column::Id.is_in([id, other]))
-        .filter(violation::Column::DeletedSeq.is_null())
         .all(txn)
         .await?;
-    let seen: Vec<&violation::Model> = both.iter().filter(|m| p.sees_team(m.team_id)).collect();
+    let seen: Vec<&violation::Model> = both
+        .iter()
+        .filter(|m| crate::violations::store::in_use(p, m))
+        .collect();
     if !seen.iter().any(|m| m.id == id) {
         return Err(ApiError::NotFound(format!("violation {id}")));
     }

@@ -50,6 +50,8 @@ pub mod violation {
         pub device_clock_offset_ms: Option<i64>,
         /// The patrol round the report was made on.
         pub round_id: Option<Uuid>,
+        /// The record's retention stage (`retention::Stage`): 0 active, 1 restricted, 2 removed.
+        pub retention_stage: i16,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -517,6 +517,7 @@ fn new_model(
         flags: json!(flags),
         device_clock_offset_ms: x.meta.clock_offset_ms,
         round_id: x.v.round_id,
+        retention_stage: 0,
     }
 }
 
@@ -597,7 +598,7 @@ pub async fn update_in(
         .lock_exclusive()
         .one(txn)
         .await?
-        .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
+        .filter(|m| in_use(p, m))
         .ok_or_else(|| ApiError::NotFound(format!("violation {id}")))?;
     let cur_officers = officers_of(&cur);
     let may_review = p.may(Action::ReviewViolation);
@@ -860,7 +861,7 @@ pub async fn delete_in(
         .lock_exclusive()
         .one(txn)
         .await?
-        .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
+        .filter(|m| in_use(p, m))
     else {
         return Ok(false);
     };
@@ -900,7 +901,7 @@ pub async fn get(db: &Db, p: &Principal, id: Uuid) -> ApiResult<violation::Model
     violation::Entity::find_by_id(id)
         .one(&db.read)
         .await?
-        .filter(|m| m.deleted_seq.is_none() && p.sees_team(m.team_id))
+        .filter(|m| in_use(p, m))
         .ok_or_else(|| ApiError::NotFound(format!("violation {id}")))
 }
 
@@ -952,7 +953,9 @@ pub fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
 /// A page of reports in the principal's scope, newest first; fetches one extra row to know
 /// whether another page follows.
 pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violation::Model>, bool)> {
-    let mut q = violation::Entity::find().filter(violation::Column::DeletedSeq.is_null());
+    let mut q = violation::Entity::find()
+        .filter(violation::Column::DeletedSeq.is_null())
+        .filter(violation::Column::RetentionStage.eq(0));
     match p.scope() {
         Scope::All => {}
         Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
@@ -1007,8 +1010,14 @@ pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violatio
 }
 
 /// What the access rules read of a report: its team and whether it is Wpg data.
+/// Whether a report is live and the read gate lets the principal know of it (a report past its
+/// active retention stage is out of use: only the archive read serves it).
+pub fn in_use(p: &Principal, m: &violation::Model) -> bool {
+    m.deleted_seq.is_none() && crate::access::sees(p, crate::access::Kind::Violation, &facts(m))
+}
+
 pub fn facts(m: &violation::Model) -> crate::access::Facts {
-    crate::access::Facts::new(m.team_id, m.privacy_regime == "wpg")
+    crate::access::Facts::new(m.team_id, m.privacy_regime == "wpg").at(m.retention_stage)
 }
 
 /// The API view of a report as the access rules let it out to this reader (Wpg fields withheld

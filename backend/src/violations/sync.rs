@@ -546,6 +546,7 @@ mod tests {
             flags: json!(["clock_offset"]),
             device_clock_offset_ms: None,
             round_id: None,
+            retention_stage: 0,
         }
     }
 

@@ -611,6 +611,7 @@ async fn page(
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
         let submitted = violation::Entity::find()
             .filter(violation::Column::DeletedSeq.is_null())
+            .filter(violation::Column::RetentionStage.eq(0))
             .filter(violation::Column::Status.eq("submitted"))
             .filter(violation::Column::ObservedAt.gte(from))
             .filter(violation::Column::ObservedAt.lt(to));

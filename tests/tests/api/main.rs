@@ -19,6 +19,7 @@ mod recovery;
 mod reference;
 mod register;
 mod rejections;
+mod retention;
 mod role_matrix;
 mod sync;
 mod sync_clients;

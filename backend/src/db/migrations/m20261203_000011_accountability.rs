@@ -53,32 +53,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        let db = m.get_connection();
         for table in TABLES {
-            match m.get_database_backend() {
-                DbBackend::Sqlite => {
-                    for (op, name) in [("UPDATE", "no_update"), ("DELETE", "no_delete")] {
-                        db.execute_unprepared(&format!(
-                            "CREATE TRIGGER {table}_{name} BEFORE {op} ON {table} \
-                             BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;"
-                        ))
-                        .await?;
-                    }
-                }
-                DbBackend::Postgres => {
-                    db.execute_unprepared(&format!(
-                        "CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS \
-                         $$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$;"
-                    ))
-                    .await?;
-                    db.execute_unprepared(&format!(
-                        "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} \
-                         FOR EACH ROW EXECUTE FUNCTION {table}_append_only();"
-                    ))
-                    .await?;
-                }
-                _ => {}
-            }
+            super::append_only(m, table).await?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ mod m20261126_000008_redundant_index;
 mod m20261202_000009_creation;
 mod m20261202_000010_signoff_per_team;
 mod m20261203_000011_accountability;
+mod m20261207_000012_retention;
 
 pub struct Migrator;
 
@@ -32,6 +33,38 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_creation::Migration),
             Box::new(m20261202_000010_signoff_per_team::Migration),
             Box::new(m20261203_000011_accountability::Migration),
+            Box::new(m20261207_000012_retention::Migration),
         ]
     }
+}
+
+/// Makes a table append-only: the database itself refuses UPDATE and DELETE on it.
+async fn append_only(m: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend};
+    let db = m.get_connection();
+    match m.get_database_backend() {
+        DbBackend::Sqlite => {
+            for (op, name) in [("UPDATE", "no_update"), ("DELETE", "no_delete")] {
+                db.execute_unprepared(&format!(
+                    "CREATE TRIGGER {table}_{name} BEFORE {op} ON {table} \
+                     BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;"
+                ))
+                .await?;
+            }
+        }
+        DbBackend::Postgres => {
+            db.execute_unprepared(&format!(
+                "CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$;"
+            ))
+            .await?;
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION {table}_append_only();"
+            ))
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
