@@ -239,14 +239,12 @@ pub async fn list<C: ConnectionTrait>(
     if !all {
         q.and_where(Expr::col("lifted_at").is_null());
     }
-    if p.role != crate::auth::Role::Fg {
-        match p.scope() {
-            crate::auth::Scope::All => {}
-            crate::auth::Scope::Team(t) => {
-                q.and_where(Expr::col("team_id").eq(t));
-            }
-            crate::auth::Scope::Nothing => return Ok(vec![]),
+    match p.scope() {
+        crate::auth::Scope::All => {}
+        crate::auth::Scope::Team(t) => {
+            q.and_where(Expr::col("team_id").eq(t));
         }
+        crate::auth::Scope::Nothing => return Ok(vec![]),
     }
     let rows = conn.query_all(&q).await?;
     Ok(rows.iter().map(view).collect::<Result<_, _>>()?)

@@ -14,7 +14,7 @@ use super::hold::{self, HoldView, LiftHold, PlaceHold};
 use crate::access::{self, Kind, Sight, Stage};
 use crate::app::AppState;
 use crate::audit::Entry;
-use crate::auth::{Action, Principal, Role};
+use crate::auth::{Action, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -33,13 +33,13 @@ pub struct HoldQuery {
     pub all: Option<bool>,
 }
 
-/// The legal holds of the caller's team (every team for the beheerder and the fg), newest first.
+/// The legal holds of the caller's team (every team for the beheerder), newest first.
 #[utoipa::path(
     get, path = "/api/v1/holds", operation_id = "listHolds", tag = "retention",
     params(HoldQuery),
     responses(
         (status = 200, description = "The holds", body = Vec<HoldView>),
-        (status = 403, description = "Not a teamleider, beheerder or fg", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a teamleider or beheerder", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_holds(
@@ -47,11 +47,7 @@ pub async fn list_holds(
     p: Principal,
     ApiQuery(q): ApiQuery<HoldQuery>,
 ) -> ApiResult<Json<Vec<HoldView>>> {
-    if !(p.may(Action::PlaceHold) || p.role == Role::Fg) {
-        return Err(ApiError::Forbidden(
-            "only a teamleider, the beheerder and the fg see legal holds".into(),
-        ));
-    }
+    p.authorize(Action::PlaceHold)?;
     Ok(Json(
         hold::list(&state.db.read, &p, q.all.unwrap_or(false)).await?,
     ))

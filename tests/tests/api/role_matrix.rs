@@ -200,6 +200,8 @@ struct Ids {
     note: Uuid,
     conflict: Uuid,
     youth_conflict: Uuid,
+    /// A legal hold on the incident.
+    hold: Uuid,
 }
 
 impl Ids {
@@ -219,6 +221,7 @@ impl Ids {
             note: r(),
             conflict: r(),
             youth_conflict: r(),
+            hold: r(),
         }
     }
     fn all(&self) -> Vec<(&'static str, Uuid)> {
@@ -236,6 +239,7 @@ impl Ids {
             ("note id", self.note),
             ("conflict id", self.conflict),
             ("youth conflict id", self.youth_conflict),
+            ("legal hold id", self.hold),
         ]
     }
 }
@@ -756,6 +760,31 @@ async fn seed(
         ));
     }
 
+    // The lead holds the incident (an objection): the hold's reason is the team's.
+    let hold_reason = s("HOLDREASON");
+    let hold = ok_json(
+        app.post(
+            &l,
+            "/api/v1/holds",
+            &json!({ "record_type": "incidents", "record_id": incident, "reason": hold_reason }),
+        )
+        .send()
+        .await
+        .expect("hold"),
+        "hold",
+    )
+    .await["id"]
+        .as_str()
+        .and_then(|i| i.parse::<Uuid>().ok())
+        .expect("seeding: the hold's id");
+    out.push(Sentinel::text(
+        team,
+        Class::Avg,
+        "legal hold reason",
+        &hold_reason,
+        &[],
+    ));
+
     let p = pull(app, &h).await;
     let avg_row = pulled_rows(&p, "violations")
         .into_iter()
@@ -775,6 +804,7 @@ async fn seed(
         note,
         conflict,
         youth_conflict,
+        hold,
     };
     for (what, id) in ids.all() {
         out.push(Sentinel::id(team, what, id));
@@ -923,6 +953,9 @@ fn path_value(template: &str, name: &str, c: &Ctx) -> Option<String> {
         "/api/v1/conflicts" | "/briefing/conflicts" => c.a.conflict,
         "/api/v1/users" => c.victim,
         "/api/v1/users/{user_id}/devices" => return Some(c.victim_device.clone()),
+        "/api/v1/holds" => c.a.hold,
+        "/api/v1/archief" => return Some("violations".into()),
+        "/api/v1/archief/{record_type}" => c.a.wpg,
         _ => return None,
     };
     Some(id.to_string())
@@ -934,6 +967,7 @@ fn query_value(name: &str, schema: &Value, c: &Ctx) -> Option<String> {
         ("lat", _) => Some(LAT.to_string()),
         ("lon", _) => Some(LON.to_string()),
         ("kenteken", _) => Some("12-ABC-3".to_string()),
+        ("doel", _) => Some("matrix: klacht 2026-1 over een boete".to_string()),
         (_, Some("date")) => Some(c.day.to_string()),
         _ => None,
     }
@@ -1061,6 +1095,10 @@ fn body_for(key: &str, c: &Ctx, who: &Who) -> Option<Body> {
             "id": fresh, "group_id": c.a.group, "observed_at": at, "lat": LAT, "lon": LON
         }),
         "PATCH /api/v1/youth/observations/{id}" => json!({ "size_estimate": 7 }),
+        "POST /api/v1/holds" => json!({
+            "record_type": "incidents", "record_id": c.a.incident, "reason": "matrix: bezwaar loopt"
+        }),
+        "POST /api/v1/holds/{id}/lift" => json!({ "reason": "matrix: bezwaar afgehandeld" }),
         _ => return None,
     }))
 }
@@ -1815,6 +1853,15 @@ fn expected_status(key: &str, who: &Who) -> Option<StatusRule> {
         "POST /api/v1/briefing/signoff" if !who.is("teamleider") => Some(forbidden),
         "GET /api/v1/disclosures" if who.is("fg") => Some(ok),
         "GET /api/v1/disclosures" => Some(forbidden),
+        "POST /api/v1/holds" | "POST /api/v1/holds/{id}/lift"
+            if !(who.is("teamleider") || who.is("beheerder")) =>
+        {
+            Some(forbidden)
+        }
+        "POST /api/v1/holds" if who.outsider() => Some(("422", |s| s == 422)),
+        "GET /api/v1/holds" if !(who.is("teamleider") || who.is("beheerder")) => Some(forbidden),
+        // Team A's Wpg report is in daily use: the archive read refuses it to everyone.
+        "GET /api/v1/archief/{record_type}/{id}" => Some(("404", |s| s == 404)),
         "POST /api/v1/users" if who.is("beheerder") => Some(ok),
         "POST /api/v1/users" => Some(forbidden),
         "POST /api/v1/conflicts/{id}/resolve" if !who.is("teamleider") => Some(refused),
