@@ -182,6 +182,23 @@ enum AuditCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Write the evidence an auditor asks for over a period (NOREA's Wpg audit): who had Wpg
+    /// access when, that the log is complete, retention runs and what they destroyed, legal
+    /// holds, the disclosure register's totals, reads of restricted data. Markdown, or JSON
+    /// with --json. The report is audit-logged.
+    Report {
+        /// First day of the period (YYYY-MM-DD, Europe/Amsterdam).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day of the period (included).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 const ROLES: [&str; 5] = ["handhaver", "jeugdboa", "teamleider", "beheerder", "fg"];
@@ -598,6 +615,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.terms,
                 retention_table(&report)
             ))
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Report {
+                    from,
+                    to,
+                    json,
+                    data,
+                },
+        } => {
+            if to < from {
+                anyhow::bail!("--to ({to}) is before --from ({from})");
+            }
+            let state = open(data).await?;
+            let start = thor::violations::store::amsterdam_day(from).0;
+            let end = thor::violations::store::amsterdam_day(to).1;
+            let report = thor::audit::report::build(&state.db.read, start, end).await?;
+            thor::audit::record(
+                &state.db.write,
+                &thor::audit::Actor::system("cli"),
+                thor::audit::Entry {
+                    action: "audit_report",
+                    record_type: "audit_log",
+                    record_id: None,
+                    reason: None,
+                    detail: Some(serde_json::json!({ "from": from, "to": to })),
+                },
+                chrono::Utc::now(),
+            )
+            .await?;
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))
+            } else {
+                emit(&thor::audit::report::markdown(&report))
+            }
         }
         Command::Openapi => emit(&thor::openapi::pretty_json()?),
         Command::Visibility => emit(&thor::access::markdown()),

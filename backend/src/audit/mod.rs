@@ -12,6 +12,7 @@
 pub mod chain;
 pub mod entity;
 pub mod register;
+pub mod report;
 pub mod routes;
 
 use chrono::{DateTime, Utc};

@@ -477,6 +477,67 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
     assert_eq!(app.count("incident").await, 0);
     let holds = app.get_json(&lead, "/api/v1/holds?all=true").await;
     assert_eq!(holds[0]["lift_reason"], "bezwaar afgehandeld");
+    // The privacy officer searches the log for the record; others may not.
+    let page = app
+        .get_json(
+            &fg,
+            &format!("/api/v1/audit?action=read_archived&record_id={rid}"),
+        )
+        .await;
+    let items = page["items"].as_array().expect("items");
+    assert!(items.len() >= 2, "{page}");
+    assert_eq!(items[0]["reason"], "klacht 2026-114 over boete");
+    assert_eq!(items[0]["record_type"], "violations");
+    let page = app.get_json(&fg, "/api/v1/audit?limit=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next_after"].is_i64(), "{page}");
+    assert_problem(
+        app.get(&lead, "/api/v1/audit").send().await.unwrap(),
+        403,
+        None,
+    )
+    .await;
+    assert_problem(
+        app.get(&fg, "/api/v1/audit?limit=0").send().await.unwrap(),
+        422,
+        Some("limit"),
+    )
+    .await;
+    // The auditor's report over the period says what happened.
+    let report = thor::audit::report::build(
+        &app.state.db.read,
+        Utc::now() - Duration::days(1),
+        Utc::now() + Duration::days(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.destroyed.get("violations"),
+        Some(&2),
+        "{:?}",
+        report.destroyed
+    );
+    assert_eq!(report.destroyed.get("incidents"), Some(&1));
+    assert_eq!(
+        (report.holds_placed, report.holds_lifted, report.holds_open),
+        (1, 1, 0)
+    );
+    assert!(report.archive_reads.len() >= 3);
+    assert!(report.retention_runs.len() >= 7);
+    let by = |u: &str| {
+        report
+            .authorisations
+            .iter()
+            .find(|a| a.username == u)
+            .map(|a| a.by)
+    };
+    assert_eq!(by("teamleider"), Some("authorisation"));
+    assert_eq!(by("handhaver"), Some("appointment"));
+    assert_eq!(by("beheerder"), None);
+    let md = thor::audit::report::markdown(&report);
+    assert!(md.contains("- violations: 2"), "{md}");
+    assert!(md.contains("klacht 2026-114 over boete"), "{md}");
+
     // Each run is on record, and the audit chain still holds.
     assert!(app.count("retention_run").await >= 7);
     thor::audit::chain::seal(&app.state.db.write).await.unwrap();
