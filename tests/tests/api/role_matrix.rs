@@ -139,6 +139,15 @@ fn may_see(who: &Who, team: Team, class: Class) -> bool {
     }
 }
 
+/// The audit log is the fg's to read: it names records by id and keeps the reasons given
+/// (a hold's, a rejection's), never a record's values. So the fg's search of it may carry ids
+/// and reasons of any team, and nothing else.
+fn in_the_log(label: &str, who: &Who, s: &Sentinel) -> bool {
+    label.starts_with("GET /api/v1/audit")
+        && who.is("fg")
+        && (s.class == Class::Id || s.what == "legal hold reason")
+}
+
 #[derive(Debug, Clone)]
 enum Mark {
     Text(String),
@@ -1658,7 +1667,7 @@ impl Matrix<'_> {
             if !found {
                 continue;
             }
-            if !may_see(who, s.team, s.class) {
+            if !may_see(who, s.team, s.class) && !in_the_log(&label, who, s) {
                 self.failures.add(
                     &label,
                     who.name,
