@@ -31,7 +31,7 @@ pub mod defaults {
     pub const FOUR_EYES: bool = true;
     /// The retention terms (see `retention::Terms`): the Wpg's own, and thor's choice for AVG data.
     pub const RETENTION: &str =
-        "wpg=365/1825/3650,violation.avg=730,patrol_round=365,track_segment=365,briefing_note=365";
+        "wpg=365/1825/3650,violation.avg=730,patrol_round=365,track_segment=90,briefing_note=365";
 }
 
 /// The configuration in force. `thor serve` fills every field from its flags ([`ServeArgs`]);

@@ -474,6 +474,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                 let run = thor::retention::run::Run {
                     db: &st.db,
                     blobs: &st.photos.blobs,
+                    reference: &st.reference,
                     terms: &st.retention,
                     as_of: chrono::Utc::now(),
                     dry_run: false,
@@ -590,6 +591,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = thor::retention::run::Run {
                 db: &state.db,
                 blobs: &state.photos.blobs,
+                reference: &state.reference,
                 terms: &state.retention,
                 as_of,
                 dry_run,

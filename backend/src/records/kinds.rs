@@ -236,6 +236,10 @@ impl RecordKind for Rounds {
 /// Most points in one segment (a phone sends its track in batches).
 pub const MAX_SEGMENT_POINTS: usize = 5000;
 
+/// How far before a round's start or after its end a fix is still the round's (a phone's clock
+/// and GPS lag a little).
+pub const FIX_MARGIN_MS: i64 = 2 * 60 * 1000;
+
 /// A batch of a round's GPS track, immutable once recorded. Points are
 /// `[lat, lon, t_ms, accuracy_m|null, speed_mps|null]`.
 pub struct Segments;
@@ -282,6 +286,27 @@ impl RecordKind for Segments {
                     .and_then(|t| ms(Some(t)))
             })
             .unwrap_or(now)
+    }
+    /// Purpose binding of employees' GPS (AVG; the AP lists GPS tracking of employees among
+    /// the processings that need a DPIA): a fix is stored only while its officer is on the
+    /// round, from its start to its end (with [`FIX_MARGIN_MS`] either side for the phone's
+    /// clock); a fix before the round started or after it ended is dropped before the segment
+    /// is stored. A round not started yet or still running bounds only the side it knows.
+    fn bind_to_parent(&self, d: &mut Map<String, Value>, round: &Map<String, Value>) {
+        let start = round.get("started_at").and_then(Value::as_i64);
+        let end = round.get("ended_at").and_then(Value::as_i64);
+        if let Some(Value::Array(points)) = d.get_mut("points") {
+            points.retain(|p| {
+                let Some(t) = p
+                    .get(2)
+                    .and_then(|t| t.as_i64().or_else(|| t.as_f64().map(|f| f as i64)))
+                else {
+                    return false;
+                };
+                start.is_none_or(|s| t >= s - FIX_MARGIN_MS)
+                    && end.is_none_or(|e| t <= e + FIX_MARGIN_MS)
+            });
+        }
     }
     fn check(
         &self,

@@ -78,6 +78,9 @@ pub trait RecordKind: Send + Sync + 'static {
     ) -> Vec<&'static str> {
         vec![]
     }
+    /// What a new record keeps of itself given the record it hangs under (its parent's
+    /// document), before it is stored: a GPS track keeps only the fixes of its round's time.
+    fn bind_to_parent(&self, _data: &mut Map<String, Value>, _parent: &Map<String, Value>) {}
 }
 
 /// Milliseconds since 1970 from a canonical value.

@@ -347,6 +347,7 @@ pub async fn create_in(
                 )
             })?;
         team_id = up.team_id;
+        kind.bind_to_parent(&mut data, &up.data);
     }
     kind.on_change(None, &mut data, now, p);
     let row = insert_new(txn, kind, p, id, team_id, parent, data, create_hash, now).await?;

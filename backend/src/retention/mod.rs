@@ -181,8 +181,9 @@ impl fmt::Display for Term {
 
 /// The default terms, as `THOR_RETENTION` writes them. AVG terms are thor's choice (the law sets
 /// none; a municipality sets its own in its DPIA): a report without a suspect two years, for
-/// the trends and a complaint about its handling; a round, its GPS track and a briefing note
-/// one year.
+/// the trends and a complaint about its handling; a round and a briefing note one year; the raw
+/// GPS fixes of a round 90 days (like the 13 weeks after which parking data is anonymised), the
+/// round's statistics derived from them kept with the round.
 pub const DEFAULTS: &str = crate::config::defaults::RETENTION;
 
 /// The terms in force for every [`Target`].

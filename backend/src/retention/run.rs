@@ -81,6 +81,8 @@ impl Progress for Quiet {}
 pub struct Run<'a> {
     pub db: &'a Db,
     pub blobs: &'a BlobStore,
+    /// The wijken and buurten, for the statistics of a round whose fixes are destroyed.
+    pub reference: &'a crate::reference::Reference,
     pub terms: &'a Terms,
     /// The moment stages are counted from (now, outside tests).
     pub as_of: DateTime<Utc>,
@@ -274,6 +276,9 @@ impl Run<'_> {
                     if ids.is_empty() {
                         break;
                     }
+                    if t.kind == crate::access::Kind::TrackSegment {
+                        keep_round_stats(conn, self.reference, &ids).await?;
+                    }
                     let (photos, hashes) = destroy(self.db, t, &ids, run_id, self.actor).await?;
                     c.destroyed += ids.len() as u64;
                     c.photos += photos;
@@ -373,6 +378,14 @@ async fn destroy(
             .exec(&txn)
             .await?;
     }
+    if t.kind == crate::access::Kind::Round {
+        txn.execute(
+            Query::delete()
+                .from_table("round_stats")
+                .and_where(Expr::col("round_id").is_in(ids.iter().copied())),
+        )
+        .await?;
+    }
     if t.table == "violation" {
         for (table, cols) in [
             ("violation_officer", &["violation_id"][..]),
@@ -448,6 +461,82 @@ async fn destroy(
     txn.commit().await?;
     let hashes = photos.into_iter().map(|p| p.sha256).collect();
     Ok((photo_ids.len() as u64, hashes))
+}
+
+/// Before the raw fixes of these segments go, the statistics of their rounds (distance, time,
+/// checkpoints, wijken) are derived from all the rounds' fixes and kept with the round, once:
+/// the round outlives its track (AVG: the fixes are the intrusive part).
+async fn keep_round_stats<C: ConnectionTrait>(
+    conn: &C,
+    reference: &crate::reference::Reference,
+    segment_ids: &[Uuid],
+) -> anyhow::Result<()> {
+    use crate::records::kinds::{ROUNDS, SEGMENTS};
+    use crate::records::store;
+    let detail = |e: crate::error::ApiError| anyhow::anyhow!("{}", e.to_problem().detail);
+    let segments = store::load_many(conn, &SEGMENTS, segment_ids, false)
+        .await
+        .map_err(detail)?;
+    let mut rounds: Vec<Uuid> = segments.iter().filter_map(|s| s.parent_id).collect();
+    rounds.sort();
+    rounds.dedup();
+    for round_id in rounds {
+        let mut kept = Query::select();
+        kept.column("round_id")
+            .from("round_stats")
+            .and_where(Expr::col("round_id").eq(round_id));
+        if conn.query_one(&kept).await?.is_some() {
+            continue;
+        }
+        let Some(round) = store::load(conn, &ROUNDS, round_id, false)
+            .await
+            .map_err(detail)?
+        else {
+            continue;
+        };
+        let mut q = Query::select();
+        q.columns(store::COLS.iter().copied())
+            .from("track_segment")
+            .and_where(Expr::col("parent_id").eq(round_id))
+            .and_where(Expr::col("deleted_seq").is_null());
+        let all = store::query(conn, &q).await.map_err(detail)?;
+        let docs: Vec<_> = all.iter().map(|s| &s.data).collect();
+        let stats = crate::rounds::stats(
+            &round.data,
+            &docs,
+            reference,
+            &crate::rounds::derive::Params::default(),
+        );
+        conn.execute(
+            Query::insert()
+                .into_table("round_stats")
+                .columns(["round_id", "stats", "kept_at"])
+                .values([
+                    round_id.into(),
+                    serde_json::to_value(&stats)?.into(),
+                    Utc::now().into(),
+                ])
+                .map_err(|e| anyhow::anyhow!("building the round's statistics: {e}"))?,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The statistics kept for a round whose fixes were destroyed.
+pub async fn kept_round_stats<C: ConnectionTrait>(
+    conn: &C,
+    round_id: Uuid,
+) -> Result<Option<crate::rounds::derive::RoundStats>, DbErr> {
+    let mut q = Query::select();
+    q.column("stats")
+        .from("round_stats")
+        .and_where(Expr::col("round_id").eq(round_id));
+    let Some(row) = conn.query_one(&q).await? else {
+        return Ok(None);
+    };
+    let v: Value = row.try_get("", "stats")?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 /// What a destruction record keeps of one record.

@@ -21,7 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// What the round's track says: distance (geodesic; points less accurate than 50 m and
 /// physically impossible jumps ignored), time on patrol, time and distance per wijk and buurt,
 /// checkpoints reached (first time within their radius), coverage of the planned area. Derived
-/// from every segment that has arrived, whatever their order.
+/// from every segment that has arrived, whatever their order; once the raw fixes are past their
+/// retention term, the statistics derived from them just before they were destroyed.
 #[utoipa::path(
     get, path = "/api/v1/rounds/{id}/stats", operation_id = "getRoundStats", tag = "rounds",
     params(("id" = Uuid, Path, description = "The round's id")),
@@ -38,6 +39,12 @@ pub async fn round_stats(
     let round = store::get(&state.db.read, &ROUNDS, &p, id).await?;
     let segments =
         store::list(&state.db.read, &SEGMENTS, &p, None, None, Some(id), 100_000).await?;
+    if segments.is_empty()
+        && let Some(kept) = crate::retention::run::kept_round_stats(&state.db.read, id).await?
+    {
+        // The raw fixes are past their term: what was derived from them before they went.
+        return Ok(Json(kept));
+    }
     let docs: Vec<_> = segments.iter().map(|s| &s.data).collect();
     let reference = state.reference.clone();
     let round_doc = round.data.clone();

@@ -17,6 +17,7 @@ async fn run(app: &TestApp, terms: &Terms, days: i64, dry_run: bool) -> Report {
     Run {
         db: &app.state.db,
         blobs: &app.state.photos.blobs,
+        reference: &app.state.reference,
         terms,
         as_of: Utc::now() + Duration::days(days),
         dry_run,
@@ -208,23 +209,25 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let t0 = start.timestamp_millis();
-    let points: Vec<Value> = (0..20)
+    // Three fixes from before the round began (the officer on the way to work), then twenty
+    // of the round: only the round's are stored.
+    let points: Vec<Value> = (-3..20)
         .map(|i| {
-            json!([
-                52.4599 + f64::from(i) * 0.0001,
-                4.6218,
-                t0 + i64::from(i) * 10_000,
-                5.0,
-                null
-            ])
+            let t = if i < 0 {
+                t0 - 30 * 60_000 + i64::from(i) * 1000
+            } else {
+                t0 + i64::from(i) * 10_000
+            };
+            json!([52.4599 + f64::from(i) * 0.0001, 4.6218, t, 5.0, null])
         })
         .collect();
+    let segment = Uuid::new_v4();
     let res = app
         .post(
             &hh,
             "/api/v1/sync/push?last_pulled_at=0",
             &json!({ "changes": { "track_segments": { "created": [{
-                "id": Uuid::new_v4(), "round_id": round, "started_at": t0,
+                "id": segment, "round_id": round, "started_at": t0,
                 "points": Value::Array(points).to_string()
             }], "updated": [], "deleted": [] } } }),
         )
@@ -234,6 +237,18 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
     assert_eq!(res.status(), 200);
     let pushed: Value = res.json().await.unwrap();
     assert_eq!(pushed["experimentalRejectedIds"], json!({}), "{pushed}");
+    let stored = app
+        .get_json(&hh, &format!("/api/v1/track-segments/{segment}"))
+        .await;
+    assert_eq!(
+        stored["points"].as_array().map(Vec::len),
+        Some(20),
+        "{stored}"
+    );
+    let stats = app
+        .get_json(&hh, &format!("/api/v1/rounds/{round}/stats"))
+        .await;
+    assert_eq!(stats["points_used"], 20, "{stats}");
     let original = thor::photos::blob::BlobStore::original_key(&sha);
     assert!(app.state.photos.blobs.exists(&original).await.unwrap());
     if photo_on_disk {
@@ -263,6 +278,16 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
             "fg: list no detail 404 photo 404 archive 404",
         ]
     );
+
+    // After 100 days the raw fixes are gone; the round and its statistics stay.
+    let r = walk(&app, &terms, 100).await;
+    assert_eq!(change(&r, "track_segment").destroyed, 1, "{r:?}");
+    assert_eq!(change(&r, "patrol_round").destroyed, 0);
+    assert_eq!(app.count("track_segment").await, 0);
+    let kept = app
+        .get_json(&hh, &format!("/api/v1/rounds/{round}/stats"))
+        .await;
+    assert_eq!(kept, stats, "the statistics outlive the fixes");
 
     // A lead holds the incident (an objection is pending).
     let res = app
@@ -299,8 +324,8 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
         .unwrap();
     assert_problem(res, 422, Some("reason")).await;
 
-    // After a year and a month: the Wpg records are restricted; the round and its track (AVG,
-    // one year) are destroyed; the AVG report (two years) is still in use.
+    // After a year and a month: the Wpg records are restricted; the round (AVG, one year) is
+    // destroyed; the AVG report (two years) is still in use.
     let r = walk(&app, &terms, 400).await;
     assert_eq!(change(&r, "violation.wpg").to_restricted, 1, "{r:?}");
     assert_eq!(change(&r, "violation.avg").total(), 0);
@@ -309,9 +334,12 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
     assert_eq!(change(&r, "youth_person").to_restricted, 1);
     assert_eq!(change(&r, "youth_group").to_restricted, 1);
     assert_eq!(change(&r, "patrol_round").destroyed, 1);
-    assert_eq!(change(&r, "track_segment").destroyed, 1);
     assert_eq!(app.count("patrol_round").await, 0);
-    assert_eq!(app.count("track_segment").await, 0);
+    assert_eq!(
+        app.count("round_stats").await,
+        0,
+        "kept statistics go with their round"
+    );
     assert_eq!(
         matrix(&app, &callers, rid, pid).await,
         [

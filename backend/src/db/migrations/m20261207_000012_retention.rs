@@ -9,6 +9,7 @@
 //! - `retention_run`: each run, what it changed per kind and stage (append-only).
 //! - `destruction_record`: what is left of a destroyed record: its kind, id, team, dates and the
 //!   hash of its content and of each photo's bytes (append-only).
+//! - `round_stats`: a round's statistics, kept when its raw GPS fixes are destroyed before it.
 
 use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
@@ -97,6 +98,15 @@ impl MigrationTrait for Migration {
                 .col(string("regime"))
                 .col(string("content_sha256"))
                 .col(json("photos"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("round_stats")
+                .col(uuid("round_id").primary_key())
+                .col(json("stats"))
+                .col(timestamp_with_time_zone("kept_at"))
                 .to_owned(),
         )
         .await?;
