@@ -11,6 +11,7 @@
 
 pub mod chain;
 pub mod entity;
+pub mod inzage;
 pub mod register;
 pub mod report;
 pub mod routes;

@@ -240,7 +240,9 @@ pub async fn build<C: ConnectionTrait>(
         }
     }
 
-    let mut totals: BTreeMap<(String, String, String), (Vec<Uuid>, Vec<String>)> = BTreeMap::new();
+    // (recipient, purpose, legal basis) → (provisions, subjects)
+    type Provisions = (Vec<Uuid>, Vec<String>);
+    let mut totals: BTreeMap<(String, String, String), Provisions> = BTreeMap::new();
     for r in register::Entity::find()
         .filter(register::Column::At.gte(from))
         .filter(register::Column::At.lt(to))

@@ -16,6 +16,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(disclosures))
         .routes(routes!(search_log))
+        .routes(routes!(inzage))
 }
 
 /// To whom a kenteken was disclosed (Wpg art. 25): every provision that held it, newest first,
@@ -62,7 +63,7 @@ pub async fn disclosures(
 }
 
 /// A search of the audit log.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
@@ -124,6 +125,11 @@ pub async fn search_log(
     p: Principal,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<LogPage>> {
+    Ok(Json(search(&state, &p, &q).await?))
+}
+
+/// The one search of the audit log (the API and the fg's page): for the fg only, and logged.
+pub async fn search(state: &AppState, p: &Principal, q: &LogQuery) -> ApiResult<LogPage> {
     use super::entity as line;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     p.authorize(Action::ReadAccountability)?;
@@ -176,7 +182,7 @@ pub async fn search_log(
         })),
     };
     state.audit.read(&p.actor(), entry).await?;
-    Ok(Json(LogPage {
+    Ok(LogPage {
         items: rows
             .into_iter()
             .map(|l| LogLine {
@@ -192,5 +198,44 @@ pub async fn search_log(
             })
             .collect(),
         next_after,
-    }))
+    })
+}
+
+/// Inzage for one data subject (AVG art. 15, Wpg art. 25): every record thor holds of a
+/// kenteken or a youth person, whatever its retention stage, and the provisions of the past four
+/// years; as JSON, or with `format=text` as a document in Dutch to hand over. For the
+/// functionaris gegevensbescherming; audit-logged with the records shown.
+#[utoipa::path(
+    get, path = "/api/v1/inzage", operation_id = "inzage", tag = "accountability",
+    params(super::inzage::InzageQuery),
+    responses(
+        (status = 200, description = "The subject's records and provisions", body = super::inzage::Inzage, content_type = "application/json"),
+        (status = 403, description = "Not the functionaris gegevensbescherming", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No subject, two, or a bad one", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn inzage(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<super::inzage::InzageQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let text = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(_) => return Err(crate::error::ApiError::field("format", "json or text")),
+    };
+    let i = super::inzage::gather(&state, &p, &q).await?;
+    Ok(if text {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            super::inzage::document(&i),
+        )
+            .into_response()
+    } else {
+        Json(i).into_response()
+    })
 }

@@ -363,6 +363,7 @@ pub fn build(i: Inputs<'_>) -> Briefing {
         attention_points: i.attention_points,
         signed: None,
         addendum: None,
+        holds: Vec::new(),
     }
 }
 

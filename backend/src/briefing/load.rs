@@ -741,6 +741,20 @@ pub async fn build_full<C: ConnectionTrait>(
         feitcode_label: &feitcode_label,
     });
     let mut briefing = briefing;
+    if p.may(crate::auth::Action::PlaceHold) {
+        briefing.holds = crate::retention::hold::list(conn, p, false)
+            .await?
+            .into_iter()
+            .map(|h| super::HoldLine {
+                id: h.id,
+                record_type: h.record_type,
+                record_id: h.record_id,
+                reason: h.reason,
+                placed_by: h.placed_by,
+                placed_at: h.placed_at,
+            })
+            .collect();
+    }
     redact(&mut briefing, p);
     Ok((briefing, map))
 }

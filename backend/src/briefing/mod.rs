@@ -328,4 +328,18 @@ pub struct Briefing {
     pub attention_points: Vec<AttentionPoint>,
     pub signed: Option<SignOff>,
     pub addendum: Option<Addendum>,
+    /// The team's open legal holds (for the teamleider and the beheerder; empty for others).
+    #[serde(default)]
+    pub holds: Vec<HoldLine>,
+}
+
+/// An open legal hold, as the briefing lists it: the record stays at its retention stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HoldLine {
+    pub id: Uuid,
+    pub record_type: String,
+    pub record_id: Uuid,
+    pub reason: String,
+    pub placed_by: String,
+    pub placed_at: DateTime<Utc>,
 }

@@ -171,6 +171,8 @@ pub async fn place(db: &Db, p: &Principal, req: &PlaceHold) -> ApiResult<HoldVie
     .await?;
     let hold = get(&txn, id).await?;
     txn.commit().await?;
+    // The briefing lists open holds: answers cached by sequence are made anew.
+    crate::sync::bump(db).await?;
     Ok(hold)
 }
 
@@ -222,6 +224,8 @@ pub async fn lift(db: &Db, p: &Principal, id: Uuid, req: &LiftHold) -> ApiResult
     .await?;
     let hold = get(&txn, id).await?;
     txn.commit().await?;
+    // The briefing lists open holds: answers cached by sequence are made anew.
+    crate::sync::bump(db).await?;
     Ok(hold)
 }
 

@@ -67,6 +67,7 @@ fn templates() -> &'static Environment<'static> {
             "briefing.html",
             include_str!("templates/briefing.html"),
         );
+        add(&mut env, "audit.html", include_str!("templates/audit.html"));
         env
     })
 }
@@ -149,6 +150,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/briefing", get(briefing_page))
+        .route("/audit", get(audit_page))
         .route("/briefing/review/{id}", post(review))
         .route("/briefing/notes", post(add_note))
         .route("/briefing/signoff", post(sign_off))
@@ -330,8 +332,14 @@ async fn login(
     )
     .await
     {
-        Ok((token, _, _)) => {
-            let mut res = Redirect::to("/briefing").into_response();
+        Ok((token, _, user)) => {
+            // The privacy officer reads the log, not the briefing.
+            let home = if user.role == Role::Fg.as_str() {
+                "/audit"
+            } else {
+                "/briefing"
+            };
+            let mut res = Redirect::to(home).into_response();
             if let Some(v) = session_cookie(&token, 43200, cookie_secure(&state.config, &headers)) {
                 res.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -494,6 +502,21 @@ fn status_nl(s: &str) -> &str {
     }
 }
 
+fn record_type_nl(t: &str) -> &str {
+    match t {
+        "violations" => "Melding",
+        "incidents" => "Incident",
+        "youth_observations" => "Waarneming jeugdgroep",
+        "youth_groups" => "Jeugdgroep",
+        "youth_persons" => "Jongere",
+        "rounds" => "Ronde",
+        "track_segments" => "GPS-spoor",
+        "briefings" => "Briefing",
+        "briefing_notes" => "Aandachtspunt",
+        other => other,
+    }
+}
+
 fn shift_nl(s: Option<&str>) -> String {
     s.and_then(Shift::parse)
         .map(|s| s.dutch().to_string())
@@ -511,11 +534,126 @@ async fn briefing_page(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let Ok(p) = p else { return to_login() };
+    if p.role == Role::Fg {
+        return Redirect::to("/audit").into_response();
+    }
     let csrf = csrf.map(|Extension(Csrf(t))| t).unwrap_or_default();
     match page(&state, &p, q, &csrf).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
+}
+
+/// The fg's search form over the audit log, as `GET /api/v1/audit` (the same search, logged).
+#[derive(Deserialize, Serialize, Default, Clone)]
+struct AuditPageQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    record_type: String,
+    #[serde(default)]
+    record_id: String,
+    #[serde(default)]
+    after: String,
+}
+
+#[derive(Serialize)]
+struct AuditLineView {
+    at: String,
+    actor: String,
+    action: String,
+    record_type: String,
+    record_id: Option<String>,
+    reason: String,
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    p: Result<Principal, ApiError>,
+    csrf: Option<Extension<Csrf>>,
+    Query(q): Query<AuditPageQuery>,
+) -> Response {
+    let Ok(p) = p else { return to_login() };
+    if let Err(e) = p.authorize(Action::ReadAccountability) {
+        return e.into_response();
+    }
+    let csrf = csrf.map(|Extension(Csrf(t))| t).unwrap_or_default();
+    let text = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    let day = |s: &str, what: &str| match text(s) {
+        None => Ok(None),
+        Some(d) => NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| format!("{what}: een dag als 2026-12-01")),
+    };
+    let parsed = (|| {
+        Ok::<_, String>(crate::audit::routes::LogQuery {
+            from: day(&q.from, "Vanaf")?,
+            to: day(&q.to, "Tot")?,
+            actor: text(&q.actor),
+            action: text(&q.action),
+            record_type: text(&q.record_type),
+            record_id: text(&q.record_id),
+            after: match text(&q.after) {
+                Some(a) => Some(
+                    a.parse()
+                        .map_err(|_| "after: een regelnummer".to_string())?,
+                ),
+                None => None,
+            },
+            limit: Some(100),
+        })
+    })();
+    let (lines, next, error) = match parsed {
+        Err(e) => (vec![], None, Some(e)),
+        Ok(lq) => match crate::audit::routes::search(&state, &p, &lq).await {
+            Err(e) => return e.into_response(),
+            Ok(page) => {
+                let next = page.next_after.map(|a| {
+                    let mut next_q = serde_urlencoded::to_string(AuditPageQuery {
+                        after: a.to_string(),
+                        ..q.clone()
+                    })
+                    .unwrap_or_default();
+                    next_q.insert_str(0, "/audit?");
+                    next_q
+                });
+                let lines = page
+                    .items
+                    .into_iter()
+                    .map(|l| AuditLineView {
+                        at: format!(
+                            "{} {}",
+                            dutch_date(l.at.with_timezone(&Amsterdam).date_naive()),
+                            local_time(l.at)
+                        ),
+                        actor: l.actor.unwrap_or_default(),
+                        action: l.action,
+                        record_type: l.record_type,
+                        record_id: l.record_id,
+                        reason: l.reason.unwrap_or_default(),
+                    })
+                    .collect();
+                (lines, next, None)
+            }
+        },
+    };
+    render(
+        "audit.html",
+        minijinja::context! {
+            user_name => p.username,
+            csrf => csrf,
+            q => q,
+            lines => lines,
+            next => next,
+            error => error,
+        },
+    )
 }
 
 async fn page(
@@ -778,6 +916,10 @@ async fn page(
         "conflicts": conflicts,
         "back": back,
         "notes": b.attention_points.iter().map(|n| serde_json::json!({ "text": n.text, "shift": shift_nl(n.shift.as_deref()) })).collect::<Vec<_>>(),
+        "holds": b.holds.iter().map(|h| serde_json::json!({
+            "what": record_type_nl(&h.record_type), "id": h.record_id, "reason": h.reason, "by": h.placed_by,
+            "at": h.placed_at.with_timezone(&Amsterdam).format("%d-%m-%Y").to_string(),
+        })).collect::<Vec<_>>(),
         "generated_at": b.generated_at.with_timezone(&Amsterdam).format("%d-%m-%Y %H:%M").to_string(),
     });
     disclosure.log("read_page", Default::default()).await?;

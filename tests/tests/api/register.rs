@@ -121,6 +121,75 @@ async fn register_answers_to_whom_a_plate_was_disclosed(backend: Backend) {
     let asked_lines = app.count("audit_log WHERE action = 'read_register'").await;
     assert_eq!(asked_lines, 2, "each answered question is one audit line");
 
+    // Inzage for the kenteken (AVG art. 15, Wpg art. 25): its reports and the export.
+    let inzage = app
+        .get_json(
+            &fg,
+            &format!("/api/v1/inzage?kenteken={}", urlencode(&asked)),
+        )
+        .await;
+    assert_eq!(
+        inzage["subject"],
+        plate.to_uppercase().replace(['-', ' '], ""),
+        "{inzage}"
+    );
+    let records = inzage["records"].as_array().expect("records");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["id"] == json!(report) && r["stage"] == "active"),
+        "{inzage}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["fields"]["plate"] == inzage["subject"])
+    );
+    assert_eq!(
+        inzage["disclosures"][0]["recipient"],
+        "OM parket Noord-Holland"
+    );
+    let res = app
+        .get(
+            &fg,
+            &format!("/api/v1/inzage?kenteken={}&format=text", urlencode(&asked)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let doc = res.text().await.unwrap();
+    assert!(doc.starts_with("INZAGE — kenteken"), "{doc}");
+    assert!(
+        doc.contains("aan OM parket Noord-Holland — doel: bezwaar zaak 114"),
+        "{doc}"
+    );
+    assert_problem(
+        app.get(&fg, "/api/v1/inzage").send().await.unwrap(),
+        422,
+        Some("kenteken"),
+    )
+    .await;
+    assert_problem(
+        app.get(
+            &lead,
+            &format!("/api/v1/inzage?kenteken={}", urlencode(&asked)),
+        )
+        .send()
+        .await
+        .unwrap(),
+        403,
+        None,
+    )
+    .await;
+    assert_eq!(app.count("audit_log WHERE action = 'inzage'").await, 2);
+
     // Nobody else reads the register, and the privacy officer reads no reports.
     let res = app
         .get(&lead, "/api/v1/disclosures?kenteken=12AB34")

@@ -299,6 +299,21 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let held: Value = res.json().await.unwrap();
+    // The lead's briefing lists it; an officer's does not.
+    let today = thor::demo::today();
+    let b = app
+        .get_json(&lead, &format!("/api/v1/briefing?date={today}"))
+        .await;
+    assert_eq!(
+        b["holds"][0]["reason"], "bezwaar 2026-114 loopt",
+        "{}",
+        b["holds"]
+    );
+    assert_eq!(b["holds"][0]["record_type"], "incidents");
+    let b = app
+        .get_json(&hh, &format!("/api/v1/briefing?date={today}"))
+        .await;
+    assert_eq!(b["holds"], json!([]));
     let res = app
         .post(
             &hh,
@@ -531,6 +546,50 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
         Some("limit"),
     )
     .await;
+    // The same search on the fg's page, after a form login that lands there.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = browser
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "username=privacy.fg&password={}",
+            USER_PASSWORD.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/audit");
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = browser
+        .get(app.url(&format!(
+            "/audit?action=read_archived&record_id={rid}&from=&to="
+        )))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("klacht 2026-114 over boete"), "{html}");
+    let res = browser
+        .get(app.url("/audit?from=gisteren"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains("Vanaf: een dag als"));
+    assert_eq!(status(&app, &hh, "/audit").await, 403);
+
     // The auditor's report over the period says what happened.
     let report = thor::audit::report::build(
         &app.state.db.read,

@@ -143,7 +143,7 @@ fn may_see(who: &Who, team: Team, class: Class) -> bool {
 /// (a hold's, a rejection's), never a record's values. So the fg's search of it may carry ids
 /// and reasons of any team, and nothing else.
 fn in_the_log(label: &str, who: &Who, s: &Sentinel) -> bool {
-    label.starts_with("GET /api/v1/audit")
+    (label.starts_with("GET /api/v1/audit") || label.starts_with("GET /audit"))
         && who.is("fg")
         && (s.class == Class::Id || s.what == "legal hold reason")
 }
@@ -1004,6 +1004,7 @@ fn query_variants(key: &str, c: &Ctx) -> Option<Vec<Vec<(&'static str, String)>>
             ],
         ],
         "GET /api/v1/conflicts" => vec![vec![("status", "all".into())]],
+        "GET /api/v1/inzage" => vec![vec![("kenteken", "12-ABC-3".into())]],
         "POST /api/v1/sync/push" => vec![vec![("last_pulled_at", c.push_cursor.to_string())]],
         _ => return None,
     })
@@ -1284,6 +1285,12 @@ const PAGE_ROUTES: &[(&str, &str, bool, fn(&Ctx, &Who) -> Vec<Req>)] = &[
                 "/briefing?date={}&shift={}",
                 c.signed_date, c.signed_shift
             )),
+        ]
+    }),
+    ("GET", "/audit", false, |c, _| {
+        vec![
+            page_get("/audit".into()),
+            page_get(format!("/audit?record_id={}&from={}", c.a.wpg, c.day)),
         ]
     }),
     ("POST", "/briefing/review/{id}", false, |c, _| {
@@ -1862,6 +1869,8 @@ fn expected_status(key: &str, who: &Who) -> Option<StatusRule> {
         "POST /api/v1/briefing/signoff" if !who.is("teamleider") => Some(forbidden),
         "GET /api/v1/disclosures" if who.is("fg") => Some(ok),
         "GET /api/v1/disclosures" => Some(forbidden),
+        "GET /api/v1/inzage" | "GET /api/v1/audit" if who.is("fg") => Some(ok),
+        "GET /api/v1/inzage" | "GET /api/v1/audit" => Some(forbidden),
         "POST /api/v1/holds" | "POST /api/v1/holds/{id}/lift"
             if !(who.is("teamleider") || who.is("beheerder")) =>
         {

@@ -126,7 +126,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["legal_hold", "retention_lease"]
+        for table in ["legal_hold", "retention_lease", "round_stats"]
             .into_iter()
             .chain(APPEND_ONLY)
         {
