@@ -603,6 +603,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(why) = &report.skipped {
                 anyhow::bail!("retention did not run: {why}");
             }
+            let as_of = as_of
+                .with_timezone(&chrono_tz::Europe::Amsterdam)
+                .format("%Y-%m-%d %H:%M");
             let head = if dry_run {
                 format!("Dry run as of {as_of}: what a run would change (nothing was changed)")
             } else {

@@ -305,11 +305,12 @@ fn ts(t: &DateTime<Utc>) -> String {
 /// The report as a document an auditor reads (Markdown).
 pub fn markdown(r: &AuditReport) -> String {
     let mut o = String::new();
+    let day = |t: DateTime<Utc>| t.with_timezone(&chrono_tz::Europe::Amsterdam).date_naive();
     let _ = writeln!(
         o,
-        "# THOR — auditrapport {} tot {}\n",
-        ts(&r.from),
-        ts(&r.to)
+        "# THOR — auditrapport {} tot en met {}\n",
+        day(r.from),
+        day(r.to - chrono::Duration::seconds(1))
     );
     let _ = writeln!(
         o,

@@ -199,6 +199,20 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let observation = Uuid::new_v4();
+    let res = app
+        .post(
+            &jb,
+            "/api/v1/youth/observations",
+            &json!({
+                "id": observation, "group_id": group, "observed_at": start.to_rfc3339(),
+                "lat": 52.4581, "lon": 4.6262, "size_estimate": 6
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let round = Uuid::new_v4();
     let res = app
         .post(&hh, "/api/v1/rounds", &json!({
@@ -348,6 +362,16 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
     assert_eq!(change(&r, "incident").held, 1);
     assert_eq!(change(&r, "youth_person").to_restricted, 1);
     assert_eq!(change(&r, "youth_group").to_restricted, 1);
+    assert_eq!(change(&r, "youth_observation").to_restricted, 1);
+    assert_eq!(
+        status(
+            &app,
+            &jb,
+            &format!("/api/v1/youth/observations/{observation}")
+        )
+        .await,
+        404
+    );
     assert_eq!(change(&r, "patrol_round").destroyed, 1);
     assert_eq!(app.count("patrol_round").await, 0);
     assert_eq!(
@@ -447,6 +471,8 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
     assert_eq!(change(&r, "violation.wpg").destroyed, 1, "{r:?}");
     assert_eq!(change(&r, "violation.wpg").photos, 1);
     assert_eq!(change(&r, "youth_person").destroyed, 1);
+    assert_eq!(change(&r, "youth_observation").destroyed, 1);
+    assert_eq!(change(&r, "youth_group").destroyed, 1);
     assert_eq!(change(&r, "incident").destroyed, 0);
     for (table, col) in [
         ("violation", "id"),
@@ -462,6 +488,11 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
         assert_eq!(rows_where(&app, table, col, id).await, 0, "{table}");
     }
     assert_eq!(rows_where(&app, "youth_person", "id", person).await, 0);
+    assert_eq!(
+        rows_where(&app, "youth_observation", "id", observation).await,
+        0
+    );
+    assert_eq!(rows_where(&app, "youth_group", "id", group).await, 0);
     for id in [rid, pid, person] {
         for table in ["record_history", "sync_conflict"] {
             assert_eq!(
