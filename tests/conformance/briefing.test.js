@@ -84,3 +84,44 @@ test('the lead logs in, reads the briefing with its map, approves a report and s
     await browser.close()
   }
 })
+
+// The lead's page on a phone (390×844) and on a desktop (1440×900): nothing is wider than the
+// screen, neither the page nor any section in it (a table that does not fit stacks its cells).
+test('the briefing fits a phone and a desktop without sideways scrolling', async () => {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  try {
+    for (const [width, height] of [[390, 844], [1440, 900]]) {
+      const page = await browser.newPage({ viewport: { width, height } })
+      await page.goto(`${BASE}/login`)
+      await page.fill('#username', 'teamleider')
+      await page.fill('#password', 'demo')
+      await Promise.all([page.waitForURL(/\/briefing/), page.click('input[type=submit]')])
+      await page.locator('#map svg').waitFor()
+      const wide = await page.evaluate(() => {
+        const out = []
+        if (document.documentElement.scrollWidth > window.innerWidth) {
+          out.push(`page ${document.documentElement.scrollWidth}px`)
+        }
+        for (const s of document.querySelectorAll('section')) {
+          if (s.scrollWidth > s.clientWidth + 1) out.push(`#${s.id || '?'} ${s.scrollWidth}px in ${s.clientWidth}px`)
+        }
+        return out
+      })
+      assert.deepEqual(wide, [], `at ${width}px wider than the screen: ${wide.join(', ')}`)
+      // The review buttons are on the screen, not beyond its right edge.
+      const approve = page.locator('button.approve').first()
+      if (await approve.count()) {
+        const box = await approve.boundingBox()
+        assert.ok(box.x + box.width <= width, `Goedkeuren at x=${box.x} on a ${width}px screen`)
+      }
+      await page.screenshot({ path: path.join(SHOTS, `5-briefing-${width}.png`), fullPage: true })
+      await page.close()
+    }
+  } finally {
+    await browser.close()
+  }
+})
