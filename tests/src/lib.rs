@@ -314,12 +314,53 @@ impl TestApp {
             .expect("login request")
     }
 
-    /// Logs in and returns the bearer token; panics when login fails.
+    /// Logs in a demo account (password `demo`) and returns the bearer token; panics when
+    /// login fails.
     pub async fn login(&self, username: &str, device: &str) -> String {
-        let res = self.login_response(username, "demo", device).await;
+        self.login_with(username, "demo", device).await
+    }
+
+    /// Logs in with a password and returns the bearer token; panics when login fails.
+    pub async fn login_with(&self, username: &str, password: &str, device: &str) -> String {
+        let res = self.login_response(username, password, device).await;
         assert_eq!(res.status(), 200, "login of {username}");
         let body: Value = res.json().await.expect("login json");
         body["token"].as_str().expect("token").to_string()
+    }
+
+    /// Logs in on the web page's form as a browser would: a client that does not follow
+    /// redirects, the session cookie (`name=value`) and where the login sent it.
+    pub async fn page_login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> (reqwest::Client, String, String) {
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let form = serde_urlencoded::to_string([("username", username), ("password", password)])
+            .expect("form");
+        let res = browser
+            .post(self.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("login form");
+        assert_eq!(res.status(), 303, "form login of {username}");
+        let location = res.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("cookie value")
+            .to_string();
+        (browser, cookie, location)
     }
 
     /// A user of `team` (created when new) made by the demo beheerder through the API, logged in

@@ -128,14 +128,9 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let res = app
-        .login_response("privacy.fg", USER_PASSWORD, "fg-laptop")
+    let fg = app
+        .login_with("privacy.fg", USER_PASSWORD, "fg-laptop")
         .await;
-    assert_eq!(res.status(), 200);
-    let fg = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let callers = [
         ("handhaver", hh.as_str()),
         ("teamleider+Wpg", lead.as_str()),
@@ -578,29 +573,8 @@ async fn stages_walk(app: TestApp, photo_on_disk: bool) {
     )
     .await;
     // The same search on the fg's page, after a form login that lands there.
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let res = browser
-        .post(app.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "username=privacy.fg&password={}",
-            USER_PASSWORD.replace(' ', "+")
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/audit");
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let (browser, cookie, landed) = app.page_login("privacy.fg", USER_PASSWORD).await;
+    assert_eq!(landed, "/audit");
     let res = browser
         .get(app.url(&format!(
             "/audit?action=read_archived&record_id={rid}&from=&to="
