@@ -141,6 +141,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::exports::router())
         .merge(crate::audit::routes::router())
         .merge(crate::retention::routes::router())
+        .merge(crate::labels::router())
 }
 
 /// The OpenAPI document the code generates.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod geo;
+pub mod labels;
 pub mod memory;
 pub mod openapi;
 pub mod ops;

@@ -6,8 +6,13 @@ use chrono_tz::Europe::Amsterdam;
 
 use super::Briefing;
 
+/// One decimal, with a Dutch decimal comma.
+fn dec1(x: f64) -> String {
+    format!("{x:.1}").replace('.', ",")
+}
+
 fn km(m: f64) -> String {
-    format!("{:.1}", m / 1000.0).replace('.', ",")
+    dec1(m / 1000.0)
 }
 
 fn hm(s: i64) -> String {
@@ -38,14 +43,21 @@ pub fn render(b: &Briefing) -> String {
     let v = &b.violations;
     let _ = writeln!(
         o,
-        "\nOvertredingen: {} (gem. {:.1} per dag over 7 dagen, {:.1} over 28), {} waarschuwingen, {} boetes",
-        v.total, v.avg7, v.avg28, v.warnings, v.fines
+        "\nOvertredingen: {} (gem. {} per dag over 7 dagen, {} over 28), {} waarschuwingen, {} boetes",
+        v.total,
+        dec1(v.avg7),
+        dec1(v.avg28),
+        v.warnings,
+        v.fines
     );
     for c in &v.by_category {
         let _ = writeln!(
             o,
-            "  {:<10} {:>5}   (7 d: {:.1}, 28 d: {:.1})",
-            c.key, c.count, c.avg7, c.avg28
+            "  {:<10} {:>5}   (7 d: {}; 28 d: {})",
+            crate::labels::nl("category", &c.key).to_lowercase(),
+            c.count,
+            dec1(c.avg7),
+            dec1(c.avg28)
         );
     }
     let _ = writeln!(o, "Per wijk:");
@@ -72,7 +84,7 @@ pub fn render(b: &Briefing) -> String {
             o,
             "  {:<34} {:<10} {:>6} km {:>6}  controlepunten {}/{}",
             l.name,
-            l.status,
+            crate::labels::nl("round_status", &l.status),
             km(l.distance_m),
             hm(l.duration_s),
             l.checkpoints_reached,
@@ -88,7 +100,7 @@ pub fn render(b: &Briefing) -> String {
                 .clone()
                 .unwrap_or_else(|| "buiten Velsen".into()),
             h.count,
-            h.top_category,
+            crate::labels::nl("category", &h.top_category).to_lowercase(),
             if h.covered_by_round {
                 ""
             } else {
@@ -105,7 +117,7 @@ pub fn render(b: &Briefing) -> String {
                     "  {:<30} {}× ({})",
                     g.group,
                     g.sightings,
-                    g.behaviours.join(", ")
+                    crate::labels::nl_list("behaviour", &g.behaviours)
                 );
             }
         }
@@ -118,7 +130,12 @@ pub fn render(b: &Briefing) -> String {
     }
     let _ = writeln!(o, "\nIncidenten: {}", b.incidents.len());
     for i in &b.incidents {
-        let _ = writeln!(o, "  {} {}", i.kind, i.wijk.clone().unwrap_or_default());
+        let _ = writeln!(
+            o,
+            "  {} {}",
+            crate::labels::nl("incident_kind", &i.kind),
+            i.wijk.clone().unwrap_or_default()
+        );
     }
     let f = &b.follow_ups;
     let _ = writeln!(

@@ -42,6 +42,7 @@ use crate::auth::{Action, Principal, Role};
 use crate::briefing::Shift;
 use crate::briefing::svg::{self, MapArea, MapHotspot, MapInput, MapPoint};
 use crate::error::ApiError;
+use crate::labels;
 
 const COOKIE: &str = "thor_session";
 /// The form field that carries the CSRF token on every POST form of the page.
@@ -460,63 +461,6 @@ fn duration(secs: i64) -> String {
     format!("{}:{:02}", secs / 3600, (secs % 3600) / 60)
 }
 
-fn category_nl(c: &str) -> &str {
-    match c {
-        "afval" => "Afval",
-        "parkeren" => "Parkeren",
-        "honden" => "Honden",
-        "overig" => "Overig",
-        other => other,
-    }
-}
-
-fn outcome_nl(o: &str) -> &str {
-    match o {
-        "warning" => "Waarschuwing",
-        "fine" => "Boete",
-        "police_report" => "Aangifte/politie",
-        "removed" => "Opgeruimd/verwijderd",
-        "none" => "Geen",
-        other => other,
-    }
-}
-
-fn flag_nl(f: &str) -> &str {
-    match f {
-        "clock_offset" => "klok van de telefoon week af",
-        "photo_missing" => "foto ontbreekt",
-        "photo_gps_far" => "foto verder dan 150 m van de melding",
-        "photo_time_far" => "foto meer dan 2 uur van het tijdstip",
-        "outside_municipality" => "locatie buiten de gemeente Velsen",
-        other => other,
-    }
-}
-
-fn status_nl(s: &str) -> &str {
-    match s {
-        "planned" => "gepland",
-        "started" => "bezig",
-        "paused" => "gepauzeerd",
-        "completed" => "afgerond",
-        other => other,
-    }
-}
-
-fn record_type_nl(t: &str) -> &str {
-    match t {
-        "violations" => "Melding",
-        "incidents" => "Incident",
-        "youth_observations" => "Waarneming jeugdgroep",
-        "youth_groups" => "Jeugdgroep",
-        "youth_persons" => "Jongere",
-        "rounds" => "Ronde",
-        "track_segments" => "GPS-spoor",
-        "briefings" => "Briefing",
-        "briefing_notes" => "Aandachtspunt",
-        other => other,
-    }
-}
-
 fn shift_nl(s: Option<&str>) -> String {
     s.and_then(Shift::parse)
         .map(|s| s.dutch().to_string())
@@ -766,12 +710,12 @@ async fn page(
         rows.iter()
             .map(|m| {
                 let v = crate::violations::store::view(m, &state.reference, &mut disclosure);
-                let mut fl: Vec<String> = v.flags.iter().map(|f| flag_nl(f).to_string()).collect();
-                fl.extend(flags.get(&m.id).into_iter().flatten().map(|f| flag_nl(f).to_string()));
+                let mut fl: Vec<String> = v.flags.iter().map(|f| labels::nl("flag", f).to_string()).collect();
+                fl.extend(flags.get(&m.id).into_iter().flatten().map(|f| labels::nl("flag", f).to_string()));
                 serde_json::json!({
                     "id": m.id,
                     "time": local_time(m.observed_at),
-                    "what": format!("{}{}, {}", category_nl(&m.category), m.feitcode.as_deref().map(|f| format!(" {f}")).unwrap_or_default(), outcome_nl(&m.outcome).to_lowercase()),
+                    "what": format!("{}{}, {}", labels::nl("category", &m.category), m.feitcode.as_deref().map(|f| format!(" {f}")).unwrap_or_default(), labels::nl("outcome", &m.outcome).to_lowercase()),
                     "description": v.description.unwrap_or_default(),
                     "wijk": v.buurt.map(|a| a.name).unwrap_or_default(),
                     "flags": fl,
@@ -873,8 +817,8 @@ async fn page(
         "map_svg": map_svg,
         "total_spark": svg::sparkline_svg(&v.daily.iter().map(|n| *n as f64).collect::<Vec<_>>(), 420, 70, "Overtredingen per dag, 28 dagen en vandaag"),
         "avg7": dec(v.avg7, 1), "avg28": dec(v.avg28, 1),
-        "category_bars": svg::bars_svg(&v.by_category.iter().map(|c| (category_nl(&c.key).to_string(), c.count as f64)).collect::<Vec<_>>(), 420, "Overtredingen per categorie"),
-        "by_outcome": v.by_outcome.iter().map(|o| serde_json::json!({ "label": outcome_nl(&o.key), "count": o.count })).collect::<Vec<_>>(),
+        "category_bars": svg::bars_svg(&v.by_category.iter().map(|c| (labels::nl("category", &c.key).to_string(), c.count as f64)).collect::<Vec<_>>(), 420, "Overtredingen per categorie"),
+        "by_outcome": v.by_outcome.iter().map(|o| serde_json::json!({ "label": labels::nl("outcome", &o.key), "count": o.count })).collect::<Vec<_>>(),
         "by_wijk": v.by_wijk.iter().map(|w| serde_json::json!({
             "name": w.label.clone().unwrap_or_else(|| w.key.clone()), "count": w.count,
             "avg7": dec(w.avg7, 1), "avg28": dec(w.avg28, 1),
@@ -883,11 +827,11 @@ async fn page(
         "by_feitcode": v.by_feitcode.iter().take(10).map(|f| serde_json::json!({ "code": f.key, "label": f.label, "count": f.count })).collect::<Vec<_>>(),
         "hotspots": b.hotspots.iter().take(12).map(|h| serde_json::json!({
             "name": h.buurt_name.clone().unwrap_or_else(|| "buiten Velsen".into()), "count": h.count,
-            "category": category_nl(&h.top_category), "covered": h.covered_by_round,
+            "category": labels::nl("category", &h.top_category), "covered": h.covered_by_round,
         })).collect::<Vec<_>>(),
         "rounds_done": b.rounds.done, "rounds_planned": b.rounds.planned,
         "rounds": b.rounds.rounds.iter().map(|r| serde_json::json!({
-            "name": r.name, "shift": shift_nl(r.shift.as_deref()), "status": status_nl(&r.status),
+            "name": r.name, "shift": shift_nl(r.shift.as_deref()), "status": labels::nl("round_status", &r.status),
             "km": dec(r.distance_m / 1000.0, 1), "time": duration(r.duration_s),
             "checkpoints": format!("{}/{}", r.checkpoints_reached, r.checkpoints_total),
             "coverage": r.coverage.map(|c| format!("{} %", (c * 100.0).round())).unwrap_or_default(),
@@ -896,13 +840,13 @@ async fn page(
         "youth": b.youth.as_ref().map(|y| serde_json::json!({
             "sightings": y.sightings,
             "groups": y.by_group.iter().map(|g| serde_json::json!({
-                "group": g.group, "duiding": g.duiding.clone().unwrap_or_default(), "sightings": g.sightings,
-                "size": g.largest_size.map(|s| s.round()).unwrap_or_default(), "behaviours": g.behaviours.join(", "), "spots": g.spots.join(", "),
+                "group": g.group, "duiding": labels::nl("duiding", g.duiding.as_deref().unwrap_or("none")), "sightings": g.sightings,
+                "size": g.largest_size.map(|s| s.round() as i64), "behaviours": labels::nl_list("behaviour", &g.behaviours), "spots": g.spots.join(", "),
             })).collect::<Vec<_>>(),
         })),
         "persons": b.youth_persons.as_ref().map(|ps| ps.iter().map(|p| serde_json::json!({ "name": p.name, "group": p.group, "dob": p.date_of_birth })).collect::<Vec<_>>()),
         "incidents": b.incidents.iter().map(|i| serde_json::json!({
-            "kind": match i.kind.as_str() { "aggression" => "Agressie", "use_of_force" => "Geweldsaanwending", "police_assistance" => "Politie-assistentie", k => k },
+            "kind": labels::nl("incident_kind", &i.kind),
             "time": i.occurred_at.map(local_time).unwrap_or_default(), "wijk": i.wijk, "police": i.police_requested,
             "notified": i.notifications_complete, "description": i.description,
         })).collect::<Vec<_>>(),
@@ -910,14 +854,14 @@ async fn page(
             "awaiting": b.follow_ups.awaiting_review, "concepts": b.follow_ups.concepts,
             "photos_missing": b.follow_ups.photos_missing, "conflicts": b.follow_ups.open_conflicts,
             "duplicates": b.follow_ups.duplicates_marked,
-            "flags": b.follow_ups.flags.iter().map(|f| serde_json::json!({ "label": flag_nl(&f.key), "count": f.count })).collect::<Vec<_>>(),
+            "flags": b.follow_ups.flags.iter().map(|f| serde_json::json!({ "label": labels::nl("flag", &f.key), "count": f.count })).collect::<Vec<_>>(),
         },
         "review": review,
         "conflicts": conflicts,
         "back": back,
         "notes": b.attention_points.iter().map(|n| serde_json::json!({ "text": n.text, "shift": shift_nl(n.shift.as_deref()) })).collect::<Vec<_>>(),
         "holds": b.holds.iter().map(|h| serde_json::json!({
-            "what": record_type_nl(&h.record_type), "id": h.record_id, "reason": h.reason, "by": h.placed_by,
+            "what": labels::nl("record_type", &h.record_type), "id": h.record_id, "reason": h.reason, "by": h.placed_by,
             "at": h.placed_at.with_timezone(&Amsterdam).format("%d-%m-%Y").to_string(),
         })).collect::<Vec<_>>(),
         "generated_at": b.generated_at.with_timezone(&Amsterdam).format("%d-%m-%Y %H:%M").to_string(),
