@@ -72,7 +72,18 @@ test('the lead logs in, reads the briefing with its map, approves a report and s
     const report = await api(`/api/v1/violations/${id}`)
     assert.equal(report.status, 'approved')
 
-    // Sign off: the page says who signed, and it is frozen.
+    // The review list says how many of how many it shows.
+    assert.match(await page.locator('#beoordelen').innerText(), /Te beoordelen \(1–\d+ van \d+\)/)
+
+    // Sign off: with reports still waiting, the page asks once (a checkbox the form requires);
+    // then it says who signed, and it is frozen.
+    const confirm = page.locator('#signoff-confirm')
+    assert.equal(await confirm.count(), 1, 'reports wait for review: the sign-off asks')
+    assert.match(await page.locator('label[for=signoff-confirm]').innerText(), /\d+ meldingen op beoordeling wachten/)
+    await page.click('#signoff-button')
+    assert.match(page.url(), /\/briefing/, 'without the tick the form is not sent')
+    assert.match(await page.locator('#signoff').innerText(), /Nog niet afgetekend/)
+    await confirm.check()
     await Promise.all([page.waitForURL(/\/briefing/), page.click('#signoff-button')])
     const signed = await page.locator('#signoff').innerText()
     assert.match(signed, /Afgetekend door teamleider/)

@@ -395,7 +395,12 @@ async fn logout(
 struct PageQuery {
     date: Option<String>,
     shift: Option<String>,
+    /// The first report of the review list shown (paging, `REVIEW_PAGE` at a time).
+    van: Option<u64>,
 }
+
+/// Reports waiting for review shown per page.
+const REVIEW_PAGE: u64 = 25;
 
 fn parse_day_shift(
     date: Option<&str>,
@@ -688,6 +693,8 @@ async fn page(
     let mut disclosure = crate::access::Disclosure::new(p, &state.audit);
     // Review list: the window's reports waiting for the lead.
     let (from, to) = crate::briefing::window(date, shift, &state.shifts);
+    let review_from = q.van.unwrap_or(0);
+    let mut review_total = 0u64;
     let review = if p.may(Action::ReviewViolation) {
         use crate::violations::entity::violation;
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -697,15 +704,22 @@ async fn page(
             .filter(violation::Column::Status.eq("submitted"))
             .filter(violation::Column::ObservedAt.gte(from))
             .filter(violation::Column::ObservedAt.lt(to));
-        let rows = match p.scoped(submitted, violation::Column::TeamId) {
+        let (rows, total) = match p.scoped(submitted, violation::Column::TeamId) {
             Some(q) => {
-                q.order_by_asc(violation::Column::ObservedAt)
-                    .limit(25)
+                use sea_orm::PaginatorTrait;
+                let total = q.clone().count(&state.db.read).await?;
+                let rows = q
+                    .order_by_asc(violation::Column::ObservedAt)
+                    .order_by_asc(violation::Column::Id)
+                    .offset(review_from)
+                    .limit(REVIEW_PAGE)
                     .all(&state.db.read)
-                    .await?
+                    .await?;
+                (rows, total)
             }
-            None => vec![],
+            None => (vec![], 0),
         };
+        review_total = total;
         let flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;
         rows.iter()
             .map(|m| {
@@ -717,6 +731,7 @@ async fn page(
                     "time": local_time(m.observed_at),
                     "what": format!("{}{}, {}", labels::nl("category", &m.category), m.feitcode.as_deref().map(|f| format!(" {f}")).unwrap_or_default(), labels::nl("outcome", &m.outcome).to_lowercase()),
                     "description": v.description.unwrap_or_default(),
+                    "plate": v.plate,
                     "wijk": v.buurt.map(|a| a.name).unwrap_or_default(),
                     "flags": fl,
                 })
@@ -856,6 +871,18 @@ async fn page(
             "duplicates": b.follow_ups.duplicates_marked,
             "flags": b.follow_ups.flags.iter().map(|f| serde_json::json!({ "label": labels::nl("flag", &f.key), "count": f.count })).collect::<Vec<_>>(),
         },
+        "review_shown": format!("{}–{} van {}", (review_from + 1).min(review_total), review_from + review.len() as u64, review_total),
+        "review_more": (review_from + (review.len() as u64) < review_total).then(|| format!(
+            "/briefing?date={date}{}&van={}#beoordelen",
+            shift.map(|s| format!("&shift={}", s.as_str())).unwrap_or_default(),
+            review_from + REVIEW_PAGE
+        )),
+        "review_prev": (review_from > 0).then(|| format!(
+            "/briefing?date={date}{}&van={}#beoordelen",
+            shift.map(|s| format!("&shift={}", s.as_str())).unwrap_or_default(),
+            review_from.saturating_sub(REVIEW_PAGE)
+        )),
+        "open_at_signoff": b.follow_ups.awaiting_review + b.follow_ups.open_conflicts,
         "review": review,
         "conflicts": conflicts,
         "back": back,
@@ -1000,6 +1027,8 @@ async fn add_note(
 struct SignForm {
     date: String,
     shift: Option<String>,
+    /// Ticked when the lead signs off although reports wait for review or conflicts are open.
+    confirm: Option<String>,
 }
 
 async fn sign_off(
@@ -1010,6 +1039,30 @@ async fn sign_off(
     let Ok(p) = p else { return to_login() };
     let result: Result<String, ApiError> = async {
         let (date, shift) = parse_day_shift(Some(&f.date), f.shift.as_deref())?;
+        if f.confirm.is_none() {
+            // Signing off with work still open is asked once: the form's checkbox says so.
+            let (b, _) = crate::briefing::load::briefing_and_map(
+                &state.db.read,
+                &state.reference,
+                &state.round_cache,
+                &state.shifts,
+                &p,
+                date,
+                shift,
+                Utc::now(),
+            )
+            .await?;
+            let open = b.follow_ups.awaiting_review + b.follow_ups.open_conflicts;
+            if open > 0 {
+                return Err(ApiError::field(
+                    "confirm",
+                    format!(
+                        "{} meldingen wachten op beoordeling en {} conflicten staan open: vink aan dat u toch aftekent",
+                        b.follow_ups.awaiting_review, b.follow_ups.open_conflicts
+                    ),
+                ));
+            }
+        }
 
         let txn = crate::sync::begin_write(&state.db).await?;
         crate::briefing::load::sign(

@@ -275,6 +275,34 @@ async fn the_page_forms_need_the_session_csrf_token(b: Backend) {
 
 both!(the_page_forms_need_the_session_csrf_token);
 
+/// Signing off on the page while reports wait for review asks once: the form without `confirm`
+/// is refused naming the field and signs nothing; with it the briefing is signed.
+async fn a_sign_off_with_work_open_asks_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.load_demo().await;
+    let lead = page_login(&app, "teamleider").await;
+    let today = thor::demo::today();
+    let form = |confirm: bool| {
+        format!(
+            "date={today}&csrf={}{}",
+            lead.csrf,
+            if confirm { "&confirm=1" } else { "" }
+        )
+    };
+    let page = lead.page(&app).await;
+    assert!(page.contains("id=\"signoff-confirm\""), "the form asks");
+    let res = lead
+        .post(&app, "/briefing/signoff", &form(false), &[])
+        .await;
+    assert_problem(res, 422, Some("confirm")).await;
+    assert_eq!(app.count("briefing_signoff").await, 0, "nothing signed");
+    let res = lead.post(&app, "/briefing/signoff", &form(true), &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(app.count("briefing_signoff").await, 1);
+}
+
+both!(a_sign_off_with_work_open_asks_once);
+
 fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
     res.headers()
         .get(name)

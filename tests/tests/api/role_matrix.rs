@@ -1317,6 +1317,7 @@ const PAGE_ROUTES: &[(&str, &str, bool, fn(&Ctx, &Who) -> Vec<Req>)] = &[
             vec![
                 ("date", c.signed_date.to_string()),
                 ("shift", c.signed_shift.into()),
+                ("confirm", "1".into()),
             ],
         )]
     }),
