@@ -121,6 +121,16 @@ pub const LABELS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "role",
+        &[
+            ("handhaver", "handhaver"),
+            ("jeugdboa", "jeugdboa"),
+            ("teamleider", "teamleider"),
+            ("beheerder", "functioneel beheerder"),
+            ("fg", "functionaris gegevensbescherming"),
+        ],
+    ),
+    (
         "record_type",
         &[
             ("violations", "Melding"),
@@ -161,8 +171,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The Dutch label of every value the API uses, per group (`category`, `outcome`,
 /// `report_status`, `flag`, `round_status`, `shift`, `behaviour`, `duiding`, `referral`,
-/// `gender_mix`, `incident_kind`, `record_type`): what the app shows, the same words as the lead
-/// page.
+/// `gender_mix`, `incident_kind`, `role`, `record_type`): what the app shows, the same words as
+/// the lead page.
 #[utoipa::path(
     get, path = "/api/v1/labels", operation_id = "getLabels", tag = "reference",
     responses(
@@ -235,6 +245,10 @@ mod tests {
             Status::Rejected,
         ] {
             assert!(keys("report_status").contains(&wire(serde_json::json!(s)).as_str()));
+        }
+        for r in ["handhaver", "jeugdboa", "teamleider", "beheerder", "fg"] {
+            let role = crate::auth::Role::parse(r).expect("a role");
+            assert!(keys("role").contains(&role.as_str()), "{r}");
         }
         for k in crate::access::Kind::ALL {
             assert!(keys("record_type").contains(&k.table()), "{}", k.table());

@@ -466,6 +466,19 @@ fn duration(secs: i64) -> String {
     format!("{}:{:02}", secs / 3600, (secs % 3600) / 60)
 }
 
+/// The name the header shows: the account's display name (its username when it has none).
+async fn display_name(state: &AppState, p: &Principal) -> String {
+    use crate::auth::entities::app_user;
+    use sea_orm::EntityTrait;
+    match app_user::Entity::find_by_id(p.user_id)
+        .one(&state.db.read)
+        .await
+    {
+        Ok(Some(u)) if !u.display_name.trim().is_empty() => u.display_name,
+        _ => p.username.clone(),
+    }
+}
+
 fn shift_nl(s: Option<&str>) -> String {
     s.and_then(Shift::parse)
         .map(|s| s.dutch().to_string())
@@ -595,7 +608,7 @@ async fn audit_page(
     render(
         "audit.html",
         minijinja::context! {
-            user_name => p.username,
+            user_name => display_name(&state, &p).await,
             csrf => csrf,
             q => q,
             lines => lines,
@@ -815,7 +828,7 @@ async fn page(
         }
     );
     let ctx = serde_json::json!({
-        "user_name": p.username, "user_role": p.role.as_str(), "csrf": csrf,
+        "user_name": display_name(state, p).await, "user_role": labels::nl("role", p.role.as_str()), "csrf": csrf,
         "date": date.to_string(), "date_label": dutch_date(date),
         "shift": shift_key, "shift_label": shift.map(Shift::dutch).unwrap_or(""),
         "prev_date": (date - chrono::Duration::days(1)).to_string(),
