@@ -172,7 +172,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = state.config.request_timeout();
     let body_limit = state.config.max_body_bytes;
-    api.merge(crate::ops::router(&doc))
+    api.layer(axum::middleware::from_fn(crate::web::session_reads))
+        .merge(crate::ops::router(&doc))
         .merge(crate::web::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -159,6 +159,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(state.clone(), session))
 }
 
+/// The page's session on the API's reads: a GET or HEAD with the session cookie and no bearer
+/// token is the cookie's session, so the page can show a report's photos and offer the exports.
+/// Reads only: a write to the API needs the bearer token (the page's own forms carry CSRF
+/// tokens; the API's requests have none to check). The cookie is `SameSite=Strict`, so no other
+/// site can make a browser send it, and the API answers no cross-origin script.
+pub async fn session_reads(mut req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD)
+        && !req.headers().contains_key(header::AUTHORIZATION)
+        && let Some(t) = cookie_token(&req)
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
+    {
+        req.headers_mut().insert(header::AUTHORIZATION, v);
+    }
+    next.run(req).await
+}
+
 fn cookie_token(req: &Request) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
@@ -734,6 +750,8 @@ async fn page(
         };
         review_total = total;
         let flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+        let photos = crate::photos::store::of_violations(&state.db.read, &ids).await?;
         rows.iter()
             .map(|m| {
                 let v = crate::violations::store::view(m, &state.reference, &mut disclosure);
@@ -745,6 +763,14 @@ async fn page(
                     "what": format!("{}{}, {}", labels::nl("category", &m.category), m.feitcode.as_deref().map(|f| format!(" {f}")).unwrap_or_default(), labels::nl("outcome", &m.outcome).to_lowercase()),
                     "description": v.description.unwrap_or_default(),
                     "plate": v.plate,
+                    // Thumbnails the reader may see (the bytes follow the report's rule; the
+                    // browser fetches them with the page's session, each read logged).
+                    "photos": if crate::access::decide(p, crate::access::Kind::Photo, &crate::violations::store::facts(m)) == crate::access::Sight::Full {
+                        photos.get(&m.id).into_iter().flatten()
+                            .filter(|ph| ph.derivative_state == crate::photos::DerivativeState::Done.as_str())
+                            .map(|ph| ph.id)
+                            .collect::<Vec<_>>()
+                    } else { vec![] },
                     "wijk": v.buurt.map(|a| a.name).unwrap_or_default(),
                     "flags": fl,
                 })

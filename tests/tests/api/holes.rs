@@ -303,6 +303,63 @@ async fn a_sign_off_with_work_open_asks_once(b: Backend) {
 
 both!(a_sign_off_with_work_open_asks_once);
 
+/// The page's session reads through the API (a report's photos for the review list, the
+/// exports) but writes nothing there: an API write needs the bearer token.
+async fn the_page_session_reads_the_api_and_writes_nothing_there(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let bytes = crate::photos::jpeg(640, 480, 9);
+    let (rid, pid) = crate::photos::report_with_photo(&app, &hh, &bytes, "image/jpeg").await;
+    assert_eq!(
+        crate::photos::upload(&app, &hh, pid, &bytes).await.status(),
+        204
+    );
+    assert_eq!(
+        crate::photos::derived(&app, &hh, pid).await["derivative_state"],
+        "done"
+    );
+    let res = app
+        .patch(
+            &hh,
+            &format!("/api/v1/violations/{rid}"),
+            &serde_json::json!({ "status": "submitted" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    let lead = page_login(&app, "teamleider").await;
+    let page = lead.page(&app).await;
+    let thumb = format!("/api/v1/photos/{pid}/thumbnail");
+    assert!(page.contains(&thumb), "the review list shows the photo");
+    let res = lead
+        .client
+        .get(app.url(&thumb))
+        .header("cookie", &lead.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert!(
+        app.count("audit_log WHERE action = 'read_photo'").await >= 1,
+        "the read through the page is logged"
+    );
+    let res = lead
+        .client
+        .post(app.url("/api/v1/violations"))
+        .header("cookie", &lead.cookie)
+        .json(&thor_tests::report(uuid::Uuid::new_v4()))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, None).await;
+}
+
+both!(the_page_session_reads_the_api_and_writes_nothing_there);
+
 fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
     res.headers()
         .get(name)
