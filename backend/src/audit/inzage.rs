@@ -68,13 +68,7 @@ pub async fn gather(state: &AppState, p: &Principal, q: &InzageQuery) -> ApiResu
     let conn = &state.db.read;
     let (kind, subject, records, disclosures) = match (&q.kenteken, q.jongere) {
         (Some(k), None) => {
-            let subject = register::subject(k);
-            if subject.is_empty() || subject.len() > 12 {
-                return Err(ApiError::field(
-                    "kenteken",
-                    "a kenteken: 1 to 12 letters and digits",
-                ));
-            }
+            let subject = register::asked_kenteken(k)?;
             use crate::violations::entity::violation;
             let rows = violation::Entity::find()
                 .filter(violation::Column::Plate.eq(subject.as_str()))

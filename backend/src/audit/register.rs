@@ -113,6 +113,19 @@ pub fn subject(plate: &str) -> String {
         .collect()
 }
 
+/// A kenteken asked about (the query field `kenteken`), as [`subject`] keeps it; 422 naming the
+/// field when nothing of a kenteken is left.
+pub fn asked_kenteken(raw: &str) -> ApiResult<String> {
+    let s = subject(raw);
+    if s.is_empty() || s.len() > 12 {
+        return Err(ApiError::field(
+            "kenteken",
+            "a kenteken: 1 to 12 letters and digits",
+        ));
+    }
+    Ok(s)
+}
+
 /// One record's subject in a provision.
 pub struct Provided<'a> {
     pub record_type: &'static str,

@@ -20,7 +20,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::entity as line;
@@ -38,7 +37,7 @@ pub struct AuditReport {
     pub lines_in_period: u64,
     pub authorisations: Vec<Authorisation>,
     pub account_events: Vec<Event>,
-    pub retention_runs: Vec<Value>,
+    pub retention_runs: Vec<crate::retention::run::RunRecord>,
     /// Records destroyed in the period, per kind.
     pub destroyed: BTreeMap<String, u64>,
     pub holds_placed: u64,
@@ -195,16 +194,7 @@ pub async fn build<C: ConnectionTrait>(
     .map(event)
     .collect();
 
-    let retention_runs: Vec<Value> = crate::retention::run::runs(conn, 10_000)
-        .await?
-        .into_iter()
-        .filter(|r| {
-            r["started_at"]
-                .as_str()
-                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-                .is_some_and(|t| t >= from && t < to)
-        })
-        .collect();
+    let retention_runs = crate::retention::run::runs(conn, from, to).await?;
     let mut destroyed: BTreeMap<String, u64> = BTreeMap::new();
     let mut q = Query::select();
     q.column("table_name")
@@ -379,9 +369,9 @@ pub fn markdown(r: &AuditReport) -> String {
         let _ = writeln!(
             o,
             "- {} door {} (termijnen {})",
-            run["started_at"].as_str().unwrap_or(""),
-            run["actor"].as_str().unwrap_or(""),
-            run["terms"].as_str().unwrap_or("")
+            ts(&run.started_at),
+            run.actor,
+            run.terms
         );
     }
     let _ = writeln!(o, "\nVernietigd in de periode:");

@@ -37,13 +37,7 @@ pub async fn disclosures(
     ApiQuery(q): ApiQuery<SubjectQuery>,
 ) -> ApiResult<Json<Vec<ProvisionView>>> {
     p.authorize(Action::ReadAccountability)?;
-    let subject = register::subject(&q.kenteken);
-    if subject.is_empty() || subject.len() > 12 {
-        return Err(crate::error::ApiError::field(
-            "kenteken",
-            "a kenteken: 1 to 12 letters and digits",
-        ));
-    }
+    let subject = register::asked_kenteken(&q.kenteken)?;
     let since = match q.since {
         Some(d) => crate::violations::store::amsterdam_day(d).0,
         None => chrono::Utc::now() - chrono::Duration::days(365 * register::KEEP_YEARS as i64),

@@ -44,12 +44,9 @@ impl Shift {
             _ => None,
         }
     }
+    /// The shift's name in Dutch (the `shift` labels).
     pub fn dutch(self) -> &'static str {
-        match self {
-            Shift::Early => "vroege dienst",
-            Shift::Late => "late dienst",
-            Shift::Night => "nachtdienst",
-        }
+        crate::labels::nl("shift", self.as_str())
     }
 }
 

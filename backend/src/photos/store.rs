@@ -451,12 +451,13 @@ pub async fn get<C: ConnectionTrait>(
         Some(v) => violation::Entity::find_by_id(v).one(conn).await?,
         None => None,
     };
-    // A photo is in use while its report is: past the report's active stage it is hidden
-    // with it (a report that is gone leaves the photo to its own rule).
-    if report
-        .as_ref()
-        .is_some_and(|r| r.retention_stage != 0 && !crate::violations::store::in_use(p, r))
-    {
+    // The read gate decides by the report's facts (its team, regime and retention stage): a
+    // photo past its report's active stage is hidden with it.
+    let facts = match &report {
+        Some(r) => crate::violations::store::facts(r),
+        None => crate::access::Facts::new(m.team_id, true),
+    };
+    if !crate::access::sees(p, crate::access::Kind::Photo, &facts) {
         return Err(ApiError::NotFound(format!("photo {id}")));
     }
     Ok((m, report))

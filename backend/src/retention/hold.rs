@@ -6,13 +6,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::TARGETS;
-use crate::access::{Kind, Stage};
+use crate::access::Stage;
 use crate::audit::{self, Entry};
 use crate::auth::{Action, Principal};
 use crate::db::Db;
@@ -90,14 +89,6 @@ fn reason(field: &str, r: &str) -> ApiResult<String> {
     Ok(r.to_string())
 }
 
-/// The database table of a record collection that retention walks.
-pub fn table_of(record_type: &str) -> Option<(Kind, &'static str)> {
-    TARGETS
-        .iter()
-        .find(|t| t.kind.table() == record_type)
-        .map(|t| (t.kind, t.table))
-}
-
 /// A record's team and stage, whatever its stage (`None`: no such record).
 pub async fn locate<C: ConnectionTrait>(
     conn: &C,
@@ -121,13 +112,17 @@ pub async fn locate<C: ConnectionTrait>(
 pub async fn place(db: &Db, p: &Principal, req: &PlaceHold) -> ApiResult<HoldView> {
     p.authorize(Action::PlaceHold)?;
     let why = reason("reason", &req.reason)?;
-    let (_, table) = table_of(&req.record_type).ok_or_else(|| {
+    let (_, table) = super::collection(&req.record_type).ok_or_else(|| {
         ApiError::field(
             "record_type",
-            "a collection whose records are kept by retention: violations, incidents, youth_observations, youth_groups, youth_persons, briefings, rounds, track_segments, briefing_notes",
+            format!(
+                "a collection whose records are kept by retention: {}",
+                super::collections().join(", ")
+            ),
         )
     })?;
-    let txn = db.write.begin().await?;
+    // A sync write transaction: the sequence moves on with the hold (below).
+    let txn = crate::sync::begin_write(db).await?;
     let team = match locate(&txn, table, req.record_id).await? {
         Some((team, _)) if p.sees_team(team) => team,
         _ => return Err(ApiError::field("record_id", "no such record in your team")),
@@ -170,9 +165,9 @@ pub async fn place(db: &Db, p: &Principal, req: &PlaceHold) -> ApiResult<HoldVie
     )
     .await?;
     let hold = get(&txn, id).await?;
-    txn.commit().await?;
     // The briefing lists open holds: answers cached by sequence are made anew.
-    crate::sync::bump(db).await?;
+    crate::sync::bump(&txn).await?;
+    txn.commit().await?;
     Ok(hold)
 }
 
@@ -192,7 +187,8 @@ async fn get<C: ConnectionTrait>(conn: &C, id: Uuid) -> ApiResult<HoldView> {
 pub async fn lift(db: &Db, p: &Principal, id: Uuid, req: &LiftHold) -> ApiResult<HoldView> {
     p.authorize(Action::PlaceHold)?;
     let why = reason("reason", &req.reason)?;
-    let txn = db.write.begin().await?;
+    // A sync write transaction: the sequence moves on with the hold (below).
+    let txn = crate::sync::begin_write(db).await?;
     let hold = get(&txn, id).await?;
     if !p.sees_team(hold.team_id) {
         return Err(ApiError::NotFound(format!("hold {id}")));
@@ -223,9 +219,9 @@ pub async fn lift(db: &Db, p: &Principal, id: Uuid, req: &LiftHold) -> ApiResult
     )
     .await?;
     let hold = get(&txn, id).await?;
-    txn.commit().await?;
     // The briefing lists open holds: answers cached by sequence are made anew.
-    crate::sync::bump(db).await?;
+    crate::sync::bump(&txn).await?;
+    txn.commit().await?;
     Ok(hold)
 }
 

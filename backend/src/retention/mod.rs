@@ -199,56 +199,20 @@ impl Terms {
     /// term is longer than the phones' sync window, so a record leaves a phone's view before it
     /// leaves active use and no phone keeps what the server no longer shows.
     pub fn parse(spec: &str, sync_window_days: u32) -> anyhow::Result<Terms> {
-        let mut by_key: BTreeMap<&'static str, Term> = TARGETS
-            .iter()
-            .map(|t| {
-                let default = if t.wpg {
-                    Term::WPG
-                } else {
-                    Term {
-                        restricted: None,
-                        removed: None,
-                        destroyed: 365,
-                    }
-                };
-                (t.key, default)
-            })
-            .collect();
-        let mut own: Vec<&'static str> = Vec::new();
-        for (source, is_default) in [(DEFAULTS, true), (spec, false)] {
-            let mut wpg_all: Option<Term> = None;
-            for part in source.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (key, value) = part.split_once('=').ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "THOR_RETENTION: {part:?} is not key=days (e.g. wpg=365/1825/3650)"
-                    )
-                })?;
-                let key = key.trim();
-                let term = parse_term(value.trim())
-                    .map_err(|e| anyhow::anyhow!("THOR_RETENTION: {key}: {e}"))?;
-                if key == "wpg" {
-                    wpg_all = Some(term);
-                    continue;
-                }
-                let target = TARGETS.iter().find(|t| t.key == key).ok_or_else(|| {
-                    let keys: Vec<&str> = TARGETS.iter().map(|t| t.key).collect();
-                    anyhow::anyhow!(
-                        "THOR_RETENTION: unknown key {key:?}; known: wpg, {}",
-                        keys.join(", ")
-                    )
-                })?;
-                by_key.insert(target.key, term);
-                if !is_default {
-                    own.push(target.key);
-                }
-            }
+        let mut by_key: BTreeMap<&'static str, Term> = BTreeMap::new();
+        // The defaults first, then the configuration; within each, `wpg=` first, so a class's
+        // own key wins over it.
+        for source in [DEFAULTS, spec] {
+            let (wpg_all, own) = parse_spec(source)?;
             if let Some(w) = wpg_all {
                 for t in TARGETS.iter().filter(|t| t.wpg) {
-                    if is_default || !own.contains(&t.key) {
-                        by_key.insert(t.key, w);
-                    }
+                    by_key.insert(t.key, w);
                 }
             }
+            by_key.extend(own);
+        }
+        if let Some(t) = TARGETS.iter().find(|t| !by_key.contains_key(t.key)) {
+            anyhow::bail!("THOR_RETENTION: no term for {}", t.key);
         }
         let terms = Terms { by_key };
         terms.check(sync_window_days)?;
@@ -292,8 +256,29 @@ impl Terms {
     }
 
     pub fn of(&self, t: &Target) -> Term {
+        // `parse` gives every target a term; the fallback is the strictest, never reached.
         self.by_key.get(t.key).copied().unwrap_or(Term::WPG)
     }
+}
+
+/// A record collection that retention walks (`violations`, `incidents` …): its kind and
+/// database table.
+pub fn collection(record_type: &str) -> Option<(Kind, &'static str)> {
+    TARGETS
+        .iter()
+        .find(|t| t.kind.table() == record_type)
+        .map(|t| (t.kind, t.table))
+}
+
+/// The collections retention walks, each once, for messages.
+pub fn collections() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for t in &TARGETS {
+        if !out.contains(&t.kind.table()) {
+            out.push(t.kind.table());
+        }
+    }
+    out
 }
 
 impl fmt::Display for Terms {
@@ -304,6 +289,35 @@ impl fmt::Display for Terms {
             .collect();
         write!(f, "{}", parts.join(","))
     }
+}
+
+/// One `THOR_RETENTION` text: its `wpg=` term, and the terms of the classes it names.
+type Spec = (Option<Term>, Vec<(&'static str, Term)>);
+
+fn parse_spec(source: &str) -> anyhow::Result<Spec> {
+    let mut wpg_all = None;
+    let mut own = Vec::new();
+    for part in source.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("THOR_RETENTION: {part:?} is not key=days (e.g. wpg=365/1825/3650)")
+        })?;
+        let key = key.trim();
+        let term =
+            parse_term(value.trim()).map_err(|e| anyhow::anyhow!("THOR_RETENTION: {key}: {e}"))?;
+        if key == "wpg" {
+            wpg_all = Some(term);
+            continue;
+        }
+        let target = TARGETS.iter().find(|t| t.key == key).ok_or_else(|| {
+            let keys: Vec<&str> = TARGETS.iter().map(|t| t.key).collect();
+            anyhow::anyhow!(
+                "THOR_RETENTION: unknown key {key:?}; known: wpg, {}",
+                keys.join(", ")
+            )
+        })?;
+        own.push((target.key, term));
+    }
+    Ok((wpg_all, own))
 }
 
 fn parse_term(v: &str) -> Result<Term, String> {
@@ -368,6 +382,12 @@ mod tests {
         ] {
             assert!(Terms::parse(bad, 14).is_err(), "{bad}");
         }
+        assert_eq!(
+            collection("violations"),
+            Some((Kind::Violation, "violation"))
+        );
+        assert_eq!(collection("photos"), None);
+        assert_eq!(collections().len(), TARGETS.len() - 1, "violations once");
         let short = Terms::parse("track_segment=30", 14).unwrap();
         let track = TARGETS.iter().find(|x| x.key == "track_segment").unwrap();
         assert_eq!(short.of(track).stage_at(30), None);

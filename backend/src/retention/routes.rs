@@ -154,7 +154,7 @@ pub async fn archive_read(
         ));
     }
     let not_found = || ApiError::NotFound(format!("{record_type} {id}"));
-    let (kind, _) = hold::table_of(&record_type).ok_or_else(not_found)?;
+    let (kind, _) = super::collection(&record_type).ok_or_else(not_found)?;
     let conn = &state.db.read;
     let (facts, record, photos) = if kind == Kind::Violation {
         use crate::photos::entity::photo;

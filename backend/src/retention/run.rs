@@ -122,7 +122,7 @@ impl Run<'_> {
             .await;
         // Answers cached by sequence (list pages, briefings) must not show what left use.
         let bumped = if report.changes.iter().any(|c| c.total() > 0) {
-            crate::sync::bump(self.db).await.map(|_| ())
+            bump(self.db).await
         } else {
             Ok(())
         };
@@ -294,6 +294,12 @@ impl Run<'_> {
     }
 }
 
+async fn bump(db: &Db) -> Result<(), DbErr> {
+    let txn = crate::sync::begin_write(db).await?;
+    crate::sync::bump(&txn).await?;
+    txn.commit().await
+}
+
 fn stage_differs(stage: Stage) -> Expr {
     Expr::col("retention_stage").ne(stage as i16)
 }
@@ -345,14 +351,21 @@ async fn destroy(
     let txn = db.write.begin().await?;
     let wire = t.kind.table();
     let rows = contents(&txn, t, ids).await?;
-    let photos = photo::Entity::find()
-        .filter(
-            Cond::any()
-                .add(photo::Column::ViolationId.is_in(ids.iter().copied()))
-                .add(photo::Column::ObservationId.is_in(ids.iter().copied())),
-        )
-        .all(&txn)
-        .await?;
+    // Photos hang under a report or a youth sighting; no other kind has any.
+    let photo_of = match t.kind {
+        crate::access::Kind::Violation => Some(photo::Column::ViolationId),
+        crate::access::Kind::YouthObservation => Some(photo::Column::ObservationId),
+        _ => None,
+    };
+    let photos = match photo_of {
+        Some(col) => {
+            photo::Entity::find()
+                .filter(col.is_in(ids.iter().copied()))
+                .all(&txn)
+                .await?
+        }
+        None => Vec::new(),
+    };
     let photo_ids: Vec<String> = photos.iter().map(|p| p.id.to_string()).collect();
     let record_ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     for (table, of) in [
@@ -714,8 +727,25 @@ async fn release_lease<C: ConnectionTrait>(conn: &C, holder: &str) -> Result<(),
     Ok(())
 }
 
-/// The runs so far, newest first (for the audit report and the fg).
-pub async fn runs<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec<Value>, DbErr> {
+/// One finished run, as `retention_run` keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub as_of: DateTime<Utc>,
+    pub actor: String,
+    pub terms: String,
+    /// The run's [`Change`]s, as stored.
+    pub changes: Value,
+}
+
+/// The runs started in `[from, to)`, oldest first (for the audit report).
+pub async fn runs<C: ConnectionTrait>(
+    conn: &C,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RunRecord>, DbErr> {
     let mut q = Query::select();
     q.columns([
         "id",
@@ -727,21 +757,22 @@ pub async fn runs<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec<Value>
         "changes",
     ])
     .from("retention_run")
-    .order_by("started_at", sea_orm::sea_query::Order::Desc)
-    .limit(limit);
-    let mut out = Vec::new();
-    for r in conn.query_all(&q).await? {
-        let id: Uuid = r.try_get("", "id")?;
-        let started: DateTime<Utc> = r.try_get("", "started_at")?;
-        let finished: DateTime<Utc> = r.try_get("", "finished_at")?;
-        let as_of: DateTime<Utc> = r.try_get("", "as_of")?;
-        let actor: String = r.try_get("", "actor")?;
-        let terms: String = r.try_get("", "terms")?;
-        let changes: Value = r.try_get("", "changes")?;
-        out.push(json!({
-            "id": id, "started_at": started, "finished_at": finished, "as_of": as_of,
-            "actor": actor, "terms": terms, "changes": changes,
-        }));
-    }
-    Ok(out)
+    .and_where(Expr::col("started_at").gte(from))
+    .and_where(Expr::col("started_at").lt(to))
+    .order_by("started_at", sea_orm::sea_query::Order::Asc);
+    conn.query_all(&q)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(RunRecord {
+                id: r.try_get("", "id")?,
+                started_at: r.try_get("", "started_at")?,
+                finished_at: r.try_get("", "finished_at")?,
+                as_of: r.try_get("", "as_of")?,
+                actor: r.try_get("", "actor")?,
+                terms: r.try_get("", "terms")?,
+                changes: r.try_get("", "changes")?,
+            })
+        })
+        .collect()
 }

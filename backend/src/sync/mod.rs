@@ -111,17 +111,7 @@ pub async fn stamp<C: ConnectionTrait>(
         return Ok(vec![]);
     }
     let n = changes.len() as i64;
-    let stmt = Query::update()
-        .table("sync_space")
-        .value("last_seq", Expr::col("last_seq").add(n))
-        .and_where(Expr::col("id").eq(SPACE_ID))
-        .returning_col("last_seq")
-        .to_owned();
-    let row = conn
-        .query_one(&stmt)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("sync_space row 1".into()))?;
-    let last: i64 = row.try_get("", "last_seq")?;
+    let last = advance(conn, n).await?;
     let seqs: Vec<i64> = ((last - n + 1)..=last).collect();
 
     // Small statements on PostgreSQL: sqlx 0.9.0 stalls ~40 ms on writes over 8 KiB (Nagle).
@@ -165,25 +155,28 @@ pub async fn stamp<C: ConnectionTrait>(
     Ok(seqs)
 }
 
-/// Moves the sequence on by one without a change: every answer cached by sequence (list
-/// pages, briefings, round statistics, on every instance) is made anew at the next request.
-/// For changes that phones need not pull: a record's retention stage changes long after it
-/// left every phone's sync window.
-pub async fn bump(db: &crate::db::Db) -> Result<i64, DbErr> {
-    let txn = begin_write(db).await?;
+/// Moves the sequence on by `n` and returns the new last number.
+async fn advance<C: ConnectionTrait>(conn: &C, n: i64) -> Result<i64, DbErr> {
     let stmt = Query::update()
         .table("sync_space")
-        .value("last_seq", Expr::col("last_seq").add(1i64))
+        .value("last_seq", Expr::col("last_seq").add(n))
         .and_where(Expr::col("id").eq(SPACE_ID))
         .returning_col("last_seq")
         .to_owned();
-    let row = txn
+    let row = conn
         .query_one(&stmt)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("sync_space row 1".into()))?;
-    let last: i64 = row.try_get("", "last_seq")?;
-    txn.commit().await?;
-    Ok(last)
+    row.try_get("", "last_seq")
+}
+
+/// Moves the sequence on by one without a change, in a transaction begun with
+/// [`begin_write`]: every answer cached by sequence (list pages, briefings, round statistics, on
+/// every instance) is made anew at the next request. For changes that phones need not pull: a
+/// record's retention stage changes long after it left every phone's sync window; a legal hold
+/// is not synced.
+pub async fn bump<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
+    advance(conn, 1).await
 }
 
 /// Stamps one changed record and returns its sequence number (see [`stamp`]).

@@ -723,6 +723,14 @@ async fn page(
     // Review list: the window's reports waiting for the lead.
     let (from, to) = crate::briefing::window(date, shift, &state.shifts);
     let review_from = q.van.unwrap_or(0);
+    let review_page = |from: u64| {
+        format!(
+            "/briefing?date={date}{}&van={from}#beoordelen",
+            shift
+                .map(|s| format!("&shift={}", s.as_str()))
+                .unwrap_or_default()
+        )
+    };
     let mut review_total = 0u64;
     let review = if p.may(Action::ReviewViolation) {
         use crate::violations::entity::violation;
@@ -911,16 +919,8 @@ async fn page(
             "flags": b.follow_ups.flags.iter().map(|f| serde_json::json!({ "label": labels::nl("flag", &f.key), "count": f.count })).collect::<Vec<_>>(),
         },
         "review_shown": format!("{}–{} van {}", (review_from + 1).min(review_total), review_from + review.len() as u64, review_total),
-        "review_more": (review_from + (review.len() as u64) < review_total).then(|| format!(
-            "/briefing?date={date}{}&van={}#beoordelen",
-            shift.map(|s| format!("&shift={}", s.as_str())).unwrap_or_default(),
-            review_from + REVIEW_PAGE
-        )),
-        "review_prev": (review_from > 0).then(|| format!(
-            "/briefing?date={date}{}&van={}#beoordelen",
-            shift.map(|s| format!("&shift={}", s.as_str())).unwrap_or_default(),
-            review_from.saturating_sub(REVIEW_PAGE)
-        )),
+        "review_more": (review_from + (review.len() as u64) < review_total).then(|| review_page(review_from + REVIEW_PAGE)),
+        "review_prev": (review_from > 0).then(|| review_page(review_from.saturating_sub(REVIEW_PAGE))),
         "open_at_signoff": b.follow_ups.awaiting_review + b.follow_ups.open_conflicts,
         "review": review,
         "conflicts": conflicts,
@@ -1078,33 +1078,8 @@ async fn sign_off(
     let Ok(p) = p else { return to_login() };
     let result: Result<String, ApiError> = async {
         let (date, shift) = parse_day_shift(Some(&f.date), f.shift.as_deref())?;
-        if f.confirm.is_none() {
-            // Signing off with work still open is asked once: the form's checkbox says so.
-            let (b, _) = crate::briefing::load::briefing_and_map(
-                &state.db.read,
-                &state.reference,
-                &state.round_cache,
-                &state.shifts,
-                &p,
-                date,
-                shift,
-                Utc::now(),
-            )
-            .await?;
-            let open = b.follow_ups.awaiting_review + b.follow_ups.open_conflicts;
-            if open > 0 {
-                return Err(ApiError::field(
-                    "confirm",
-                    format!(
-                        "{} meldingen wachten op beoordeling en {} conflicten staan open: vink aan dat u toch aftekent",
-                        b.follow_ups.awaiting_review, b.follow_ups.open_conflicts
-                    ),
-                ));
-            }
-        }
-
         let txn = crate::sync::begin_write(&state.db).await?;
-        crate::briefing::load::sign(
+        let b = crate::briefing::load::sign(
             &txn,
             &state.reference,
             &state.round_cache,
@@ -1115,6 +1090,18 @@ async fn sign_off(
             Utc::now(),
         )
         .await?;
+        // Signing off with work still open is asked once (the form's tick box). Without the
+        // tick the sign-off just built is not committed: the transaction rolls back.
+        let f_up = &b.follow_ups;
+        if f.confirm.is_none() && f_up.awaiting_review + f_up.open_conflicts > 0 {
+            return Err(ApiError::field(
+                "confirm",
+                format!(
+                    "{} meldingen wachten op beoordeling en {} conflicten staan open: vink aan dat u toch aftekent",
+                    f_up.awaiting_review, f_up.open_conflicts
+                ),
+            ));
+        }
         txn.commit().await?;
         Ok(format!(
             "/briefing?date={date}{}#signoff",
