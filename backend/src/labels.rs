@@ -45,6 +45,14 @@ pub const LABELS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "location_source",
+        &[
+            ("gps", "gps"),
+            ("network", "netwerk"),
+            ("manual", "handmatig gezet"),
+        ],
+    ),
+    (
         "flag",
         &[
             ("clock_offset", "klok van de telefoon week af"),
@@ -145,6 +153,41 @@ pub const LABELS: &[(&str, &[(&str, &str)])] = &[
             ("briefing_notes", "Aandachtspunt"),
         ],
     ),
+    (
+        // Fields a sync conflict can name.
+        "field",
+        &[
+            ("description", "omschrijving"),
+            ("category", "categorie"),
+            ("feitcode", "feitcode"),
+            ("outcome", "afdoening"),
+            ("plate", "kenteken"),
+            ("driver_present", "bestuurder aanwezig"),
+            ("officer_ids", "handhavers"),
+            ("status", "status"),
+            ("text", "tekst"),
+            ("notes", "notities"),
+            ("size", "groepsgrootte"),
+            ("behaviours", "gedrag"),
+            ("duiding", "duiding"),
+            ("name", "naam"),
+        ],
+    ),
+    (
+        // What happened to a record, as its history on the lead page tells it.
+        "change",
+        &[
+            ("create", "aangemaakt"),
+            ("update", "gewijzigd"),
+            ("review", "beoordeeld"),
+            ("review_undone", "beoordeling teruggedraaid"),
+            ("mark_duplicate", "als dubbel gemarkeerd"),
+            ("unmark_duplicate", "niet meer als dubbel gemarkeerd"),
+            ("delete", "verwijderd"),
+            ("place_hold", "bewaarplicht opgelegd"),
+            ("lift_hold", "bewaarplicht opgeheven"),
+        ],
+    ),
 ];
 
 /// The Dutch label of `value` in `group`; the value itself when there is none.
@@ -217,6 +260,7 @@ mod tests {
         of("gender_mix", kinds::GENDER_MIX);
         of("incident_kind", kinds::INCIDENT_KINDS);
         of("shift", kinds::SHIFTS);
+        of("change", crate::audit::CHANGES);
         let statuses: Vec<&str> = kinds::ROUND_STATUS.iter().map(|(s, _)| *s).collect();
         of("round_status", &statuses);
         let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();

@@ -107,6 +107,52 @@ pub async fn record<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The actions that change a record (as opposed to reads): a record's history is these lines.
+pub const CHANGES: &[&str] = &[
+    "create",
+    "update",
+    "review",
+    "review_undone",
+    "mark_duplicate",
+    "unmark_duplicate",
+    "delete",
+    "place_hold",
+    "lift_hold",
+];
+
+/// One change of a record, as its history shows it.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub at: DateTime<Utc>,
+    pub actor: Option<String>,
+    pub action: String,
+    pub reason: Option<String>,
+}
+
+/// The changes of one record, oldest first (the reads stay in the fg's log).
+pub async fn history<C: ConnectionTrait>(
+    conn: &C,
+    record_type: &str,
+    record_id: &str,
+) -> Result<Vec<Changed>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    Ok(entity::Entity::find()
+        .filter(entity::Column::RecordType.eq(record_type))
+        .filter(entity::Column::RecordId.eq(record_id))
+        .filter(entity::Column::Action.is_in(CHANGES.iter().copied()))
+        .order_by_asc(entity::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|l| Changed {
+            at: l.at,
+            actor: l.actor,
+            action: l.action,
+            reason: l.reason,
+        })
+        .collect())
+}
+
 /// Writes many lines in the caller's transaction, in statements small enough for every backend.
 pub async fn record_many<C: ConnectionTrait>(
     conn: &C,

@@ -343,6 +343,19 @@ async fn revoke_tokens<C: ConnectionTrait>(
     Ok(q.exec(conn).await?.rows_affected)
 }
 
+/// The active accounts of the principal's scope (its team; every team for a beheerder), by
+/// username: the team's members as the phones and the lead page list them.
+pub async fn members_in_scope<C: ConnectionTrait>(
+    conn: &C,
+    p: &crate::auth::Principal,
+) -> Result<Vec<app_user::Model>, ApiError> {
+    let active = app_user::Entity::find().filter(app_user::Column::Active.eq(true));
+    Ok(match p.scoped(active, app_user::Column::TeamId) {
+        Some(q) => q.order_by_asc(app_user::Column::Username).all(conn).await?,
+        None => vec![],
+    })
+}
+
 /// Every account with its team's name, by username.
 pub async fn list_users<C: ConnectionTrait>(
     conn: &C,

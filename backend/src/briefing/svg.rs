@@ -30,6 +30,9 @@ pub struct MapArea {
     pub name: String,
     /// Boundary, x = lon, y = lat.
     pub shape: MultiPolygon<f64>,
+    /// Reports in the area: the outlines are shaded by it (`bs-wijk-s1` … `bs-wijk-s4`,
+    /// lightest to darkest, relative to the busiest area); 0 everywhere leaves them plain.
+    pub count: u32,
 }
 
 /// A point event: a violation or a sighting.
@@ -142,6 +145,7 @@ const STYLE_COMMON: &str = ":where(.bs-svg){font-family:system-ui,-apple-system,
 :where(.bs-svg .bs-empty){fill:#777;font-style:italic}";
 
 const STYLE_MAP: &str = ":where(.bs-map .bs-wijk){fill:#f3f0e8;fill-rule:evenodd}\
+:where(.bs-map .bs-wijk-s1){fill:#e6e6e6}:where(.bs-map .bs-wijk-s2){fill:#d2d2d2}:where(.bs-map .bs-wijk-s3){fill:#bababa}:where(.bs-map .bs-wijk-s4){fill:#a0a0a0}\
 :where(.bs-map .bs-wijk-edge){fill:none;stroke:#555;stroke-width:1.2;stroke-linejoin:round;vector-effect:non-scaling-stroke}\
 :where(.bs-map .bs-wijk-label){text-anchor:middle;font-weight:600;stroke:#fff;stroke-width:3px;stroke-linejoin:round;paint-order:stroke}\
 :where(.bs-map .bs-d1){fill:#fee8c8}:where(.bs-map .bs-d2){fill:#fdbb84}:where(.bs-map .bs-d3){fill:#f4845c}\
@@ -151,7 +155,7 @@ const STYLE_MAP: &str = ":where(.bs-map .bs-wijk){fill:#f3f0e8;fill-rule:evenodd
 :where(.bs-map .bs-hs){stroke-width:2;vector-effect:non-scaling-stroke}\
 :where(.bs-map .bs-hs-covered){fill:#1b7837;fill-opacity:.08;stroke:#1b7837}\
 :where(.bs-map .bs-hs-open){fill:#c0392b;fill-opacity:.15;stroke:#c0392b;stroke-width:3;stroke-dasharray:6 3}\
-:where(.bs-map .bs-hs-label){font-style:italic;stroke:#fff;stroke-width:3px;paint-order:stroke}\
+:where(.bs-map .bs-hs-label){font-weight:700;stroke:#fff;stroke-width:3px;paint-order:stroke}\
 :where(.bs-map .bs-pt){stroke-linejoin:round;vector-effect:non-scaling-stroke}\
 :where(.bs-map .bs-pt-afval){fill:#8c510a;stroke:#fff;stroke-width:.6}\
 :where(.bs-map .bs-pt-parkeren){fill:#2166ac;stroke:#fff;stroke-width:.6}\
@@ -160,7 +164,7 @@ const STYLE_MAP: &str = ":where(.bs-map .bs-wijk){fill:#f3f0e8;fill-rule:evenodd
 :where(.bs-map .bs-pt-youth){fill:#fff;fill-opacity:.6;stroke:#762a83;stroke-width:2}\
 :where(.bs-map .bs-pt-incident){fill:none;stroke:#d01c1c;stroke-width:2.5}\
 :where(.bs-map .bs-pt-other){fill:#666;stroke:#fff;stroke-width:.6}\
-@media print{:where(.bs-map .bs-wijk){fill:#fff}:where(.bs-map .bs-wijk-edge){stroke:#000}:where(.bs-map .bs-trk){stroke:#000;stroke-opacity:.5}}";
+@media print{:where(.bs-map .bs-wijk-edge){stroke:#000}:where(.bs-map .bs-trk){stroke:#000;stroke-opacity:.5}}";
 
 const STYLE_SPARK: &str = ":where(.bs-spark .bs-spark-line){fill:none;stroke:#1f5fa8;stroke-width:1.5;stroke-linejoin:round;vector-effect:non-scaling-stroke}\
 :where(.bs-spark .bs-spark-area){fill:#1f5fa8;fill-opacity:.12}\
@@ -499,6 +503,8 @@ enum LegendSym {
     Hotspot(bool),
     Track,
     Dens(usize),
+    /// An area shade (1..=4) of [`MapArea::count`].
+    Shade(usize),
 }
 
 /// Encodes all tracks (already projected) as one path, simplified with `tol`.
@@ -627,6 +633,15 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
     // --- wijk outlines -------------------------------------------------------------
     let mut labels: Vec<(f64, f64, f64, String)> = Vec::new();
     let mut edges = String::new();
+    let busiest = input.areas.iter().map(|a| a.count).max().unwrap_or(0);
+    let shade_of = |n: u32| -> usize {
+        if n == 0 || busiest == 0 {
+            0
+        } else {
+            (1 + (f64::from(n) / f64::from(busiest) * 4.0).floor() as usize).min(4)
+        }
+    };
+    let mut shades = [(u32::MAX, 0u32); 5];
     if !input.areas.is_empty() {
         body.push_str("<g class=\"bs-wijken\">");
         let mut ring: Vec<(i64, i64)> = Vec::new();
@@ -647,9 +662,22 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
             if pd.s.is_empty() {
                 continue;
             }
+            let shade = shade_of(a.count);
+            let shade_class = if shade > 0 {
+                shades[shade].0 = shades[shade].0.min(a.count);
+                shades[shade].1 = shades[shade].1.max(a.count);
+                format!(" bs-wijk-s{shade}")
+            } else {
+                String::new()
+            };
+            let counted = if busiest > 0 {
+                format!(": {} meldingen", a.count)
+            } else {
+                String::new()
+            };
             let _ = write!(
                 body,
-                "<path class=\"bs-wijk\" data-code=\"{}\" d=\"{}\"><title>{}</title></path>",
+                "<path class=\"bs-wijk{shade_class}\" data-code=\"{}\" d=\"{}\"><title>{}{counted}</title></path>",
                 esc(&a.code),
                 pd.s,
                 esc(&a.name)
@@ -664,6 +692,17 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
             }
         }
         body.push_str("</g>");
+        for (sh, (lo, hi)) in shades.iter().enumerate().skip(1) {
+            if *hi == 0 {
+                continue;
+            }
+            let txt = if lo == hi {
+                format!("{lo} per wijk")
+            } else {
+                format!("{lo}–{hi} per wijk")
+            };
+            legend.push((LegendSym::Shade(sh), txt));
+        }
     }
 
     // --- points: split into grid and markers ---------------------------------------
@@ -802,10 +841,12 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
     }
 
     // --- hotspots ------------------------------------------------------------------
+    // Drawn after the markers (below), so rings and their numbers are not hidden under them.
     let mut n_open = 0usize;
+    let mut hs_body = String::new();
     if !input.hotspots.is_empty() {
         let mut hs_labels = String::new();
-        body.push_str("<g class=\"bs-hotspots\">");
+        hs_body.push_str("<g class=\"bs-hotspots\">");
         let (mut any_cov, mut any_open) = (false, false);
         for h in input.hotspots {
             if !ok_ll(h.lat, h.lon) {
@@ -825,7 +866,7 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
                 ("bs-hs-open", "niet bezocht")
             };
             let _ = write!(
-                body,
+                hs_body,
                 "<circle class=\"bs-hs {cls}\" cx=\"{}\" cy=\"{}\" r=\"{}\"><title>{} ({state})</title></circle>",
                 num1(x),
                 num1(y),
@@ -833,7 +874,7 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
                 esc(&h.label)
             );
             if !h.label.is_empty() {
-                let hfs = (fs * 0.8).round();
+                let hfs = (fs * 1.1).round();
                 let right = x + r * 0.72 + 2.0 + text_w(&h.label, hfs) <= w;
                 let (lx, anchor) = if right {
                     (x + r * 0.72 + 2.0, "")
@@ -850,9 +891,9 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
                 );
             }
         }
-        body.push_str("</g>");
+        hs_body.push_str("</g>");
         if !hs_labels.is_empty() {
-            labels_push_group(&mut body, &hs_labels, (fs * 0.8).round());
+            labels_push_group(&mut hs_body, &hs_labels, (fs * 1.1).round());
         }
         if any_open {
             legend.push((LegendSym::Hotspot(false), "Hotspot niet bezocht".into()));
@@ -863,7 +904,8 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
     }
 
     // --- markers -------------------------------------------------------------------
-    let h = ((w / 250.0).round() as i64).clamp(2, 6);
+    // A map of one report (or a few) shows its point large enough to find at a glance.
+    let h = ((w / 250.0).round() as i64).clamp(2, 6) * if total <= 3 { 3 } else { 1 };
     let mut classes: Vec<(&'static str, PathData, usize)> = Vec::new();
     for p in input.points.iter().filter(|p| !to_grid(p)) {
         if !ok_ll(p.lat, p.lon) {
@@ -921,6 +963,8 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
         }
         body.push_str("</g>");
     }
+
+    body.push_str(&hs_body);
 
     // --- wijk labels on top ----------------------------------------------------------
     if !labels.is_empty() {
@@ -1014,6 +1058,16 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
                     -6,
                     num1(lfs * 0.8),
                     4
+                );
+            }
+            LegendSym::Shade(sh) => {
+                let _ = write!(
+                    leg,
+                    "<rect class=\"bs-wijk bs-wijk-s{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" stroke=\"#555\"/>",
+                    num1(lx),
+                    num1(cy - lfs * 0.45),
+                    num1(lfs * 0.9),
+                    num1(lfs * 0.9)
                 );
             }
             LegendSym::Dens(sh) => {
@@ -1121,6 +1175,150 @@ fn labels_push_group(body: &mut String, inner: &str, fs: f64) {
 // ---------------------------------------------------------------------------------------
 // Charts
 // ---------------------------------------------------------------------------------------
+
+const STYLE_TREND: &str = ":where(.bs-trend .bs-trend-day){fill:#1f5fa8;fill-opacity:.55}\
+:where(.bs-trend .bs-trend-today){fill:#c0392b}\
+:where(.bs-trend .bs-trend-grid){stroke:#ccc;stroke-width:1;vector-effect:non-scaling-stroke}\
+:where(.bs-trend .bs-trend-axis){stroke:#555;stroke-width:1;vector-effect:non-scaling-stroke}\
+:where(.bs-trend .bs-trend-tick){fill:#444}\
+@media print{:where(.bs-trend .bs-trend-day){fill:#999}:where(.bs-trend .bs-trend-today){fill:#000}}";
+
+/// A round step above `max` for the top of a count axis (1, 2, 5, 10, 20, 50 …).
+fn nice_top(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 1.0;
+    }
+    let mag = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&t| t >= max)
+        .unwrap_or(10.0 * mag)
+}
+
+/// Daily counts as columns over dates, the last day (`last_day`, "vandaag") marked: a count
+/// axis with 0, the middle and a round top, and the dates of the first, middle and last day
+/// under the columns (`d-m`).
+pub fn trend_svg(
+    values: &[f64],
+    last_day: chrono::NaiveDate,
+    width_px: u32,
+    height_px: u32,
+    label: &str,
+) -> String {
+    let w = f64::from(width_px.clamp(120, 4000));
+    let h = f64::from(height_px.clamp(60, 1000));
+    let fs = (h / 9.0).clamp(9.0, 13.0).round();
+    let vals: Vec<f64> = values.iter().map(|&v| clean(v).max(0.0)).collect();
+    let n = vals.len();
+    let mut o = String::with_capacity(512 + n * 64);
+    let max = vals.iter().copied().fold(0.0, f64::max);
+    let top = nice_top(max);
+    let left = text_w(&fmt_count(top), fs) + 6.0;
+    let (x0, x1) = (left, w - 4.0);
+    let (yt, yb) = (fs * 0.6, h - fs * 1.6);
+    let py = |v: f64| yb - v / top * (yb - yt);
+    let day_of = |i: usize| last_day - chrono::Duration::days((n - 1 - i) as i64);
+    let aria = match vals.last() {
+        Some(&last) => format!(
+            "{label}: {n} dagen tot en met {}, vandaag {}, hoogste {}",
+            last_day.format("%d-%m-%Y"),
+            fmt_count(last),
+            fmt_count(max)
+        ),
+        None => format!("{label}: geen gegevens"),
+    };
+    svg_open(&mut o, "bs-trend", w, h, &aria, label, STYLE_TREND);
+    for v in [0.0, top / 2.0, top] {
+        let y = num1(py(v));
+        let _ = write!(
+            o,
+            "<line class=\"bs-trend-grid\" x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\"/>\
+<text class=\"bs-trend-tick\" x=\"{}\" y=\"{}\" font-size=\"{}\" text-anchor=\"end\">{}</text>",
+            num1(x0),
+            num1(x1),
+            num1(x0 - 4.0),
+            num1(py(v) + fs * 0.35),
+            num1(fs),
+            fmt_count(v)
+        );
+    }
+    if n > 0 {
+        let step = (x1 - x0) / n as f64;
+        let bw = (step * 0.75).max(1.0);
+        let mut days = PathData::new();
+        for (i, &v) in vals.iter().enumerate() {
+            if i + 1 == n {
+                continue;
+            }
+            let x = (x0 + step * i as f64 + (step - bw) / 2.0).round() as i64;
+            let y = py(v).round() as i64;
+            let bottom = py(0.0).round() as i64;
+            if bottom > y {
+                days.cmd('M');
+                days.pair(x, y);
+                days.cmd('h');
+                days.n(bw.round().max(1.0) as i64);
+                days.cmd('v');
+                days.n(bottom - y);
+                days.cmd('h');
+                days.n(-(bw.round().max(1.0) as i64));
+                days.cmd('z');
+            }
+        }
+        let _ = write!(o, "<path class=\"bs-trend-day\" d=\"{}\"/>", days.s);
+        let last = vals[n - 1];
+        let lx = x0 + step * (n - 1) as f64 + (step - bw) / 2.0;
+        let _ = write!(
+            o,
+            "<rect class=\"bs-trend-today\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>Vandaag: {}</title></rect>",
+            num1(lx),
+            num1(py(last)),
+            num1(bw),
+            num1(py(0.0) - py(last)),
+            fmt_count(last)
+        );
+        let mut ticks = vec![0, n / 2, n - 1];
+        ticks.dedup();
+        for i in ticks {
+            let cx = x0 + step * (i as f64 + 0.5);
+            let text = if i + 1 == n {
+                "vandaag".to_string()
+            } else {
+                day_of(i).format("%-d-%-m").to_string()
+            };
+            let anchor = if i == 0 {
+                "start"
+            } else if i + 1 == n {
+                "end"
+            } else {
+                "middle"
+            };
+            let tx = match anchor {
+                "start" => x0,
+                "end" => x1,
+                _ => cx,
+            };
+            let _ = write!(
+                o,
+                "<text class=\"bs-trend-tick\" x=\"{}\" y=\"{}\" font-size=\"{}\" text-anchor=\"{anchor}\">{text}</text>",
+                num1(tx),
+                num1(h - fs * 0.3),
+                num1(fs)
+            );
+        }
+    }
+    let _ = write!(
+        o,
+        "<line class=\"bs-trend-axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/></svg>",
+        num1(x0),
+        num1(py(0.0)),
+        num1(x1),
+        num1(py(0.0))
+    );
+    o
+}
+
 
 /// A sparkline of daily counts (oldest first), area-filled, with the last value marked by a
 /// dot and printed at the right. The y axis starts at 0 (or the minimum if negative).
@@ -1314,6 +1512,7 @@ mod tests {
                     code: s("statcode"),
                     name: s("statnaam"),
                     shape,
+                    count: 0,
                 }
             })
             .collect()
@@ -1738,6 +1937,7 @@ mod tests {
             code: "WK\"<x>".into(),
             name: "Wijk 99 <Noord> & 'Zuid' \"x\"\u{1}".into(),
             shape: MultiPolygon::new(vec![poly]),
+            count: 0,
         }];
         let hs = [MapHotspot {
             lat: 52.46,
@@ -1902,5 +2102,49 @@ mod tests {
             "quiet day map: {} B; busy day map: {len} B; busy render: {per:?} (mean of {runs})",
             q.len()
         );
+    }
+
+    #[test]
+    fn a_trend_has_dates_and_a_count_axis() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+        let vals: Vec<f64> = (0..29).map(|i| f64::from(i % 7)).collect();
+        let svg = trend_svg(&vals, day, 420, 120, "Overtredingen per dag");
+        assert!(svg.contains(">9-11<"), "the first day, 28 days back: {svg}");
+        assert!(svg.contains(">vandaag<"));
+        assert!(svg.contains(">10<") && svg.contains(">5<") && svg.contains(">0<"), "0, middle, round top");
+        assert!(svg.contains("Vandaag: 0"));
+        assert!(svg.contains("aria-label=\"Overtredingen per dag: 29 dagen tot en met 07-12-2026"));
+        assert_eq!(nice_top(0.0), 1.0);
+        assert_eq!(nice_top(7.0), 10.0);
+        assert_eq!(nice_top(120.0), 200.0);
+        assert!(trend_svg(&[], day, 420, 120, "x").contains("geen gegevens"));
+    }
+
+    #[test]
+    fn wijken_are_shaded_by_count_and_hotspots_drawn_over_the_markers() {
+        let sq = |x: f64, y: f64| {
+            MultiPolygon::new(vec![geo::Polygon::new(
+                geo::LineString::from(vec![(x, y), (x + 0.01, y), (x + 0.01, y + 0.01), (x, y + 0.01), (x, y)]),
+                vec![],
+            )])
+        };
+        let areas = [
+            MapArea { code: "A".into(), name: "Wijk 01 Een".into(), shape: sq(4.60, 52.45), count: 40 },
+            MapArea { code: "B".into(), name: "Wijk 02 Twee".into(), shape: sq(4.61, 52.45), count: 3 },
+            MapArea { code: "C".into(), name: "Wijk 03 Drie".into(), shape: sq(4.62, 52.45), count: 0 },
+        ];
+        let points = [MapPoint { lat: 52.455, lon: 4.605, class: "afval" }];
+        let hotspots = [MapHotspot { lat: 52.455, lon: 4.605, radius_m: 60.0, label: "1".into(), covered: false }];
+        let svg = map_svg(
+            &MapInput { areas: &areas, points: &points, hotspots: &hotspots, tracks: &[], title: "t" },
+            600,
+        );
+        assert!(svg.contains("class=\"bs-wijk bs-wijk-s4\" data-code=\"A\""), "{svg}");
+        assert!(svg.contains("class=\"bs-wijk bs-wijk-s1\" data-code=\"B\""));
+        assert!(svg.contains("class=\"bs-wijk\" data-code=\"C\""));
+        assert!(svg.contains("3 per wijk") && svg.contains("40 per wijk"), "the legend says what a shade means");
+        let markers = svg.find("bs-pts").unwrap();
+        assert!(svg.find("bs-hotspots").unwrap() > markers, "hotspots above the markers");
+        assert!(svg.find("bs-hs-label").unwrap() > markers, "their numbers too");
     }
 }

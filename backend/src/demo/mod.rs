@@ -44,7 +44,7 @@ pub struct DemoUser {
 pub const USERS: &[DemoUser] = &[
     DemoUser {
         username: "teamleider",
-        display_name: "Sandra Visser (teamleider)",
+        display_name: "Sandra Visser",
         role: Role::Teamleider,
         team: true,
         wpg_authorised: true,
@@ -52,7 +52,7 @@ pub const USERS: &[DemoUser] = &[
     },
     DemoUser {
         username: "handhaver",
-        display_name: "Mehmet Yilmaz (BOA)",
+        display_name: "Mehmet Yilmaz",
         role: Role::Handhaver,
         team: true,
         wpg_authorised: false,
@@ -60,7 +60,7 @@ pub const USERS: &[DemoUser] = &[
     },
     DemoUser {
         username: "jeugdboa",
-        display_name: "Lotte de Boer (jeugdboa)",
+        display_name: "Lotte de Boer",
         role: Role::Jeugdboa,
         team: true,
         wpg_authorised: false,
@@ -76,7 +76,7 @@ pub const USERS: &[DemoUser] = &[
     },
     DemoUser {
         username: "boa.devries",
-        display_name: "Kees de Vries (BOA)",
+        display_name: "Kees de Vries",
         role: Role::Handhaver,
         team: true,
         wpg_authorised: false,
@@ -84,7 +84,7 @@ pub const USERS: &[DemoUser] = &[
     },
     DemoUser {
         username: "boa.elamrani",
-        display_name: "Yasmina El Amrani (BOA)",
+        display_name: "Yasmina El Amrani",
         role: Role::Handhaver,
         team: true,
         wpg_authorised: false,

@@ -331,10 +331,11 @@ fn csv_rows(
             m.id.to_string(),
             t.format("%d-%m-%Y").to_string(),
             t.format("%H:%M:%S").to_string(),
-            text_cell(&m.category),
+            // The CSV is for people (a spreadsheet): values in Dutch, from the one label table.
+            text_cell(crate::labels::nl("category", &m.category)),
             text_cell(m.feitcode.as_deref().unwrap_or_default()),
-            text_cell(&m.outcome),
-            text_cell(&m.status),
+            text_cell(crate::labels::nl("outcome", &m.outcome)),
+            text_cell(crate::labels::nl("report_status", &m.status)),
             text_cell(&area(&m.wijk_code)),
             text_cell(&area(&m.buurt_code)),
             nl(m.lat, 6),
@@ -368,8 +369,9 @@ fn flag_list(flags: &serde_json::Value) -> String {
         .map(|a| {
             a.iter()
                 .filter_map(|f| f.as_str())
+                .map(|f| crate::labels::nl("flag", f))
                 .collect::<Vec<_>>()
-                .join(",")
+                .join(", ")
         })
         .unwrap_or_default()
 }

@@ -139,6 +139,18 @@ pub fn parse_shape(geojson_geometry: &str) -> anyhow::Result<MultiPolygon<f64>> 
     }
 }
 
+/// How far [`outline_geojson`] lets an outline move from the boundary, in degrees (≈ 5 m in
+/// Velsen): enough to draw a wijk on a phone, a fraction of the full outline's size.
+pub const OUTLINE_TOLERANCE_DEG: f64 = 0.000_05;
+
+/// A shape as a GeoJSON geometry (text), simplified (Douglas–Peucker) to
+/// [`OUTLINE_TOLERANCE_DEG`], for phones that draw the map themselves (the synced `areas`).
+pub fn outline_geojson(shape: &MultiPolygon<f64>) -> String {
+    use geo::Simplify;
+    let simple = shape.simplify(OUTLINE_TOLERANCE_DEG);
+    geojson::Geometry::new(geojson::GeometryValue::from(&simple)).to_string()
+}
+
 /// The polygons of a shape, for sampling and drawing.
 pub fn polygons(shape: &MultiPolygon<f64>) -> &[Polygon<f64>] {
     &shape.0
@@ -209,6 +221,17 @@ mod tests {
         let l = idx.locate(10.0, 10.0);
         assert!(!l.inside());
         assert!(l.buurt.is_none());
+    }
+
+    #[test]
+    fn an_outline_survives_its_simplification_as_geojson() {
+        let square = r#"{"type":"Polygon","coordinates":[[[4.6,52.4],[4.61,52.4],[4.61,52.41],[4.6050001,52.41],[4.6,52.41],[4.6,52.4]]]}"#;
+        let shape = parse_shape(square).unwrap();
+        let text = outline_geojson(&shape);
+        let back = parse_shape(&text).unwrap();
+        // The point on the straight top edge is gone; the four corners stay.
+        assert_eq!(back.0[0].exterior().0.len(), 5, "{text}");
+        assert!(back.intersects(&Point::new(4.605, 52.405)));
     }
 
     #[test]

@@ -613,15 +613,12 @@ async fn reference_tables(
         .map(|a| {
             json!({
                 "id": a.code, "kind": a.kind.as_str(), "name": a.name, "wijk_code": a.wijk_code,
+                // The outline, so an app draws the briefing's map offline (GeoJSON, simplified).
+                "geometry": crate::geo::outline_geojson(&a.shape),
             })
         })
         .collect();
-    use crate::auth::entities::app_user;
-    let active = app_user::Entity::find().filter(app_user::Column::Active.eq(true));
-    let users = match p.scoped(active, app_user::Column::TeamId) {
-        Some(q) => q.all(txn).await?,
-        None => vec![],
-    };
+    let users = crate::auth::accounts::members_in_scope(txn, p).await?;
     let members = users.iter().map(|u| json!({
         "id": u.id.to_string(), "username": u.username, "display_name": u.display_name, "role": u.role,
     })).collect();

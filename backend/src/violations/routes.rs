@@ -280,6 +280,7 @@ pub async fn list_violations(
                 status: q.status,
                 limit: u64::from(limit),
                 cursor,
+                ..Default::default()
             };
             let (rows, more) = store::list(&state.db, &p, &filter).await?;
             let mut photo_flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;

@@ -17,6 +17,9 @@ pub const MAX_FUTURE: Duration = Duration::minutes(10);
 pub const MAX_AGE: Duration = Duration::days(31);
 pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub const MAX_OFFICERS: usize = 6;
+/// How long the teamleider who approved or rejected a report may take that back (the page's
+/// "Ongedaan maken"): a slip of the thumb is put right at once; after that the review is final.
+pub const UNDO_WINDOW: Duration = Duration::minutes(5);
 
 /// The full state of a report that the rules judge, after a create or a patch.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +191,26 @@ pub fn check_transition(from: Status, to: Status, may_review: bool) -> Result<()
             a.as_str(),
             b.as_str()
         ))),
+    }
+}
+
+/// Whether `who` may take back the review of a report (back to submitted, the review's fields
+/// cleared): only the teamleider who reviewed it, within [`UNDO_WINDOW`] of the review.
+pub fn check_undo(
+    reviewed_by: Option<Uuid>,
+    reviewed_at: Option<DateTime<Utc>>,
+    who: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    if reviewed_by != Some(who) {
+        return Err("only the teamleider who reviewed the report takes the review back".into());
+    }
+    match reviewed_at {
+        Some(at) if now - at <= UNDO_WINDOW => Ok(()),
+        _ => Err(format!(
+            "a review is taken back within {} minutes; after that it is final",
+            UNDO_WINDOW.num_minutes()
+        )),
     }
 }
 
@@ -421,6 +444,19 @@ mod tests {
         assert!(check_initial_status(Concept).is_ok());
         assert!(check_initial_status(Submitted).is_ok());
         assert!(check_initial_status(Approved).is_err());
+    }
+
+    #[test]
+    fn a_review_is_taken_back_by_its_reviewer_within_the_window() {
+        let lead = Uuid::new_v4();
+        let at = now();
+        assert!(check_undo(Some(lead), Some(at), lead, at + Duration::minutes(4)).is_ok());
+        assert!(check_undo(Some(lead), Some(at), lead, at + UNDO_WINDOW).is_ok());
+        let late = check_undo(Some(lead), Some(at), lead, at + UNDO_WINDOW + Duration::seconds(1));
+        assert!(late.unwrap_err().contains("final"));
+        let other = check_undo(Some(lead), Some(at), Uuid::new_v4(), at);
+        assert!(other.unwrap_err().contains("who reviewed"));
+        assert!(check_undo(None, None, lead, at).is_err());
     }
 
     #[test]

@@ -708,7 +708,24 @@ pub async fn update_in(
     if changed.is_empty() {
         return Ok(cur);
     }
-    if matches!(cur_status, Status::Approved | Status::Rejected) {
+    // Taking a review back (the reviewer, within the undo window) returns the report to
+    // submitted and clears the review; nothing else may change with it.
+    let undo = matches!(cur_status, Status::Approved | Status::Rejected)
+        && new_status == Status::Submitted;
+    if undo {
+        if changed != ["status"] {
+            return Err(ApiError::field(
+                "status",
+                "taking a review back changes the status alone",
+            ));
+        }
+        rules::check_undo(cur.reviewed_by, cur.reviewed_at, p.user_id, now).map_err(|m| {
+            ApiError::Conflict {
+                detail: m,
+                existing: None,
+            }
+        })?;
+    } else if matches!(cur_status, Status::Approved | Status::Rejected) {
         return Err(ApiError::Conflict {
             detail: format!(
                 "report {id} was {} by the teamleider and is final",
@@ -723,6 +740,7 @@ pub async fn update_in(
         ));
     }
     match rules::check_transition(cur_status, new_status, may_review) {
+        _ if undo => {}
         Ok(()) => {}
         Err(TransitionError::Forbidden(m)) => return Err(ApiError::Forbidden(m)),
         Err(TransitionError::Invalid(m)) => return Err(ApiError::field("status", m)),
@@ -759,10 +777,18 @@ pub async fn update_in(
     if reviewed {
         changed.extend(["reviewed_by", "reviewed_at"]);
     }
+    if undo {
+        changed.extend(["reviewed_by", "reviewed_at", "review_note"]);
+    }
+    let action = match (reviewed, undo) {
+        (true, _) => "review",
+        (_, true) => "review_undone",
+        _ => "update",
+    };
     audit::record(
         txn,
         &p.actor(),
-        Entry::new(if reviewed { "review" } else { "update" }, TABLE, id)
+        Entry::new(action, TABLE, id)
             .reason(if reviewed { review_note.clone() } else { None })
             .detail(json!({ "fields": changed, "status": new_status.as_str() })),
         now,
@@ -791,6 +817,11 @@ pub async fn update_in(
     if reviewed {
         am.reviewed_by = Set(Some(p.user_id));
         am.reviewed_at = Set(Some(now));
+    }
+    if undo {
+        am.reviewed_by = Set(None);
+        am.reviewed_at = Set(None);
+        am.review_note = Set(None);
     }
     am.privacy_regime = Set(rules::privacy_regime(draft.outcome, draft.plate.as_deref()).into());
     am.updated_at = Set(now);
@@ -905,15 +936,20 @@ pub async fn get(db: &Db, p: &Principal, id: Uuid) -> ApiResult<violation::Model
         .ok_or_else(|| ApiError::NotFound(format!("violation {id}")))
 }
 
-/// Filters of the list endpoint.
+/// Filters of the report lists (the API's list and the lead page's).
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     /// A day in Europe/Amsterdam.
     pub date: Option<NaiveDate>,
+    /// Observed in `[from, to)` (a shift of the day).
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub category: Option<Category>,
     pub wijk: Option<String>,
     pub officer: Option<Uuid>,
     pub status: Option<Status>,
+    /// A kenteken searched for (any spelling: normalised as stored). Wpg data: only a reader of
+    /// the team's Wpg reports may search by it.
+    pub plate: Option<String>,
     pub limit: u64,
     pub cursor: Option<(DateTime<Utc>, Uuid)>,
 }
@@ -950,19 +986,24 @@ pub fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, Uuid)> {
     ))
 }
 
-/// A page of reports in the principal's scope, newest first; fetches one extra row to know
-/// whether another page follows.
-pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violation::Model>, bool)> {
+/// The live reports in the principal's scope that match `f` (its cursor and limit aside); none
+/// when the scope is empty. Searching by kenteken needs the Wpg read of reports.
+fn matching(p: &Principal, f: &Filter) -> ApiResult<Option<sea_orm::Select<violation::Entity>>> {
     let mut q = violation::Entity::find()
         .filter(violation::Column::DeletedSeq.is_null())
         .filter(violation::Column::RetentionStage.eq(0));
     match p.scope() {
         Scope::All => {}
         Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
-        Scope::Nothing => return Ok((vec![], false)),
+        Scope::Nothing => return Ok(None),
     }
     if let Some(d) = f.date {
         let (from, to) = amsterdam_day(d);
+        q = q
+            .filter(violation::Column::ObservedAt.gte(from))
+            .filter(violation::Column::ObservedAt.lt(to));
+    }
+    if let Some((from, to)) = f.window {
         q = q
             .filter(violation::Column::ObservedAt.gte(from))
             .filter(violation::Column::ObservedAt.lt(to));
@@ -976,6 +1017,14 @@ pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violatio
     if let Some(s) = f.status {
         q = q.filter(violation::Column::Status.eq(s.as_str()));
     }
+    if let Some(plate) = &f.plate {
+        if !crate::access::reads_wpg_of(p, crate::access::Kind::Violation) {
+            return Err(ApiError::Forbidden(
+                "searching by kenteken needs the Wpg authorisation".into(),
+            ));
+        }
+        q = q.filter(violation::Column::Plate.eq(rules::normalise_plate(plate)));
+    }
     if let Some(o) = f.officer {
         q = q.filter(
             violation::Column::Id.in_subquery(
@@ -987,6 +1036,15 @@ pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violatio
             ),
         );
     }
+    Ok(Some(q))
+}
+
+/// A page of reports in the principal's scope, newest first; fetches one extra row to know
+/// whether another page follows.
+pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violation::Model>, bool)> {
+    let Some(mut q) = matching(p, f)? else {
+        return Ok((vec![], false));
+    };
     if let Some((at, id)) = f.cursor {
         q = q.filter(
             Condition::any()
@@ -1007,6 +1065,29 @@ pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violatio
     let more = rows.len() as u64 > f.limit;
     rows.truncate(f.limit as usize);
     Ok((rows, more))
+}
+
+/// The lead page's list: `f.limit` reports from the `from`-th, oldest first (the order they
+/// wait in), and how many match in all.
+pub async fn page_of(
+    db: &Db,
+    p: &Principal,
+    f: &Filter,
+    from: u64,
+) -> ApiResult<(Vec<violation::Model>, u64)> {
+    use sea_orm::PaginatorTrait;
+    let Some(q) = matching(p, f)? else {
+        return Ok((vec![], 0));
+    };
+    let total = q.clone().count(&db.read).await?;
+    let rows = q
+        .order_by_asc(violation::Column::ObservedAt)
+        .order_by_asc(violation::Column::Id)
+        .offset(from)
+        .limit(f.limit)
+        .all(&db.read)
+        .await?;
+    Ok((rows, total))
 }
 
 /// What the access rules read of a report: its team and whether it is Wpg data.

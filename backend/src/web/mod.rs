@@ -44,6 +44,8 @@ use crate::briefing::svg::{self, MapArea, MapHotspot, MapInput, MapPoint};
 use crate::error::ApiError;
 use crate::labels;
 
+mod report;
+
 const COOKIE: &str = "thor_session";
 /// The form field that carries the CSRF token on every POST form of the page.
 const CSRF_FIELD: &str = "csrf";
@@ -69,18 +71,71 @@ fn templates() -> &'static Environment<'static> {
             include_str!("templates/briefing.html"),
         );
         add(&mut env, "audit.html", include_str!("templates/audit.html"));
+        add(&mut env, "report.html", include_str!("templates/report.html"));
+        add(&mut env, "error.html", include_str!("templates/error.html"));
         env
     })
 }
 
-/// The page's Content-Security-Policy: no script at all (the page has none), styles only from
-/// the `<style>` elements this response carries (each with the response's nonce; no `style`
-/// attributes), images only inline (`data:`) or from thor, forms only to thor, no framing.
+/// The page's Content-Security-Policy: scripts only thor's own files (one: `app.js`, which
+/// registers the offline service worker; no inline script), styles only from the `<style>`
+/// elements this response carries (each with the response's nonce; no `style` attributes),
+/// images only inline (`data:`) or from thor, forms only to thor, no framing.
 pub fn page_csp(nonce: &str) -> String {
     format!(
-        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; \
+        "default-src 'none'; script-src 'self'; worker-src 'self'; manifest-src 'self'; \
+         style-src 'nonce-{nonce}'; img-src 'self' data:; \
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
+}
+
+/// The page's own files: the web app manifest, its icon, the script that registers the
+/// service worker and the service worker itself (they keep the last signed briefing offline).
+const STATIC_FILES: &[(&str, &str, &str)] = &[
+    (
+        "/manifest.webmanifest",
+        "application/manifest+json",
+        include_str!("static/manifest.webmanifest"),
+    ),
+    ("/icon.svg", "image/svg+xml", include_str!("static/icon.svg")),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/app.js"),
+    ),
+    (
+        "/sw.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/sw.js"),
+    ),
+];
+
+/// Serves one of [`STATIC_FILES`]; `no-cache` so a new release's service worker is picked up.
+fn static_file(path: &'static str) -> axum::routing::MethodRouter<AppState> {
+    get(move || async move {
+        match STATIC_FILES.iter().find(|(p, _, _)| *p == path) {
+            Some((_, mime, body)) => {
+                let mut res = (
+                    [
+                        (header::CONTENT_TYPE, *mime),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    *body,
+                )
+                    .into_response();
+                if path == "/sw.js" {
+                    // The service worker fetches the briefing from thor: its own policy lets it
+                    // connect there and nowhere else (the server's default forbids every fetch).
+                    res.headers_mut().insert(
+                        header::CONTENT_SECURITY_POLICY,
+                        HeaderValue::from_static("default-src 'none'; connect-src 'self'"),
+                    );
+                }
+                res
+            }
+            None => axum::http::StatusCode::NOT_FOUND.into_response(),
+        }
+    })
 }
 
 /// A fresh nonce for one response's styles: 16 random bytes, base64.
@@ -146,6 +201,10 @@ fn session_cookie(value: &str, max_age: u32, secure: bool) -> Option<HeaderValue
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
+    let mut files = Router::new();
+    for (path, _, _) in STATIC_FILES {
+        files = files.route(path, static_file(path));
+    }
     Router::new()
         .route("/", get(|| async { Redirect::to("/briefing") }))
         .route("/login", get(login_page).post(login))
@@ -153,10 +212,109 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/briefing", get(briefing_page))
         .route("/audit", get(audit_page))
         .route("/briefing/review/{id}", post(review))
+        .route("/briefing/review/{id}/undo", post(report::undo))
+        .route("/briefing/melding/{id}", get(report::report_page))
         .route("/briefing/notes", post(add_note))
         .route("/briefing/signoff", post(sign_off))
         .route("/briefing/conflicts/{id}", post(resolve_conflict))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session))
+        .layer(axum::middleware::from_fn(dutch_errors))
+        .merge(files)
+}
+
+/// A browser that asks for a page gets a refusal as a page in Dutch (what happened, what to do,
+/// the way back), with the problem's status; other clients keep the problem+json body. One
+/// place for every page route and for the session's own refusals (origin, CSRF).
+async fn dutch_errors(req: Request, next: Next) -> Response {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let back = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| {
+            let mut path = u.path().to_string();
+            if let Some(q) = u.query() {
+                path.push('?');
+                path.push_str(q);
+            }
+            safe_back(Some(&path))
+        })
+        .unwrap_or_else(|| "/briefing".into());
+    let res = next.run(req).await;
+    let problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !wants_html || !problem {
+        return res;
+    }
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let p: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let (title, advice) = dutch_problem(status.as_u16());
+    let fields: Vec<serde_json::Value> = p
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .map(|e| serde_json::json!({ "field": e.get("field"), "message": e.get("message") }))
+        .collect();
+    let mut out = render(
+        "error.html",
+        minijinja::context! {
+            title => title,
+            advice => advice,
+            fields => fields,
+            status => status.as_u16(),
+            detail => p.get("detail").and_then(|d| d.as_str()).unwrap_or_default(),
+            back => back,
+        },
+    );
+    *out.status_mut() = status;
+    out
+}
+
+/// What a refusal means for the lead, and what to do.
+fn dutch_problem(status: u16) -> (&'static str, &'static str) {
+    match status {
+        401 => ("Niet ingelogd", "Log opnieuw in om verder te gaan."),
+        403 => (
+            "Dit mag niet",
+            "Uw account mag dit niet, of het formulier was verlopen: laad de pagina opnieuw en probeer het nog eens.",
+        ),
+        404 => (
+            "Niet gevonden",
+            "Dit bestaat niet (meer), of u mag het niet zien.",
+        ),
+        409 => (
+            "Intussen veranderd",
+            "Iemand anders was u voor, bijvoorbeeld een collega die deze melding al beoordeelde. Laad de lijst opnieuw en kijk wat er nu staat.",
+        ),
+        413 => ("Te groot", "Wat u verstuurde is te groot."),
+        422 | 400 => (
+            "Controleer wat u invulde",
+            "Niet alles klopt; hieronder staat wat er mis is.",
+        ),
+        429 => (
+            "Even wachten",
+            "Te veel pogingen achter elkaar. Wacht een minuut en probeer het opnieuw.",
+        ),
+        503 => (
+            "Even niet beschikbaar",
+            "De server is druk of start opnieuw. Probeer het over een minuut opnieuw.",
+        ),
+        _ => (
+            "Er ging iets mis",
+            "Er ging iets mis op de server. Probeer het opnieuw; blijft het misgaan, meld het dan bij functioneel beheer.",
+        ),
+    }
 }
 
 /// The page's session on the API's reads: a GET or HEAD with the session cookie and no bearer
@@ -404,6 +562,11 @@ async fn logout(
     if let Some(v) = session_cookie("", 0, cookie_secure(&state.config, &headers)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
+    // The offline copy of the briefing (the service worker's cache) leaves with the session.
+    res.headers_mut().insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cache\", \"storage\""),
+    );
     res
 }
 
@@ -411,12 +574,14 @@ async fn logout(
 struct PageQuery {
     date: Option<String>,
     shift: Option<String>,
-    /// The first report of the review list shown (paging, `REVIEW_PAGE` at a time).
+    /// The first report of the list shown (paging, `report::PAGE` at a time).
     van: Option<u64>,
+    /// The report just reviewed on the page: the list says so and offers to undo it.
+    gedaan: Option<Uuid>,
+    /// The list's filters.
+    #[serde(flatten)]
+    list: report::ListQuery,
 }
-
-/// Reports waiting for review shown per page.
-const REVIEW_PAGE: u64 = 25;
 
 fn parse_day_shift(
     date: Option<&str>,
@@ -634,6 +799,9 @@ async fn audit_page(
     )
 }
 
+/// Hotspots on the map and in the table, numbered alike.
+const HOTSPOTS_SHOWN: usize = 12;
+
 async fn page(
     state: &AppState,
     p: &Principal,
@@ -666,6 +834,12 @@ async fn page(
             code: a.code.clone(),
             name: a.name.clone(),
             shape: a.shape.clone(),
+            count: b
+                .violations
+                .by_wijk
+                .iter()
+                .find(|w| w.key == a.code)
+                .map_or(0, |w| w.count as u32),
         })
         .collect();
     let class = |c: &str| -> &'static str {
@@ -695,14 +869,17 @@ async fn page(
         lon: *lon,
         class: "incident",
     }));
+    // Numbered as in the hotspot table (two hotspots in one buurt are told apart).
     let hotspots: Vec<MapHotspot> = b
         .hotspots
         .iter()
-        .map(|h| MapHotspot {
+        .take(HOTSPOTS_SHOWN)
+        .enumerate()
+        .map(|(i, h)| MapHotspot {
             lat: h.lat,
             lon: h.lon,
             radius_m: h.radius_m.max(40.0),
-            label: h.buurt_name.clone().unwrap_or_default(),
+            label: (i + 1).to_string(),
             covered: h.covered_by_round,
         })
         .collect();
@@ -720,72 +897,22 @@ async fn page(
 
     // What this page lets out of Wpg data, logged before it is sent.
     let mut disclosure = crate::access::Disclosure::new(p, &state.audit);
-    // Review list: the window's reports waiting for the lead.
-    let (from, to) = crate::briefing::window(date, shift, &state.shifts);
-    let review_from = q.van.unwrap_or(0);
-    let review_page = |from: u64| {
-        format!(
-            "/briefing?date={date}{}&van={from}#beoordelen",
-            shift
-                .map(|s| format!("&shift={}", s.as_str()))
-                .unwrap_or_default()
+    let reports = if p.may(Action::ReviewViolation) {
+        Some(
+            report::list_section(
+                state,
+                p,
+                &q.list,
+                q.van.unwrap_or(0),
+                q.gedaan,
+                date,
+                shift,
+                &mut disclosure,
+            )
+            .await?,
         )
-    };
-    let mut review_total = 0u64;
-    let review = if p.may(Action::ReviewViolation) {
-        use crate::violations::entity::violation;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-        let submitted = violation::Entity::find()
-            .filter(violation::Column::DeletedSeq.is_null())
-            .filter(violation::Column::RetentionStage.eq(0))
-            .filter(violation::Column::Status.eq("submitted"))
-            .filter(violation::Column::ObservedAt.gte(from))
-            .filter(violation::Column::ObservedAt.lt(to));
-        let (rows, total) = match p.scoped(submitted, violation::Column::TeamId) {
-            Some(q) => {
-                use sea_orm::PaginatorTrait;
-                let total = q.clone().count(&state.db.read).await?;
-                let rows = q
-                    .order_by_asc(violation::Column::ObservedAt)
-                    .order_by_asc(violation::Column::Id)
-                    .offset(review_from)
-                    .limit(REVIEW_PAGE)
-                    .all(&state.db.read)
-                    .await?;
-                (rows, total)
-            }
-            None => (vec![], 0),
-        };
-        review_total = total;
-        let flags = crate::photos::store::report_flags(&state.db.read, &rows).await?;
-        let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
-        let photos = crate::photos::store::of_violations(&state.db.read, &ids).await?;
-        rows.iter()
-            .map(|m| {
-                let v = crate::violations::store::view(m, &state.reference, &mut disclosure);
-                let mut fl: Vec<String> = v.flags.iter().map(|f| labels::nl("flag", f).to_string()).collect();
-                fl.extend(flags.get(&m.id).into_iter().flatten().map(|f| labels::nl("flag", f).to_string()));
-                serde_json::json!({
-                    "id": m.id,
-                    "time": local_time(m.observed_at),
-                    "what": format!("{}{}, {}", labels::nl("category", &m.category), m.feitcode.as_deref().map(|f| format!(" {f}")).unwrap_or_default(), labels::nl("outcome", &m.outcome).to_lowercase()),
-                    "description": v.description.unwrap_or_default(),
-                    "plate": v.plate,
-                    // Thumbnails the reader may see (the bytes follow the report's rule; the
-                    // browser fetches them with the page's session, each read logged).
-                    "photos": if crate::access::decide(p, crate::access::Kind::Photo, &crate::violations::store::facts(m)) == crate::access::Sight::Full {
-                        photos.get(&m.id).into_iter().flatten()
-                            .filter(|ph| ph.derivative_state == crate::photos::DerivativeState::Done.as_str())
-                            .map(|ph| ph.id)
-                            .collect::<Vec<_>>()
-                    } else { vec![] },
-                    "wijk": v.buurt.map(|a| a.name).unwrap_or_default(),
-                    "flags": fl,
-                })
-            })
-            .collect::<Vec<_>>()
     } else {
-        vec![]
+        None
     };
 
     // Open sync conflicts, for the lead to settle.
@@ -813,7 +940,7 @@ async fn page(
                 let withheld = || "(afgeschermd: Wpg)".to_string();
                 serde_json::json!({
                     "id": c.id,
-                    "what": format!("{} {}{}", c.table, &c.record_id.chars().take(8).collect::<String>(), c.field.as_deref().map(|f| format!(", veld {f}")).unwrap_or_default()),
+                    "what": format!("{} {}{}", labels::nl("record_type", &c.table), &c.record_id.chars().take(8).collect::<String>(), c.field.as_deref().map(|f| format!(", veld {}", labels::nl("field", f))).unwrap_or_default()),
                     "server": if c.redacted { withheld() } else { show(&c.server_value) },
                     "phone": if c.redacted { withheld() } else { show(&c.client_value) },
                     "applied": if c.redacted { withheld() } else { show(&c.applied_value) },
@@ -861,6 +988,7 @@ async fn page(
             format!("&shift={shift_key}")
         }
     );
+    let signed = b.signed.is_some();
     let ctx = serde_json::json!({
         "user_name": display_name(state, p).await, "user_role": labels::nl("role", p.role.as_str()), "csrf": csrf,
         "date": date.to_string(), "date_label": dutch_date(date),
@@ -877,7 +1005,7 @@ async fn page(
         "can_write_notes": lead,
         "cards": cards,
         "map_svg": map_svg,
-        "total_spark": svg::sparkline_svg(&v.daily.iter().map(|n| *n as f64).collect::<Vec<_>>(), 420, 70, "Overtredingen per dag, 28 dagen en vandaag"),
+        "total_trend": svg::trend_svg(&v.daily.iter().map(|n| *n as f64).collect::<Vec<_>>(), date, 420, 130, "Overtredingen per dag, 28 dagen en vandaag"),
         "avg7": dec(v.avg7, 1), "avg28": dec(v.avg28, 1),
         "category_bars": svg::bars_svg(&v.by_category.iter().map(|c| (labels::nl("category", &c.key).to_string(), c.count as f64)).collect::<Vec<_>>(), 420, "Overtredingen per categorie"),
         "by_outcome": v.by_outcome.iter().map(|o| serde_json::json!({ "label": labels::nl("outcome", &o.key), "count": o.count })).collect::<Vec<_>>(),
@@ -887,8 +1015,8 @@ async fn page(
             "spark": svg::sparkline_svg(&w.daily.iter().map(|n| *n as f64).collect::<Vec<_>>(), 110, 24, &format!("Trend {}", w.label.clone().unwrap_or_default())),
         })).collect::<Vec<_>>(),
         "by_feitcode": v.by_feitcode.iter().take(10).map(|f| serde_json::json!({ "code": f.key, "label": f.label, "count": f.count })).collect::<Vec<_>>(),
-        "hotspots": b.hotspots.iter().take(12).map(|h| serde_json::json!({
-            "name": h.buurt_name.clone().unwrap_or_else(|| "buiten Velsen".into()), "count": h.count,
+        "hotspots": b.hotspots.iter().take(HOTSPOTS_SHOWN).enumerate().map(|(i, h)| serde_json::json!({
+            "n": i + 1, "name": h.buurt_name.clone().unwrap_or_else(|| "buiten Velsen".into()), "count": h.count,
             "category": labels::nl("category", &h.top_category), "covered": h.covered_by_round,
         })).collect::<Vec<_>>(),
         "rounds_done": b.rounds.done, "rounds_planned": b.rounds.planned,
@@ -918,11 +1046,8 @@ async fn page(
             "duplicates": b.follow_ups.duplicates_marked,
             "flags": b.follow_ups.flags.iter().map(|f| serde_json::json!({ "label": labels::nl("flag", &f.key), "count": f.count })).collect::<Vec<_>>(),
         },
-        "review_shown": format!("{}–{} van {}", (review_from + 1).min(review_total), review_from + review.len() as u64, review_total),
-        "review_more": (review_from + (review.len() as u64) < review_total).then(|| review_page(review_from + REVIEW_PAGE)),
-        "review_prev": (review_from > 0).then(|| review_page(review_from.saturating_sub(REVIEW_PAGE))),
         "open_at_signoff": b.follow_ups.awaiting_review + b.follow_ups.open_conflicts,
-        "review": review,
+        "reports": reports,
         "conflicts": conflicts,
         "back": back,
         "notes": b.attention_points.iter().map(|n| serde_json::json!({ "text": n.text, "shift": shift_nl(n.shift.as_deref()) })).collect::<Vec<_>>(),
@@ -938,6 +1063,11 @@ async fn page(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
+    if signed {
+        // The service worker keeps this page for offline use (static/sw.js).
+        res.headers_mut()
+            .insert("x-thor-briefing", HeaderValue::from_static("signed"));
+    }
     Ok(res)
 }
 
@@ -975,8 +1105,12 @@ async fn review(
     match crate::violations::store::update(&state.db, &state.reference, &p, id, patch, Utc::now())
         .await
     {
+        // Back to the list the review was made from, which says what was decided and offers
+        // to take it back.
         Ok(_) => {
-            Redirect::to(&format!("{}#beoordelen", safe_back(f.back.as_deref()))).into_response()
+            let back = safe_back(f.back.as_deref());
+            let sep = if back.contains('?') { '&' } else { '?' };
+            Redirect::to(&format!("{back}{sep}gedaan={id}#beoordelen")).into_response()
         }
         Err(e) => e.into_response(),
     }

@@ -258,6 +258,20 @@ async fn exports_open_in_excel_and_qgis(b: Backend) {
     assert!(lines[0].starts_with("id;datum;tijd;categorie;"));
     assert_eq!(lines.len(), 151, "a header and the day's 150 reports");
     let first: Vec<&str> = lines[1].split(';').collect();
+    // Values in Dutch, from the one label table (the CSV is read by people).
+    let labels_of = |group: &str| -> Vec<&str> {
+        thor::labels::LABELS
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map(|(_, vs)| vs.iter().map(|(_, l)| *l).collect())
+            .unwrap()
+    };
+    for l in &lines[1..] {
+        let cells: Vec<&str> = l.split(';').collect();
+        assert!(labels_of("category").contains(&cells[3]), "categorie in Dutch: {l}");
+        assert!(labels_of("outcome").contains(&cells[5]), "afdoening in Dutch: {l}");
+        assert!(labels_of("report_status").contains(&cells[6]), "status in Dutch: {l}");
+    }
     assert!(
         first[9].starts_with("52,"),
         "decimal comma for Dutch Excel: {}",

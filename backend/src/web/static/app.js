@@ -1,0 +1,4 @@
+// Registers the service worker that keeps the last signed briefing for offline use (sw.js).
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(() => {})
+}
