@@ -1063,7 +1063,7 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
             LegendSym::Shade(sh) => {
                 let _ = write!(
                     leg,
-                    "<rect class=\"bs-wijk bs-wijk-s{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" stroke=\"#555\"/>",
+                    "<rect class=\"bs-wijk-s{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" stroke=\"#555\"/>",
                     num1(lx),
                     num1(cy - lfs * 0.45),
                     num1(lfs * 0.9),
