@@ -1319,7 +1319,6 @@ pub fn trend_svg(
     o
 }
 
-
 /// A sparkline of daily counts (oldest first), area-filled, with the last value marked by a
 /// dot and printed at the right. The y axis starts at 0 (or the minimum if negative).
 /// Non-finite values are drawn as 0. Empty input gives a baseline and "geen gegevens".
@@ -2111,7 +2110,10 @@ mod tests {
         let svg = trend_svg(&vals, day, 420, 120, "Overtredingen per dag");
         assert!(svg.contains(">9-11<"), "the first day, 28 days back: {svg}");
         assert!(svg.contains(">vandaag<"));
-        assert!(svg.contains(">10<") && svg.contains(">5<") && svg.contains(">0<"), "0, middle, round top");
+        assert!(
+            svg.contains(">10<") && svg.contains(">5<") && svg.contains(">0<"),
+            "0, middle, round top"
+        );
         assert!(svg.contains("Vandaag: 0"));
         assert!(svg.contains("aria-label=\"Overtredingen per dag: 29 dagen tot en met 07-12-2026"));
         assert_eq!(nice_top(0.0), 1.0);
@@ -2124,27 +2126,76 @@ mod tests {
     fn wijken_are_shaded_by_count_and_hotspots_drawn_over_the_markers() {
         let sq = |x: f64, y: f64| {
             MultiPolygon::new(vec![geo::Polygon::new(
-                geo::LineString::from(vec![(x, y), (x + 0.01, y), (x + 0.01, y + 0.01), (x, y + 0.01), (x, y)]),
+                geo::LineString::from(vec![
+                    (x, y),
+                    (x + 0.01, y),
+                    (x + 0.01, y + 0.01),
+                    (x, y + 0.01),
+                    (x, y),
+                ]),
                 vec![],
             )])
         };
         let areas = [
-            MapArea { code: "A".into(), name: "Wijk 01 Een".into(), shape: sq(4.60, 52.45), count: 40 },
-            MapArea { code: "B".into(), name: "Wijk 02 Twee".into(), shape: sq(4.61, 52.45), count: 3 },
-            MapArea { code: "C".into(), name: "Wijk 03 Drie".into(), shape: sq(4.62, 52.45), count: 0 },
+            MapArea {
+                code: "A".into(),
+                name: "Wijk 01 Een".into(),
+                shape: sq(4.60, 52.45),
+                count: 40,
+            },
+            MapArea {
+                code: "B".into(),
+                name: "Wijk 02 Twee".into(),
+                shape: sq(4.61, 52.45),
+                count: 3,
+            },
+            MapArea {
+                code: "C".into(),
+                name: "Wijk 03 Drie".into(),
+                shape: sq(4.62, 52.45),
+                count: 0,
+            },
         ];
-        let points = [MapPoint { lat: 52.455, lon: 4.605, class: "afval" }];
-        let hotspots = [MapHotspot { lat: 52.455, lon: 4.605, radius_m: 60.0, label: "1".into(), covered: false }];
+        let points = [MapPoint {
+            lat: 52.455,
+            lon: 4.605,
+            class: "afval",
+        }];
+        let hotspots = [MapHotspot {
+            lat: 52.455,
+            lon: 4.605,
+            radius_m: 60.0,
+            label: "1".into(),
+            covered: false,
+        }];
         let svg = map_svg(
-            &MapInput { areas: &areas, points: &points, hotspots: &hotspots, tracks: &[], title: "t" },
+            &MapInput {
+                areas: &areas,
+                points: &points,
+                hotspots: &hotspots,
+                tracks: &[],
+                title: "t",
+            },
             600,
         );
-        assert!(svg.contains("class=\"bs-wijk bs-wijk-s4\" data-code=\"A\""), "{svg}");
+        assert!(
+            svg.contains("class=\"bs-wijk bs-wijk-s4\" data-code=\"A\""),
+            "{svg}"
+        );
         assert!(svg.contains("class=\"bs-wijk bs-wijk-s1\" data-code=\"B\""));
         assert!(svg.contains("class=\"bs-wijk\" data-code=\"C\""));
-        assert!(svg.contains("3 per wijk") && svg.contains("40 per wijk"), "the legend says what a shade means");
-        let markers = svg.find("bs-pts").unwrap();
-        assert!(svg.find("bs-hotspots").unwrap() > markers, "hotspots above the markers");
-        assert!(svg.find("bs-hs-label").unwrap() > markers, "their numbers too");
+        assert!(
+            svg.contains("3 per wijk") && svg.contains("40 per wijk"),
+            "the legend says what a shade means"
+        );
+        let markers = svg.find("<g class=\"bs-pts\">").unwrap();
+        assert!(
+            svg.find("<g class=\"bs-hotspots\">").unwrap() > markers,
+            "hotspots above the markers"
+        );
+        assert!(
+            svg.find("<text class=\"bs-hs-label\"").unwrap() > markers,
+            "their numbers too"
+        );
     }
 }

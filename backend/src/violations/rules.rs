@@ -452,7 +452,12 @@ mod tests {
         let at = now();
         assert!(check_undo(Some(lead), Some(at), lead, at + Duration::minutes(4)).is_ok());
         assert!(check_undo(Some(lead), Some(at), lead, at + UNDO_WINDOW).is_ok());
-        let late = check_undo(Some(lead), Some(at), lead, at + UNDO_WINDOW + Duration::seconds(1));
+        let late = check_undo(
+            Some(lead),
+            Some(at),
+            lead,
+            at + UNDO_WINDOW + Duration::seconds(1),
+        );
         assert!(late.unwrap_err().contains("final"));
         let other = check_undo(Some(lead), Some(at), Uuid::new_v4(), at);
         assert!(other.unwrap_err().contains("who reviewed"));

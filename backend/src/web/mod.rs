@@ -71,7 +71,11 @@ fn templates() -> &'static Environment<'static> {
             include_str!("templates/briefing.html"),
         );
         add(&mut env, "audit.html", include_str!("templates/audit.html"));
-        add(&mut env, "report.html", include_str!("templates/report.html"));
+        add(
+            &mut env,
+            "report.html",
+            include_str!("templates/report.html"),
+        );
         add(&mut env, "error.html", include_str!("templates/error.html"));
         env
     })
@@ -89,53 +93,50 @@ pub fn page_csp(nonce: &str) -> String {
     )
 }
 
-/// The page's own files: the web app manifest, its icon, the script that registers the
-/// service worker and the service worker itself (they keep the last signed briefing offline).
-const STATIC_FILES: &[(&str, &str, &str)] = &[
+/// One of the page's own files (the web app manifest, its icon, the script that registers the
+/// service worker and the service worker itself: they keep the last signed briefing offline);
+/// `no-cache`, so a new release's service worker is picked up.
+fn page_file(mime: &'static str, body: &'static str) -> Response {
     (
-        "/manifest.webmanifest",
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn manifest() -> Response {
+    page_file(
         "application/manifest+json",
         include_str!("static/manifest.webmanifest"),
-    ),
-    ("/icon.svg", "image/svg+xml", include_str!("static/icon.svg")),
-    (
-        "/app.js",
+    )
+}
+
+async fn icon() -> Response {
+    page_file("image/svg+xml", include_str!("static/icon.svg"))
+}
+
+async fn app_js() -> Response {
+    page_file(
         "text/javascript; charset=utf-8",
         include_str!("static/app.js"),
-    ),
-    (
-        "/sw.js",
+    )
+}
+
+async fn service_worker() -> Response {
+    let mut res = page_file(
         "text/javascript; charset=utf-8",
         include_str!("static/sw.js"),
-    ),
-];
-
-/// Serves one of [`STATIC_FILES`]; `no-cache` so a new release's service worker is picked up.
-fn static_file(path: &'static str) -> axum::routing::MethodRouter<AppState> {
-    get(move || async move {
-        match STATIC_FILES.iter().find(|(p, _, _)| *p == path) {
-            Some((_, mime, body)) => {
-                let mut res = (
-                    [
-                        (header::CONTENT_TYPE, *mime),
-                        (header::CACHE_CONTROL, "no-cache"),
-                    ],
-                    *body,
-                )
-                    .into_response();
-                if path == "/sw.js" {
-                    // The service worker fetches the briefing from thor: its own policy lets it
-                    // connect there and nowhere else (the server's default forbids every fetch).
-                    res.headers_mut().insert(
-                        header::CONTENT_SECURITY_POLICY,
-                        HeaderValue::from_static("default-src 'none'; connect-src 'self'"),
-                    );
-                }
-                res
-            }
-            None => axum::http::StatusCode::NOT_FOUND.into_response(),
-        }
-    })
+    );
+    // The service worker fetches the briefing from thor: its own policy lets it connect there
+    // and nowhere else (the server's default policy forbids every fetch).
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; connect-src 'self'"),
+    );
+    res
 }
 
 /// A fresh nonce for one response's styles: 16 random bytes, base64.
@@ -201,10 +202,11 @@ fn session_cookie(value: &str, max_age: u32, secure: bool) -> Option<HeaderValue
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut files = Router::new();
-    for (path, _, _) in STATIC_FILES {
-        files = files.route(path, static_file(path));
-    }
+    let files = Router::new()
+        .route("/manifest.webmanifest", get(manifest))
+        .route("/icon.svg", get(icon))
+        .route("/app.js", get(app_js))
+        .route("/sw.js", get(service_worker));
     Router::new()
         .route("/", get(|| async { Redirect::to("/briefing") }))
         .route("/login", get(login_page).post(login))

@@ -85,20 +85,18 @@ pub fn list_href(date: NaiveDate, shift: Option<Shift>, lq: &ListQuery, van: u64
 
 /// The officers of the scope by id (display name, or username without one).
 async fn officer_names(state: &AppState, p: &Principal) -> Result<Vec<(Uuid, String)>, ApiError> {
-    Ok(
-        crate::auth::accounts::members_in_scope(&state.db.read, p)
-            .await?
-            .into_iter()
-            .map(|u| {
-                let name = if u.display_name.trim().is_empty() {
-                    u.username
-                } else {
-                    u.display_name
-                };
-                (u.id, name)
-            })
-            .collect(),
-    )
+    Ok(crate::auth::accounts::members_in_scope(&state.db.read, p)
+        .await?
+        .into_iter()
+        .map(|u| {
+            let name = if u.display_name.trim().is_empty() {
+                u.username
+            } else {
+                u.display_name
+            };
+            (u.id, name)
+        })
+        .collect())
 }
 
 fn names_of(ids: &[Uuid], names: &HashMap<Uuid, String>) -> String {
@@ -322,7 +320,8 @@ async fn report(
     let mut disclosure = Disclosure::new(p, &state.audit);
     let v = store::view(&m, &state.reference, &mut disclosure);
     let names: HashMap<Uuid, String> = officer_names(state, p).await?.into_iter().collect();
-    let flags = crate::photos::store::report_flags(&state.db.read, std::slice::from_ref(&m)).await?;
+    let flags =
+        crate::photos::store::report_flags(&state.db.read, std::slice::from_ref(&m)).await?;
     let photos = crate::photos::store::of_violations(&state.db.read, &[m.id]).await?;
     let day = m.observed_at.with_timezone(&Amsterdam).date_naive();
     let feitcode = m
@@ -331,8 +330,18 @@ async fn report(
         .and_then(|c| state.reference.feitcode_on(c, day));
     let history = crate::audit::history(&state.db.read, store::TABLE, &m.id.to_string()).await?;
     let back = safe_back(q.terug.as_deref());
-    let mut fl: Vec<String> = v.flags.iter().map(|f| labels::nl("flag", f).to_string()).collect();
-    fl.extend(flags.get(&m.id).into_iter().flatten().map(|f| labels::nl("flag", f).to_string()));
+    let mut fl: Vec<String> = v
+        .flags
+        .iter()
+        .map(|f| labels::nl("flag", f).to_string())
+        .collect();
+    fl.extend(
+        flags
+            .get(&m.id)
+            .into_iter()
+            .flatten()
+            .map(|f| labels::nl("flag", f).to_string()),
+    );
     let shown_photos = visible_photos(p, &m, &photos);
     let photo_count = photos.get(&m.id).map_or(0, Vec::len);
     let when = |t: DateTime<Utc>| {
@@ -467,8 +476,9 @@ pub async fn undo(
         ..Default::default()
     };
     match store::update(&state.db, &state.reference, &p, id, patch, Utc::now()).await {
-        Ok(_) => Redirect::to(&format!("{}#report-{id}", safe_back(f.back.as_deref())))
-            .into_response(),
+        Ok(_) => {
+            Redirect::to(&format!("{}#report-{id}", safe_back(f.back.as_deref()))).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -268,9 +268,18 @@ async fn exports_open_in_excel_and_qgis(b: Backend) {
     };
     for l in &lines[1..] {
         let cells: Vec<&str> = l.split(';').collect();
-        assert!(labels_of("category").contains(&cells[3]), "categorie in Dutch: {l}");
-        assert!(labels_of("outcome").contains(&cells[5]), "afdoening in Dutch: {l}");
-        assert!(labels_of("report_status").contains(&cells[6]), "status in Dutch: {l}");
+        assert!(
+            labels_of("category").contains(&cells[3]),
+            "categorie in Dutch: {l}"
+        );
+        assert!(
+            labels_of("outcome").contains(&cells[5]),
+            "afdoening in Dutch: {l}"
+        );
+        assert!(
+            labels_of("report_status").contains(&cells[6]),
+            "status in Dutch: {l}"
+        );
     }
     assert!(
         first[9].starts_with("52,"),

@@ -360,6 +360,115 @@ async fn the_page_session_reads_the_api_and_writes_nothing_there(b: Backend) {
 
 both!(the_page_session_reads_the_api_and_writes_nothing_there);
 
+/// A report's own page shows its evidence (the photo through the page's session, its SHA-256,
+/// the officer, the history) and takes the review back for the reviewer; a report the reader
+/// may not see is 404, as a Dutch page to a browser and as problem+json to anything else.
+async fn a_report_page_shows_its_evidence_and_refusals_read_in_dutch(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let bytes = crate::photos::jpeg(640, 480, 11);
+    let (rid, pid) = crate::photos::report_with_photo(&app, &hh, &bytes, "image/jpeg").await;
+    assert_eq!(
+        crate::photos::upload(&app, &hh, pid, &bytes).await.status(),
+        204
+    );
+    crate::photos::derived(&app, &hh, pid).await;
+    let res = app
+        .patch(
+            &hh,
+            &format!("/api/v1/violations/{rid}"),
+            &serde_json::json!({ "status": "submitted" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let lead = page_login(&app, "teamleider").await;
+    let get = |path: String, accept: &'static str| {
+        lead.client
+            .get(app.url(&path))
+            .header("cookie", &lead.cookie)
+            .header("accept", accept)
+    };
+    let page = get(format!("/briefing/melding/{rid}"), "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("/api/v1/photos/{pid}/preview")),
+        "{page}"
+    );
+    let sha = crate::photos::sha_hex(&bytes);
+    assert!(page.contains(&sha), "the photo's SHA-256 is on the page");
+    assert!(page.contains("aangemaakt"), "the history");
+    assert!(page.contains("Goedkeuren"));
+
+    // Approve on the page, then take it back from the banner the list shows.
+    let form = format!("decision=approved&csrf={}&back=%2Fbriefing", lead.csrf);
+    let res = lead
+        .post(&app, &format!("/briefing/review/{rid}"), &form, &[])
+        .await;
+    assert_eq!(res.status(), 303);
+    let to = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.contains(&format!("gedaan={rid}")), "{to}");
+    let list = get(to, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("is goedgekeurd") && list.contains("Ongedaan maken"),
+        "{list}"
+    );
+    let res = lead
+        .post(
+            &app,
+            &format!("/briefing/review/{rid}/undo"),
+            &format!("csrf={}&back=%2Fbriefing", lead.csrf),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let v: serde_json::Value = app
+        .get(&hh, &format!("/api/v1/violations/{rid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "submitted");
+
+    let nobody = uuid::Uuid::new_v4();
+    let res = get(
+        format!("/briefing/melding/{nobody}"),
+        "text/html,application/xhtml+xml",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(header(&res, "content-type").starts_with("text/html"));
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("lang=\"nl\"") && html.contains("Niet gevonden"),
+        "{html}"
+    );
+    let res = get(format!("/briefing/melding/{nobody}"), "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, None).await;
+}
+
+both!(a_report_page_shows_its_evidence_and_refusals_read_in_dutch);
+
 fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
     res.headers()
         .get(name)
@@ -367,7 +476,7 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{} has no {name} header", res.url()))
 }
 
-/// The CSP nonce of a page answer, after checking the policy allows no script, no inline style
+/// The CSP nonce of a page answer, after checking the policy allows no inline script, no inline style
 /// without it and no framing, and that every `<style>` of the body carries it.
 async fn page_nonce(res: reqwest::Response) -> String {
     assert_eq!(res.status(), 200);
@@ -380,8 +489,11 @@ async fn page_nonce(res: reqwest::Response) -> String {
     ] {
         assert!(csp.contains(part), "{part} in {csp}");
     }
+    // One script, thor's own file (it registers the offline service worker); nothing inline.
     assert!(
-        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        csp.contains("script-src 'self';")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("unsafe-eval"),
         "{csp}"
     );
     assert_eq!(header(&res, "x-frame-options"), "DENY");
@@ -406,7 +518,12 @@ async fn page_nonce(res: reqwest::Response) -> String {
         !body.contains("style=\""),
         "no style attributes (CSP would drop them)"
     );
-    assert!(!body.contains("<script"), "no script");
+    assert_eq!(
+        body.matches("<script").count(),
+        body.matches("<script src=\"/app.js\" defer></script>")
+            .count(),
+        "no script but thor's own file, none inline"
+    );
     nonce
 }
 

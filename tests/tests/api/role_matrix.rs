@@ -949,7 +949,7 @@ fn with_query(path: &str, q: &[(&str, String)]) -> String {
 fn path_value(template: &str, name: &str, c: &Ctx) -> Option<String> {
     let collection = template.split(&format!("/{{{name}}}")).next()?;
     let id = match collection {
-        "/api/v1/violations" | "/briefing/review" => c.a.wpg,
+        "/api/v1/violations" | "/briefing/review" | "/briefing/melding" => c.a.wpg,
         "/api/v1/violations/{id}/duplicates" => c.a.avg,
         "/api/v1/photos" | "/api/v1/uploads" => c.a.photo,
         "/api/v1/youth/groups" => c.a.group,
@@ -1301,6 +1301,27 @@ const PAGE_ROUTES: &[(&str, &str, bool, fn(&Ctx, &Who) -> Vec<Req>)] = &[
                 ("back", "/briefing".into()),
             ],
         )]
+    }),
+    ("POST", "/briefing/review/{id}/undo", false, |c, _| {
+        vec![form(
+            &format!("/briefing/review/{}/undo", c.a.wpg),
+            vec![("back", "/briefing".into())],
+        )]
+    }),
+    ("GET", "/briefing/melding/{id}", false, |c, _| {
+        vec![page_get(format!("/briefing/melding/{}", c.a.wpg))]
+    }),
+    ("GET", "/manifest.webmanifest", true, |_, _| {
+        vec![page_get("/manifest.webmanifest".into())]
+    }),
+    ("GET", "/icon.svg", true, |_, _| {
+        vec![page_get("/icon.svg".into())]
+    }),
+    ("GET", "/app.js", true, |_, _| {
+        vec![page_get("/app.js".into())]
+    }),
+    ("GET", "/sw.js", true, |_, _| {
+        vec![page_get("/sw.js".into())]
     }),
     ("POST", "/briefing/notes", false, |c, _| {
         vec![form(
@@ -1834,6 +1855,7 @@ fn expected_status(key: &str, who: &Who) -> Option<StatusRule> {
     // role reads the kind.
     let readable = match key {
         "GET /api/v1/violations/{id}"
+        | "GET /briefing/melding/{id}"
         | "GET /api/v1/violations/{id}/photos"
         | "GET /api/v1/violations/{id}/duplicates"
         | "GET /api/v1/photos/{id}" => Some(true),

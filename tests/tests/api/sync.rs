@@ -123,6 +123,30 @@ async fn two_phones_create_edit_merge_and_conflict(b: Backend) {
             .len()
             >= 3
     );
+    // The areas carry their outlines, so the app draws the briefing's map offline.
+    let areas = first["changes"]["areas"]["created"].as_array().unwrap();
+    assert_eq!(areas.len(), 73, "Velsen's 10 wijken and 63 buurten");
+    for a in areas {
+        let shape = thor::geo::parse_shape(a["geometry"].as_str().unwrap()).unwrap();
+        let full = app
+            .state
+            .reference
+            .areas
+            .get(a["id"].as_str().unwrap())
+            .unwrap();
+        use geo::Area;
+        let (got, want) = (shape.unsigned_area(), full.shape.unsigned_area());
+        assert!(
+            (got - want).abs() / want < 0.02,
+            "{}: the simplified outline keeps its area ({got} vs {want})",
+            a["id"]
+        );
+    }
+    let bytes: usize = areas
+        .iter()
+        .map(|a| a["geometry"].as_str().unwrap().len())
+        .sum();
+    assert!(bytes < 400_000, "the outlines weigh {bytes} bytes");
 
     // A creates two reports offline and pushes them.
     let (id1, id2) = (Uuid::new_v4(), Uuid::new_v4());

@@ -379,6 +379,56 @@ async fn the_review_workflow_belongs_to_the_teamleider(b: Backend) {
         .await,
         1
     );
+
+    // Taking the review back ("Ongedaan maken"): only the reviewer, only the status, within
+    // the window (the window itself: `rules::check_undo`'s unit test).
+    let undo = json!({"status": "submitted"});
+    assert_problem(
+        app.patch(&boa, &path, &undo).send().await.unwrap(),
+        409,
+        None,
+    )
+    .await;
+    assert_problem(
+        app.patch(
+            &lead,
+            &path,
+            &json!({"status": "submitted", "description": "en meteen iets anders"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+        422,
+        Some("status"),
+    )
+    .await;
+    let res = app.patch(&lead, &path, &undo).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["status"], "submitted");
+    assert!(v["reviewed_by"].is_null() && v["reviewed_at"].is_null());
+    assert_eq!(
+        v["description"], "Op de stoep voor nr. 12",
+        "nothing else changed"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "audit_log WHERE action = 'review_undone' AND record_id = '{id}'"
+        ))
+        .await,
+        1
+    );
+    // Undone, it waits again: reviewed anew, a rejection this time.
+    let res = app
+        .patch(
+            &lead,
+            &path,
+            &json!({"status": "rejected", "review_note": "foto ontbreekt"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     app.stop().await;
 }
 
