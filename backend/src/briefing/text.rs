@@ -92,10 +92,12 @@ pub fn render(b: &Briefing) -> String {
         );
     }
     let _ = writeln!(o, "\nHotspots:");
-    for h in b.hotspots.iter().take(10) {
+    // Numbered as on the page's map and table (two hotspots in one buurt are told apart).
+    for (i, h) in b.hotspots.iter().take(10).enumerate() {
         let _ = writeln!(
             o,
-            "  {:<34} {:>4} meldingen, vooral {}{}",
+            "  {:>2}. {:<30} {:>4} meldingen, vooral {}{}",
+            i + 1,
             h.buurt_name
                 .clone()
                 .unwrap_or_else(|| "buiten Velsen".into()),
