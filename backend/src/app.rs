@@ -139,6 +139,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::rounds::routes::router())
         .merge(crate::briefing::routes::router())
         .merge(crate::exports::router())
+        .merge(crate::cases::routes::router())
         .merge(crate::audit::routes::router())
         .merge(crate::retention::routes::router())
         .merge(crate::labels::router())

@@ -45,6 +45,29 @@ pub const LABELS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "sanction",
+        &[
+            ("waarschuwing_mondeling", "Mondelinge waarschuwing"),
+            ("waarschuwing_schriftelijk", "Schriftelijke waarschuwing"),
+            ("mulder", "Mulder (Wahv-beschikking via het CJIB)"),
+            ("bsb", "Bestuurlijke strafbeschikking (CJIB)"),
+            ("bestuurlijke_boete", "Bestuurlijke boete"),
+            ("kostenverhaal", "Kostenverhaal"),
+            ("pv_om", "Proces-verbaal voor het OM"),
+        ],
+    ),
+    (
+        "document",
+        &[
+            ("pv_bevindingen", "Proces-verbaal van bevindingen"),
+            ("kort_pv", "Kort proces-verbaal"),
+            ("waarschuwingsbrief", "Schriftelijke waarschuwing"),
+            ("sanctiebrief", "Kennisgeving bestuurlijke boete"),
+            ("kostenverhaalbrief", "Kostenverhaalbrief"),
+            ("zaakoverzicht", "Zaakoverzicht"),
+        ],
+    ),
+    (
         "location_source",
         &[
             ("gps", "gps"),
@@ -186,6 +209,8 @@ pub const LABELS: &[(&str, &[(&str, &str)])] = &[
             ("delete", "verwijderd"),
             ("place_hold", "bewaarplicht opgelegd"),
             ("lift_hold", "bewaarplicht opgeheven"),
+            ("case_step", "stap in de afdoening gezet"),
+            ("issue_document", "document uitgegeven"),
         ],
     ),
 ];
@@ -261,6 +286,16 @@ mod tests {
         of("incident_kind", kinds::INCIDENT_KINDS);
         of("shift", kinds::SHIFTS);
         of("change", crate::audit::CHANGES);
+        let sanctions: Vec<&str> = crate::violations::Sanction::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        of("sanction", &sanctions);
+        let documents: Vec<&str> = crate::cases::track::DOCUMENT_KINDS
+            .iter()
+            .map(|d| d.as_str())
+            .collect();
+        of("document", &documents);
         let statuses: Vec<&str> = kinds::ROUND_STATUS.iter().map(|(s, _)| *s).collect();
         of("round_status", &statuses);
         let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();

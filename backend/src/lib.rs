@@ -7,6 +7,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod briefing;
+pub mod cases;
 pub mod config;
 pub mod db;
 pub mod demo;

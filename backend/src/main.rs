@@ -223,6 +223,9 @@ enum UserCommand {
         /// May read Wpg data without being a BOA (for a teamleider who is not a BOA).
         #[arg(long)]
         wpg: bool,
+        /// The BOA's number (aanstelling), printed on the documents of a case.
+        #[arg(long)]
+        boa_number: Option<String>,
         /// Read the password from the first line of standard input (at least 12 characters).
         #[arg(long)]
         password_stdin: bool,
@@ -714,6 +717,7 @@ async fn user(command: UserCommand) -> anyhow::Result<()> {
             team,
             display_name,
             wpg,
+            boa_number,
             password_stdin,
         } => {
             let role = Role::parse(&role).with_context(|| {
@@ -732,6 +736,7 @@ async fn user(command: UserCommand) -> anyhow::Result<()> {
                     role,
                     team,
                     wpg_authorised: wpg,
+                    boa_number,
                     password: password.clone(),
                     demo: false,
                     team_policy: accounts::TeamPolicy::MustExist,

@@ -118,6 +118,8 @@ pub const CHANGES: &[&str] = &[
     "delete",
     "place_hold",
     "lift_hold",
+    "case_step",
+    "issue_document",
 ];
 
 /// One change of a record, as its history shows it.

@@ -24,6 +24,8 @@ pub struct NewUser {
     /// Team name; what an unknown one means is `team_policy`'s.
     pub team: Option<String>,
     pub wpg_authorised: bool,
+    /// The BOA's number, for the documents of a case.
+    pub boa_number: Option<String>,
     pub password: String,
     pub demo: bool,
     pub team_policy: TeamPolicy,
@@ -227,6 +229,10 @@ pub async fn create_user(
         demo: Set(new.demo),
         created_at: Set(now),
         updated_at: Set(now),
+        boa_number: Set(new
+            .boa_number
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())),
     }
     .insert(&txn)
     .await?;

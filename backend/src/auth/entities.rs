@@ -39,6 +39,8 @@ pub mod app_user {
         pub demo: bool,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// The BOA's number (aanstelling), printed on the documents of a case.
+        pub boa_number: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

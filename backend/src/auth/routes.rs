@@ -225,6 +225,9 @@ pub struct CreateUserRequest {
     pub team: Option<String>,
     #[serde(default)]
     pub wpg_authorised: bool,
+    /// The BOA's number (aanstelling), printed on the documents of a case.
+    #[serde(default)]
+    pub boa_number: Option<String>,
     /// At least 12 characters.
     pub password: String,
 }
@@ -255,6 +258,7 @@ pub async fn create_user(
             role: req.role,
             team: req.team,
             wpg_authorised: req.wpg_authorised,
+            boa_number: req.boa_number,
             password: req.password,
             demo: false,
             team_policy: accounts::TeamPolicy::CreateWhenNew,

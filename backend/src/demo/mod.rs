@@ -39,6 +39,8 @@ pub struct DemoUser {
     pub wpg_authorised: bool,
     /// Whether it logs in with the demo password; the other officers only appear on reports.
     pub login: bool,
+    /// The BOA number on the documents (made up).
+    pub boa_number: Option<&'static str>,
 }
 
 pub const USERS: &[DemoUser] = &[
@@ -49,6 +51,7 @@ pub const USERS: &[DemoUser] = &[
         team: true,
         wpg_authorised: true,
         login: true,
+        boa_number: None,
     },
     DemoUser {
         username: "handhaver",
@@ -57,6 +60,7 @@ pub const USERS: &[DemoUser] = &[
         team: true,
         wpg_authorised: false,
         login: true,
+        boa_number: Some("BOA-0453-0112"),
     },
     DemoUser {
         username: "jeugdboa",
@@ -65,6 +69,7 @@ pub const USERS: &[DemoUser] = &[
         team: true,
         wpg_authorised: false,
         login: true,
+        boa_number: Some("BOA-0453-0131"),
     },
     DemoUser {
         username: "beheerder",
@@ -73,6 +78,7 @@ pub const USERS: &[DemoUser] = &[
         team: false,
         wpg_authorised: false,
         login: true,
+        boa_number: None,
     },
     DemoUser {
         username: "boa.devries",
@@ -81,6 +87,7 @@ pub const USERS: &[DemoUser] = &[
         team: true,
         wpg_authorised: false,
         login: false,
+        boa_number: Some("BOA-0453-0087"),
     },
     DemoUser {
         username: "boa.elamrani",
@@ -89,6 +96,7 @@ pub const USERS: &[DemoUser] = &[
         team: true,
         wpg_authorised: false,
         login: false,
+        boa_number: Some("BOA-0453-0140"),
     },
 ];
 
@@ -392,6 +400,16 @@ fn violations(
                 outcome,
                 plate,
                 driver_present,
+                // The officer's afdoening, one the outcome allows on the code's track, picked
+                // from the id so the demo's random sequence stays as it was.
+                sanction: {
+                    let track = feitcode
+                        .filter(|_| category != Category::Overig)
+                        .map(|f| f.track.as_str());
+                    let allowed = crate::violations::rules::allowed_sanctions(outcome, track);
+                    (submitted && !allowed.is_empty())
+                        .then(|| allowed[usize::from(id.as_bytes()[0]) % allowed.len()])
+                },
                 officer_ids: vec![],
                 status: Some(if submitted {
                     Status::Submitted
@@ -431,6 +449,7 @@ pub async fn ensure_accounts(state: &AppState) -> Result<Vec<app_user::Model>, A
                         role: u.role,
                         team: u.team.then(|| TEAM.to_string()),
                         wpg_authorised: u.wpg_authorised,
+                        boa_number: u.boa_number.map(str::to_string),
                         password,
                         demo: true,
                         team_policy: accounts::TeamPolicy::CreateWhenNew,

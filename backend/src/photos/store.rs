@@ -573,6 +573,24 @@ pub fn view(m: &photo::Model, report: Option<&violation::Model>) -> PhotoView {
     }
 }
 
+/// A photo's thumbnail (JPEG bytes) with its pixel size, for a case's documents; `None` when it
+/// cannot be read (the document then says the picture is missing, and still has the hash).
+pub async fn thumbnail(state: &crate::app::AppState, sha256: &str) -> Option<(Vec<u8>, u32, u32)> {
+    use super::blob::{BlobStore, Derivative};
+    let key = BlobStore::derivative_key(sha256, Derivative::Thumbnail);
+    let bytes = state.photos.blobs.read(&key).await.ok()?;
+    let mut dec = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes[..]));
+    dec.read_info().ok()?;
+    let info = dec.info()?;
+    (info.pixel_format == jpeg_decoder::PixelFormat::RGB24).then(|| {
+        (
+            bytes.to_vec(),
+            u32::from(info.width),
+            u32::from(info.height),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

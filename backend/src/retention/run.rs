@@ -403,6 +403,9 @@ async fn destroy(
         for (table, cols) in [
             ("violation_officer", &["violation_id"][..]),
             ("violation_duplicate", &["violation_id", "duplicate_of"][..]),
+            // The case goes with its report: its steps and every version of its documents.
+            ("case_step", &["violation_id"][..]),
+            ("case_document", &["violation_id"][..]),
         ] {
             let mut any = Cond::any();
             for col in cols {

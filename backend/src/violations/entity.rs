@@ -23,6 +23,7 @@ pub mod violation {
         pub outcome: String,
         pub plate: Option<String>,
         pub driver_present: Option<bool>,
+        pub sanction: Option<String>,
         pub officer_ids: Json,
         pub status: String,
         pub review_note: Option<String>,

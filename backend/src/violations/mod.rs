@@ -56,6 +56,28 @@ pub enum Status {
     Rejected,
 }
 
+/// The afdoening: what follows the observation, chosen by the officer in the street and checked
+/// against the outcome and the feitcode's track (`rules::allowed_sanctions`). Its steps after
+/// that are the office's work (`cases::track`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sanction {
+    /// A spoken warning in the street: the report is the whole record.
+    WaarschuwingMondeling,
+    /// A written warning, sent by the office.
+    WaarschuwingSchriftelijk,
+    /// A Wahv-beschikking (the Mulder track for traffic and parking), through the CJIB.
+    Mulder,
+    /// A bestuurlijke strafbeschikking (afval, honden), through the CJIB.
+    Bsb,
+    /// A bestuurlijke boete of the municipality itself.
+    BestuurlijkeBoete,
+    /// Kostenverhaal: the municipality removes (dumped waste, say) at the offender's cost.
+    Kostenverhaal,
+    /// A proces-verbaal for the Openbaar Ministerie.
+    PvOm,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LocationSource {
@@ -80,6 +102,24 @@ str_enum!(Category { Afval => "afval", Parkeren => "parkeren", Honden => "honden
 str_enum!(Outcome { Warning => "warning", Fine => "fine", PoliceReport => "police_report", Removed => "removed", None => "none" });
 str_enum!(Status { Concept => "concept", Submitted => "submitted", Approved => "approved", Rejected => "rejected" });
 str_enum!(LocationSource { Gps => "gps", Network => "network", Manual => "manual" });
+str_enum!(Sanction {
+    WaarschuwingMondeling => "waarschuwing_mondeling", WaarschuwingSchriftelijk => "waarschuwing_schriftelijk",
+    Mulder => "mulder", Bsb => "bsb", BestuurlijkeBoete => "bestuurlijke_boete",
+    Kostenverhaal => "kostenverhaal", PvOm => "pv_om",
+});
+
+impl Sanction {
+    /// Every afdoening, in the order the page lists them.
+    pub const ALL: [Sanction; 7] = [
+        Sanction::WaarschuwingMondeling,
+        Sanction::WaarschuwingSchriftelijk,
+        Sanction::Mulder,
+        Sanction::Bsb,
+        Sanction::BestuurlijkeBoete,
+        Sanction::Kostenverhaal,
+        Sanction::PvOm,
+    ];
+}
 
 /// Where the offence was seen, as the device fixed it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -117,6 +157,11 @@ pub struct NewViolation {
     /// Whether the driver was present (Wahv: the fine goes to the driver, else to the holder).
     #[serde(default)]
     pub driver_present: Option<bool>,
+    /// The afdoening the officer chose (optional; checked against the outcome and the
+    /// feitcode's track, 422 naming `sanction` with the ones allowed). Left out of the create
+    /// hash when absent, so a retry of a create from before this field answers as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sanction: Option<Sanction>,
     /// Officers on the report; the sender is always one of them. Defaults to the sender. Only
     /// active users of the sender's team: any other id (unknown, inactive, another team's) is
     /// refused with 422 naming `officer_ids`, the same answer for each.
@@ -155,6 +200,9 @@ pub struct ViolationPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<bool>)]
     pub driver_present: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Sanction>)]
+    pub sanction: Option<Option<Sanction>>,
     pub officer_ids: Option<Vec<Uuid>>,
     pub status: Option<Status>,
     /// The team lead's note with a review; required when rejecting.
@@ -180,6 +228,8 @@ pub struct ViolationView {
     /// Null when redacted.
     pub plate: Option<String>,
     pub driver_present: Option<bool>,
+    /// The afdoening the officer chose.
+    pub sanction: Option<Sanction>,
     pub officer_ids: Vec<Uuid>,
     pub status: Status,
     pub review_note: Option<String>,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Europe::Amsterdam;
 use uuid::Uuid;
 
-use super::{Category, Location, Outcome, Status};
+use super::{Category, Location, Outcome, Sanction, Status};
 use crate::error::FieldError;
 use crate::reference::{Reference, track_allows_fine};
 
@@ -32,7 +32,24 @@ pub struct Draft {
     pub outcome: Outcome,
     pub plate: Option<String>,
     pub driver_present: Option<bool>,
+    pub sanction: Option<Sanction>,
     pub officer_ids: Vec<Uuid>,
+}
+
+/// The afdoeningen an outcome allows on a feitcode's track (`None`: a report without feitcode).
+pub fn allowed_sanctions(outcome: Outcome, track: Option<&str>) -> &'static [Sanction] {
+    use Sanction::*;
+    match (outcome, track) {
+        (Outcome::None, _) => &[],
+        (Outcome::Warning, _) => &[WaarschuwingMondeling, WaarschuwingSchriftelijk],
+        (Outcome::Fine, Some("wahv" | "naheffing")) => &[Mulder],
+        (Outcome::Fine, Some("bsb")) => &[Bsb],
+        (Outcome::Fine, Some("bboor")) => &[BestuurlijkeBoete],
+        (Outcome::Fine, _) => &[],
+        (Outcome::PoliceReport, Some("warning_only")) => &[],
+        (Outcome::PoliceReport, _) => &[PvOm],
+        (Outcome::Removed, _) => &[Kostenverhaal],
+    }
 }
 
 /// Upper case, without spaces and dashes: `12-abc-3` → `12ABC3`.
@@ -153,6 +170,28 @@ pub fn check(
             errs.push(FieldError::new(
                 "driver_present",
                 "record whether the driver was present (Wahv: driver or plate holder)",
+            ));
+        }
+    }
+
+    if let Some(s) = d.sanction {
+        let allowed = allowed_sanctions(d.outcome, track.as_deref());
+        if !allowed.contains(&s) {
+            let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
+            errs.push(FieldError::new(
+                "sanction",
+                if names.is_empty() {
+                    format!(
+                        "outcome {} on this track has no afdoening; leave sanction empty",
+                        d.outcome.as_str()
+                    )
+                } else {
+                    format!(
+                        "outcome {} on this track allows {}",
+                        d.outcome.as_str(),
+                        names.join(" or ")
+                    )
+                },
             ));
         }
     }
@@ -330,6 +369,7 @@ mod tests {
             outcome: Outcome::Fine,
             plate: Some("12ABC3".into()),
             driver_present: Some(false),
+            sanction: None,
             officer_ids: vec![Uuid::nil()],
         }
     }
@@ -462,6 +502,47 @@ mod tests {
         let other = check_undo(Some(lead), Some(at), Uuid::new_v4(), at);
         assert!(other.unwrap_err().contains("who reviewed"));
         assert!(check_undo(None, None, lead, at).is_err());
+    }
+
+    #[test]
+    fn the_outcome_and_the_track_decide_the_afdoening() {
+        use Sanction::*;
+        assert_eq!(allowed_sanctions(Outcome::Fine, Some("wahv")), &[Mulder]);
+        assert_eq!(allowed_sanctions(Outcome::Fine, Some("bsb")), &[Bsb]);
+        assert_eq!(
+            allowed_sanctions(Outcome::Fine, Some("bboor")),
+            &[BestuurlijkeBoete]
+        );
+        assert!(allowed_sanctions(Outcome::Fine, Some("warning_only")).is_empty());
+        assert!(
+            allowed_sanctions(Outcome::Fine, None).is_empty(),
+            "no fine without a feitcode"
+        );
+        assert_eq!(
+            allowed_sanctions(Outcome::Warning, Some("wahv")),
+            &[WaarschuwingMondeling, WaarschuwingSchriftelijk]
+        );
+        assert_eq!(
+            allowed_sanctions(Outcome::Removed, Some("bsb")),
+            &[Kostenverhaal]
+        );
+        assert_eq!(
+            allowed_sanctions(Outcome::PoliceReport, Some("bsb")),
+            &[PvOm]
+        );
+        assert!(allowed_sanctions(Outcome::None, Some("wahv")).is_empty());
+        for s in Sanction::ALL {
+            assert_eq!(Sanction::parse(s.as_str()), Some(s));
+        }
+        // The check names the field and what is allowed.
+        let mut d = draft();
+        d.sanction = Some(Kostenverhaal);
+        let errs = check(&d, &reference(), now()).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "sanction");
+        assert!(errs[0].message.contains("mulder"), "{}", errs[0].message);
+        d.sanction = Some(Mulder);
+        assert!(check(&d, &reference(), now()).is_ok());
     }
 
     #[test]

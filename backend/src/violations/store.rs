@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::entity::{violation, violation_officer};
 use super::rules::{self, Draft, TransitionError};
 use super::{
-    Category, Location, LocationSource, NewViolation, Outcome, Status, ViolationPatch,
+    Category, Location, LocationSource, NewViolation, Outcome, Sanction, Status, ViolationPatch,
     ViolationView,
 };
 use crate::audit::{self, Entry};
@@ -48,6 +48,7 @@ pub const FIELDS: &[&str] = &[
     "outcome",
     "plate",
     "driver_present",
+    "sanction",
     "officer_ids",
     "status",
     "review_note",
@@ -327,6 +328,7 @@ async fn try_create_many(
                     outcome: v.outcome,
                     plate: v.plate.clone(),
                     driver_present: v.driver_present,
+                    sanction: v.sanction,
                     officer_ids: v.officer_ids.clone(),
                 };
                 rules::check(&draft, reference, now).map_err(ApiError::Validation)
@@ -497,6 +499,7 @@ fn new_model(
         outcome: v.outcome.as_str().into(),
         plate: v.plate.clone(),
         driver_present: v.driver_present,
+        sanction: v.sanction.map(|s| s.as_str().to_string()),
         officer_ids: json!(v.officer_ids),
         status: x.status.as_str().into(),
         review_note: None,
@@ -668,6 +671,10 @@ pub async fn update_in(
             None => cur.plate.clone(),
         },
         driver_present: patch.driver_present.unwrap_or(cur.driver_present),
+        sanction: match patch.sanction {
+            Some(s) => s,
+            None => cur.sanction.as_deref().and_then(Sanction::parse),
+        },
         officer_ids: officers,
     };
     let new_status = patch.status.unwrap_or(cur_status);
@@ -695,6 +702,9 @@ pub async fn update_in(
     }
     if draft.driver_present != cur.driver_present {
         changed.push("driver_present");
+    }
+    if draft.sanction.map(Sanction::as_str) != cur.sanction.as_deref() {
+        changed.push("sanction");
     }
     if draft.officer_ids != cur_officers {
         changed.push("officer_ids");
@@ -809,6 +819,7 @@ pub async fn update_in(
     am.outcome = Set(draft.outcome.as_str().into());
     am.plate = Set(draft.plate.clone());
     am.driver_present = Set(draft.driver_present);
+    am.sanction = Set(draft.sanction.map(|s| s.as_str().to_string()));
     am.officer_ids = Set(json!(draft.officer_ids));
     am.status = Set(new_status.as_str().into());
     if review_note.is_some() {
@@ -1140,6 +1151,7 @@ pub fn view(
         outcome: Outcome::parse(&m.outcome).unwrap_or(Outcome::None),
         plate: if redact { None } else { m.plate.clone() },
         driver_present: m.driver_present,
+        sanction: m.sanction.as_deref().and_then(Sanction::parse),
         officer_ids: officers_of(m),
         status: Status::parse(&m.status).unwrap_or(Status::Concept),
         review_note: m.review_note.clone(),
@@ -1204,6 +1216,7 @@ mod tests {
             outcome: Outcome::Warning,
             plate: Some("".into()),
             driver_present: None,
+            sanction: None,
             officer_ids: vec![other, me, other],
             status: None,
             round_id: None,

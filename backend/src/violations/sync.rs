@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use super::entity::violation;
 use super::store::{self, WriteMeta};
-use super::{Category, Location, LocationSource, NewViolation, Outcome, Status, ViolationPatch};
+use super::{
+    Category, Location, LocationSource, NewViolation, Outcome, Sanction, Status, ViolationPatch,
+};
 use crate::access;
 use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -49,6 +51,7 @@ pub const COLUMNS: &[Column] = &[
     Column::new("outcome", Text, LastReceivedWins, Always),
     Column::new("plate", Text, LastReceivedWins, Always),
     Column::new("driver_present", Bool, LastReceivedWins, Always),
+    Column::new("sanction", Text, LastReceivedWins, Always),
     Column::new("officer_ids", JsonList, Union, Always),
     Column::new("status", Text, StateOrder(STATUS_ORDER), Always),
     Column::new("review_note", Text, ServerOwned, Never),
@@ -81,6 +84,7 @@ pub fn canonical_row(m: &violation::Model) -> Map<String, Value> {
     r.insert("outcome".into(), json!(m.outcome));
     r.insert("plate".into(), json!(m.plate));
     r.insert("driver_present".into(), json!(m.driver_present));
+    r.insert("sanction".into(), json!(m.sanction));
     r.insert("officer_ids".into(), m.officer_ids.clone());
     r.insert("status".into(), json!(m.status));
     r.insert("review_note".into(), json!(m.review_note));
@@ -119,6 +123,7 @@ struct WireRow<'a> {
     outcome: &'a str,
     plate: Option<&'a str>,
     driver_present: Option<bool>,
+    sanction: Option<&'a str>,
     officer_ids: Value,
     status: &'a str,
     review_note: Option<&'a str>,
@@ -151,6 +156,7 @@ fn wire_row(m: &violation::Model, hide_wpg: bool) -> ApiResult<Box<serde_json::v
         outcome: &m.outcome,
         plate: if hide_wpg { None } else { m.plate.as_deref() },
         driver_present: m.driver_present,
+        sanction: m.sanction.as_deref(),
         officer_ids: wire(JsonList, &m.officer_ids),
         status: &m.status,
         review_note: m.review_note.as_deref(),
@@ -246,6 +252,7 @@ fn new_violation(id: &str, raw: &Map<String, Value>) -> ApiResult<NewViolation> 
         outcome: required(enum_field(raw, "outcome", Outcome::parse)?, "outcome")?,
         plate: text(raw, "plate"),
         driver_present: raw.get("driver_present").and_then(Value::as_bool),
+        sanction: enum_field(raw, "sanction", Sanction::parse)?,
         officer_ids: uuids(raw.get("officer_ids"))?,
         status: enum_field(raw, "status", Status::parse)?,
         round_id: match text(raw, "round_id") {
@@ -396,6 +403,7 @@ impl SyncTable for ViolationsTable {
                 "outcome" => patch.outcome = enum_field(changes, k, Outcome::parse)?,
                 "plate" => patch.plate = Some(v.as_str().map(str::to_string)),
                 "driver_present" => patch.driver_present = Some(v.as_bool()),
+                "sanction" => patch.sanction = Some(enum_field(changes, k, Sanction::parse)?),
                 "officer_ids" => patch.officer_ids = Some(uuids(Some(v))?),
                 "status" => patch.status = enum_field(changes, k, Status::parse)?,
                 other => return Err(ApiError::field(other, "cannot be changed from a device")),
@@ -526,6 +534,7 @@ mod tests {
             outcome: "fine".into(),
             plate: plate.map(str::to_string),
             driver_present: plate.map(|_| false),
+            sanction: None,
             officer_ids: json!([u.to_string()]),
             status: if reviewed { "approved" } else { "submitted" }.into(),
             review_note: reviewed.then(|| "akkoord".to_string()),

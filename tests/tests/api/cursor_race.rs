@@ -35,6 +35,7 @@ fn new_report() -> NewViolation {
         outcome: Outcome::Warning,
         plate: None,
         driver_present: None,
+        sanction: None,
         officer_ids: vec![],
         status: None,
         round_id: None,

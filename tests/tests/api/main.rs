@@ -7,6 +7,7 @@ mod auth;
 #[path = "../../../backend/tests/support/bombs.rs"]
 mod bombs;
 mod briefing;
+mod cases;
 mod cursor_race;
 mod demo;
 mod field;

@@ -15,6 +15,7 @@ mod m20261202_000009_creation;
 mod m20261202_000010_signoff_per_team;
 mod m20261203_000011_accountability;
 mod m20261207_000012_retention;
+mod m20261208_000013_cases;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_signoff_per_team::Migration),
             Box::new(m20261203_000011_accountability::Migration),
             Box::new(m20261207_000012_retention::Migration),
+            Box::new(m20261208_000013_cases::Migration),
         ]
     }
 }

@@ -1,0 +1,356 @@
+//! Finishing a case, black-box: a parkeer, an afval and a honden report from the observation to
+//! the end of their track (Mulder, kostenverhaal, a written warning), the documents made from
+//! the record read back as text and checked against it, the same record giving the same bytes,
+//! a changed case making a new version, and who may see a case.
+
+use serde_json::{Value, json};
+use thor_tests::{Backend, TestApp, assert_problem, both};
+use uuid::Uuid;
+
+/// The text of a PDF, all pages.
+fn pdf_text(bytes: &[u8]) -> String {
+    let doc = lopdf::Document::load_mem(bytes).expect("a PDF lopdf reads");
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let text = doc.extract_text(&pages).expect("its text");
+    // Lines wrap where the layout wants: compare words, not line breaks.
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn ok(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+struct Doc {
+    bytes: Vec<u8>,
+    version: String,
+    sha: String,
+}
+
+async fn document(app: &TestApp, t: &str, id: &str, kind: &str) -> Doc {
+    let res = app
+        .get(t, &format!("/api/v1/cases/{id}/documents/{kind}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{kind}: {}", res.text().await.unwrap());
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    let version = res.headers()["x-thor-document-version"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let sha = res.headers()["x-thor-document-sha256"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = res.bytes().await.unwrap().to_vec();
+    assert_eq!(
+        crate::photos::sha_hex(&bytes),
+        sha,
+        "the header names the bytes' hash"
+    );
+    Doc {
+        bytes,
+        version,
+        sha,
+    }
+}
+
+async fn step(app: &TestApp, t: &str, id: &str, key: &str) -> reqwest::Response {
+    app.post(
+        t,
+        &format!("/api/v1/cases/{id}/steps"),
+        &json!({ "step": key, "note": "gedaan" }),
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn cases_from_observation_to_the_end_of_their_track(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let lead = app.login("teamleider", "pc-lead").await;
+
+    // The parkeer report with a photo, on the Mulder track.
+    let bytes = crate::photos::jpeg(800, 600, 21);
+    let (park, pid) = crate::photos::report_with_photo(&app, &hh, &bytes, "image/jpeg").await;
+    assert_eq!(
+        crate::photos::upload(&app, &hh, pid, &bytes).await.status(),
+        204
+    );
+    assert_eq!(
+        crate::photos::derived(&app, &hh, pid).await["derivative_state"],
+        "done"
+    );
+    let path = format!("/api/v1/violations/{park}");
+    // The afdoening is checked against the outcome and the track: a fine on R397a is Mulder.
+    let res = app
+        .patch(&hh, &path, &json!({ "sanction": "kostenverhaal" }))
+        .send()
+        .await
+        .unwrap();
+    let p = assert_problem(res, 422, Some("sanction")).await;
+    assert!(p.to_string().contains("mulder"), "{p}");
+    ok(app
+        .patch(
+            &hh,
+            &path,
+            &json!({ "sanction": "mulder", "status": "submitted" }),
+        )
+        .send()
+        .await
+        .unwrap())
+    .await;
+
+    // The afval report, cleared away at the offender's cost; the honden report, a written warning.
+    let afval = Uuid::new_v4();
+    let mut r = thor_tests::report(afval);
+    r["category"] = json!("afval");
+    r["feitcode"] = json!("H004");
+    r["outcome"] = json!("removed");
+    r["plate"] = Value::Null;
+    r["driver_present"] = Value::Null;
+    r["description"] = json!("Zes vuilniszakken naast de container aan de Kennemerlaan");
+    r["sanction"] = json!("kostenverhaal");
+    r["status"] = json!("submitted");
+    ok(app
+        .post(&hh, "/api/v1/violations", &r)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let honden = Uuid::new_v4();
+    let mut r = thor_tests::report(honden);
+    r["category"] = json!("honden");
+    r["feitcode"] = json!("F145a");
+    r["outcome"] = json!("warning");
+    r["plate"] = Value::Null;
+    r["driver_present"] = Value::Null;
+    r["description"] = json!("Hond los op de Lange Nieuwstraat, eigenaar aangesproken");
+    r["sanction"] = json!("waarschuwing_schriftelijk");
+    r["status"] = json!("submitted");
+    ok(app
+        .post(&hh, "/api/v1/violations", &r)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let (park, afval, honden) = (park.to_string(), afval.to_string(), honden.to_string());
+
+    // The lead's open cases, with the next step and its deadline.
+    let open = ok(app.get(&lead, "/api/v1/cases").send().await.unwrap()).await;
+    let of = |id: &str| {
+        open.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+    };
+    assert_eq!(of(&park).unwrap()["next"], "naar_cjib");
+    assert_eq!(of(&afval).unwrap()["next"], "verwijderd");
+    assert_eq!(of(&honden).unwrap()["next"], "brief_verzonden");
+    assert!(of(&park).unwrap()["due_at"].is_string());
+
+    // The office's steps wait for the review; the officer's own step does not.
+    assert_problem(step(&app, &lead, &park, "naar_cjib").await, 409, None).await;
+    assert_problem(step(&app, &hh, &park, "naar_cjib").await, 403, None).await;
+    assert_problem(
+        step(&app, &lead, &afval, "kosten_gevorderd").await,
+        422,
+        Some("step"),
+    )
+    .await;
+    ok(step(&app, &hh, &afval, "verwijderd").await).await;
+    for id in [&park, &afval, &honden] {
+        ok(app
+            .patch(
+                &lead,
+                &format!("/api/v1/violations/{id}"),
+                &json!({ "status": "approved" }),
+            )
+            .send()
+            .await
+            .unwrap())
+        .await;
+    }
+
+    // Mulder: the kort pv goes to the CJIB; it says what the record says.
+    let case = ok(step(&app, &lead, &park, "naar_cjib").await).await;
+    assert_eq!(case["next"], "afgehandeld");
+    let pv = document(&app, &lead, &park, "kort_pv").await;
+    let text = pdf_text(&pv.bytes);
+    let report = ok(app.get(&lead, &path).send().await.unwrap()).await;
+    for must in [
+        "Kort proces-verbaal",
+        "Mehmet Yilmaz",
+        "BOA-0453-0112",
+        "12ABC3",
+        "R397a",
+        "als bestuurder een voertuig parkeren bij een kruispunt",
+        "24 lid 1 sub a RVV 1990",
+        "€ 90,00",
+        "Geparkeerd op de stoep",
+        "nauwkeurigheid 7 m",
+        "52,459900, 4,621800",
+        &crate::photos::sha_hex(&bytes),
+        report["buurt"]["name"].as_str().unwrap(),
+        "Ondertekening",
+    ] {
+        assert!(text.contains(must), "the kort pv says {must:?}:\n{text}");
+    }
+    let observed: chrono::DateTime<chrono::Utc> =
+        report["observed_at"].as_str().unwrap().parse().unwrap();
+    let local = observed
+        .with_timezone(&chrono_tz::Europe::Amsterdam)
+        .format("%d-%m-%Y om %H:%M")
+        .to_string();
+    assert!(
+        text.contains(&local),
+        "the time of the observation, {local}:\n{text}"
+    );
+    assert!(
+        pv.bytes.windows(10).any(|w| w == b"/DCTDecode"),
+        "the photo's thumbnail is in it"
+    );
+    // Re-rendering gives the same bytes: the same version, not a new one.
+    let again = document(&app, &lead, &park, "kort_pv").await;
+    assert_eq!(
+        (again.sha.as_str(), again.version.as_str()),
+        (pv.sha.as_str(), "1")
+    );
+    assert_eq!(again.bytes, pv.bytes);
+    let finished = ok(step(&app, &lead, &park, "afgehandeld").await).await;
+    assert_eq!(finished["finished"], true);
+    assert_problem(
+        step(&app, &lead, &park, "afgehandeld").await,
+        422,
+        Some("step"),
+    )
+    .await;
+
+    // Kostenverhaal: the letter, then payment; the case overview follows the steps in versions.
+    let overview1 = document(&app, &lead, &afval, "zaakoverzicht").await;
+    ok(step(&app, &lead, &afval, "kosten_gevorderd").await).await;
+    let letter = pdf_text(
+        &document(&app, &lead, &afval, "kostenverhaalbrief")
+            .await
+            .bytes,
+    );
+    for must in [
+        "Kostenverhaal",
+        "H004",
+        "Zes vuilniszakken naast de container",
+        "Er zijn geen foto's gemaakt",
+    ] {
+        assert!(letter.contains(must), "the letter says {must:?}:\n{letter}");
+    }
+    let overview2 = document(&app, &lead, &afval, "zaakoverzicht").await;
+    assert_ne!(overview1.sha, overview2.sha, "a step changes the overview");
+    assert_eq!(
+        (overview1.version.as_str(), overview2.version.as_str()),
+        ("1", "2")
+    );
+    assert!(pdf_text(&overview2.bytes).contains("Kostenverhaalbrief verzonden"));
+    assert_eq!(
+        app.count("case_document WHERE kind = 'zaakoverzicht'")
+            .await,
+        2,
+        "the earlier version is kept, not overwritten"
+    );
+    ok(step(&app, &lead, &afval, "betaald").await).await;
+    // A document the afdoening does not have.
+    assert_problem(
+        app.get(&lead, &format!("/api/v1/cases/{afval}/documents/kort_pv"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        None,
+    )
+    .await;
+
+    // The written warning: one step, one letter.
+    ok(step(&app, &lead, &honden, "brief_verzonden").await).await;
+    let warning = pdf_text(
+        &document(&app, &lead, &honden, "waarschuwingsbrief")
+            .await
+            .bytes,
+    );
+    assert!(
+        warning.contains("Schriftelijke waarschuwing") && warning.contains("F145a"),
+        "{warning}"
+    );
+    let open = ok(app.get(&lead, "/api/v1/cases").send().await.unwrap()).await;
+    for id in [&park, &afval, &honden] {
+        assert!(
+            open.as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["id"] != id.as_str()),
+            "finished cases leave the list"
+        );
+    }
+
+    // Every issue is logged; one that leaves the team is a provision of the kenteken.
+    assert!(
+        app.count(&format!(
+            "audit_log WHERE action = 'issue_document' AND record_id = '{park}'"
+        ))
+        .await
+            >= 2
+    );
+    assert_problem(
+        app.get(
+            &lead,
+            &format!("/api/v1/cases/{park}/documents/kort_pv?recipient=CJIB"),
+        )
+        .send()
+        .await
+        .unwrap(),
+        422,
+        None,
+    )
+    .await;
+    let before = app.count("disclosure_register").await;
+    let res = app
+        .get(
+            &lead,
+            &format!("/api/v1/cases/{park}/documents/kort_pv?recipient=CJIB&purpose=inning%20Wahv-beschikking&legal_basis=Wpg%20art.%2019"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.count("disclosure_register").await, before + 1);
+
+    // Another team sees neither the case nor its documents.
+    let (_, other) = app.user("tl.zuid", "teamleider", "Team Zuid", true).await;
+    assert_problem(
+        app.get(&other, &format!("/api/v1/cases/{park}"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        None,
+    )
+    .await;
+    assert_problem(
+        app.get(
+            &other,
+            &format!("/api/v1/cases/{park}/documents/zaakoverzicht"),
+        )
+        .send()
+        .await
+        .unwrap(),
+        404,
+        None,
+    )
+    .await;
+    app.stop().await;
+}
+
+both!(cases_from_observation_to_the_end_of_their_track);
