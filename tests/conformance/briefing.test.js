@@ -48,7 +48,7 @@ async function reportWithPhoto(api) {
   const report = await api('/api/v1/violations', {
     method: 'POST', headers: json,
     body: JSON.stringify({
-      id: crypto.randomUUID(), category: 'afval', observed_at: now, status: 'submitted',
+      id: crypto.randomUUID(), category: 'afval', observed_at: now, status: 'submitted', sanction: 'waarschuwing_schriftelijk',
       location: { lat: 52.4599, lon: 4.6218, accuracy_m: 5, source: 'gps' },
       description: 'Huisvuilzak naast de container, foto gemaakt', outcome: 'warning',
     }),
@@ -165,6 +165,23 @@ test('the lead filters by wijk, opens a report with its photo, approves, undoes,
     const missing = await other.goto(`${BASE}/briefing/melding/${crypto.randomUUID()}`)
     assert.equal(missing.status(), 404)
     assert.match(await other.locator('#probleem h2').innerText(), /Niet gevonden/)
+
+    // The case: the briefing lists it among the open cases with its deadline; the lead finishes
+    // its track on the report's page and the letter is made from the record.
+    await page.goto(`${BASE}/briefing`)
+    assert.match(await page.locator('#zaken h2').innerText(), /Open zaken: \d+/)
+    assert.match(await page.locator('#zaken tbody tr').first().innerText(), /\d\d-\d\d-\d{4}/, 'each with its deadline')
+    await page.goto(`${BASE}/briefing/melding/${report.id}`)
+    assert.match(await page.locator('#afdoening h2').innerText(), /Schriftelijke waarschuwing/)
+    await Promise.all([page.waitForURL(/\/briefing\/melding\//), page.click('#take-step')])
+    assert.match(await page.locator('#afdoening').innerText(), /De afhandeling is rond/)
+    await page.screenshot({ path: path.join(SHOTS, '10-case-finished-390.png'), fullPage: true })
+    const letter = await context.request.get(`${BASE}/api/v1/cases/${report.id}/documents/waarschuwingsbrief`)
+    assert.equal(letter.status(), 200)
+    assert.equal(letter.headers()['content-type'], 'application/pdf')
+    assert.ok((await letter.body()).subarray(0, 5).toString() === '%PDF-')
+    const open = await lead('/api/v1/cases')
+    assert.ok(open.body.every((c) => c.id !== report.id), 'a finished case leaves the open cases')
 
     // Accessibility: axe-core finds nothing serious on the briefing and on a report.
     const cookies = await context.cookies()

@@ -25,7 +25,7 @@ const schema = appSchema({
         { name: 'category', type: 'string' }, opt('feitcode', 'string'), { name: 'observed_at', type: 'number' },
         { name: 'lat', type: 'number' }, { name: 'lon', type: 'number' }, { name: 'accuracy_m', type: 'number' },
         { name: 'location_source', type: 'string' }, opt('fix_time', 'number'), { name: 'description', type: 'string' },
-        { name: 'outcome', type: 'string' }, opt('plate', 'string'), opt('driver_present', 'boolean'),
+        { name: 'outcome', type: 'string' }, opt('plate', 'string'), opt('driver_present', 'boolean'), opt('sanction', 'string'),
         { name: 'officer_ids', type: 'string' }, { name: 'status', type: 'string' }, opt('review_note', 'string'),
         opt('reviewed_by', 'string'), opt('reviewed_at', 'number'), opt('wijk_code', 'string'), opt('buurt_code', 'string'),
         opt('team_id', 'string'), opt('created_by', 'string'), opt('flags', 'string'), opt('server_rev', 'number'), opt('base_rev', 'number'),
@@ -217,6 +217,37 @@ test('create → sync → submit → sync on one phone makes exactly zero confli
   assert.equal(s.status, 'submitted')
   assert.equal(s.description, 'Zakken, een matras, een stoel en een kast')
   assert.deepEqual(complaints, [], 'WatermelonDB (default settings) has nothing to complain about')
+})
+
+// A case recorded offline: the officer chooses the afdoening in the street, the phone syncs
+// later; the server checks the choice against the outcome and the feitcode's track and the case
+// is open for the office. A choice the track does not allow is refused for that record alone and
+// stays on the phone, unsynced.
+test('an officer records a case offline with its afdoening and syncs it', async () => {
+  const a = await device('handhaver')
+  await a.sync()
+  const good = await a.create({ outcome: 'removed', sanction: 'kostenverhaal', status: 'submitted', description: 'Matras naast de container, opgeruimd' })
+  const bad = await a.create({ outcome: 'warning', sanction: 'mulder', status: 'submitted' })
+  const answers = a.pushes.length
+  await a.sync()
+  const answer = a.pushes[answers]
+  assert.ok(answer, 'the push was answered')
+  const refused = answer.rejected.find((r) => r.id === bad.id)
+  assert.ok(refused, JSON.stringify(answer.rejected))
+  assert.match(JSON.stringify(refused), /sanction/)
+  assert.deepEqual(answer.experimentalRejectedIds.violations, [bad.id], 'the bad one stays on the phone')
+  assert.equal(await serverReport(a.token, bad.id), null)
+  const s = await serverReport(a.token, good.id)
+  assert.equal(s.sanction, 'kostenverhaal')
+  const c = await (await api(`/api/v1/cases/${good.id}`, a.token)).json()
+  assert.equal(c.next, 'verwijderd', JSON.stringify(c))
+  assert.equal(c.finished, false)
+  // The officer's step, from the phone's connection.
+  const r = await api(`/api/v1/cases/${good.id}/steps`, a.token, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ step: 'verwijderd' }),
+  })
+  assert.equal(r.status, 200, await r.clone().text())
+  assert.equal((await r.json()).next, 'kosten_gevorderd')
 })
 
 test('with default settings WatermelonDB gets created and updated where they are true', async () => {

@@ -53,6 +53,8 @@ pub mod entity {
             pub taken_by: Uuid,
             pub taken_by_name: String,
             pub note: Option<String>,
+            /// The track's last step.
+            pub closes: bool,
         }
 
         impl ActiveModelBehavior for ActiveModel {}
@@ -261,11 +263,21 @@ pub async fn open_cases(
     p: &Principal,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<CaseView>> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let closed = Query::select()
+        .column(case_step::Column::ViolationId)
+        .from(case_step::Entity)
+        .and_where(Expr::col(case_step::Column::Closes).eq(true))
+        .to_owned();
     let q = violation::Entity::find()
         .filter(violation::Column::DeletedSeq.is_null())
         .filter(violation::Column::RetentionStage.eq(0))
         .filter(violation::Column::Sanction.is_not_null())
-        .filter(violation::Column::Status.is_in(["submitted", "approved"]));
+        .filter(
+            violation::Column::Sanction.is_not_in(track::WITHOUT_STEPS.iter().map(|s| s.as_str())),
+        )
+        .filter(violation::Column::Status.is_in(["submitted", "approved"]))
+        .filter(violation::Column::Id.not_in_subquery(closed));
     let Some(q) = p.scoped(q, violation::Column::TeamId) else {
         return Ok(vec![]);
     };
@@ -316,10 +328,26 @@ pub async fn take_step(
     note: Option<String>,
     now: DateTime<Utc>,
 ) -> ApiResult<CaseView> {
-    p.authorize(Action::EditViolation)?;
     let txn = crate::sync::begin_write(&state.db).await?;
+    let (m, s) = take_step_in(&txn, p, id, key, note, now).await?;
+    txn.commit().await?;
+    let rows = taken_of(state, id).await?;
+    Ok(view(&m, s, &rows, issued_of(state, id).await?, now))
+}
+
+/// [`take_step`] inside the caller's write transaction (the demo's history uses it too).
+pub async fn take_step_in(
+    txn: &sea_orm::DatabaseTransaction,
+    p: &Principal,
+    id: Uuid,
+    key: &str,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> ApiResult<(violation::Model, Sanction)> {
+    p.authorize(Action::EditViolation)?;
+    let txn = txn;
     let m = violation::Entity::find_by_id(id)
-        .one(&txn)
+        .one(txn)
         .await?
         .filter(|m| reports::in_use(p, m))
         .ok_or_else(|| ApiError::NotFound(format!("violation {id}")))?;
@@ -335,7 +363,7 @@ pub async fn take_step(
         .filter(case_step::Column::ViolationId.eq(id))
         .order_by_asc(case_step::Column::TakenAt)
         .order_by_asc(case_step::Column::Id)
-        .all(&txn)
+        .all(txn)
         .await?;
     let step = track::next_allowed(s, &as_taken(&rows), key, lead).map_err(|m| {
         if m.contains("teamleider") {
@@ -372,20 +400,21 @@ pub async fn take_step(
         taken_by: Set(p.user_id),
         taken_by_name: Set(p.username.clone()),
         note: Set(note.clone()),
+        closes: Set(track::steps(s)
+            .last()
+            .is_some_and(|last| last.key == step.key)),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     audit::record(
-        &txn,
+        txn,
         &p.actor(),
         Entry::new("case_step", reports::TABLE, id)
             .detail(serde_json::json!({ "step": step.key, "sanction": s.as_str() })),
         now,
     )
     .await?;
-    txn.commit().await?;
-    let rows = taken_of(state, id).await?;
-    Ok(view(&m, s, &rows, issued_of(state, id).await?, now))
+    Ok((m, s))
 }
 
 /// The record a document is rendered from.

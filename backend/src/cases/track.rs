@@ -125,13 +125,11 @@ const fn step(
 use Actor::{Officer, Teamleider};
 use DocumentKind as D;
 
-static MONDELING: [Step; 1] = [step(
-    "gewaarschuwd",
-    "Mondeling gewaarschuwd",
-    Officer,
-    None,
-    0,
-)];
+/// A spoken warning is given in the street: the report is the whole case, finished at once.
+static MONDELING: [Step; 0] = [];
+
+/// The afdoeningen whose track has no steps.
+pub const WITHOUT_STEPS: &[Sanction] = &[Sanction::WaarschuwingMondeling];
 static SCHRIFTELIJK: [Step; 1] = [step(
     "brief_verzonden",
     "Waarschuwingsbrief verzonden",
@@ -300,8 +298,13 @@ mod tests {
     #[test]
     fn every_afdoening_has_steps_and_every_document_kind_a_name() {
         for s in Sanction::ALL {
-            assert!(!steps(s).is_empty(), "{s:?}");
+            assert_eq!(steps(s).is_empty(), WITHOUT_STEPS.contains(&s), "{s:?}");
         }
+        let spoken = progress(Sanction::WaarschuwingMondeling, t(0), &[], t(1));
+        assert!(
+            spoken.finished,
+            "a spoken warning is finished in the street"
+        );
         for d in DOCUMENT_KINDS {
             assert_eq!(DocumentKind::parse(d.as_str()), Some(*d));
         }

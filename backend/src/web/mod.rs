@@ -216,6 +216,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/briefing/review/{id}", post(review))
         .route("/briefing/review/{id}/undo", post(report::undo))
         .route("/briefing/melding/{id}", get(report::report_page))
+        .route("/briefing/zaken/{id}/stap", post(report::take_step))
         .route("/briefing/notes", post(add_note))
         .route("/briefing/signoff", post(sign_off))
         .route("/briefing/conflicts/{id}", post(resolve_conflict))
@@ -955,6 +956,23 @@ async fn page(
         vec![]
     };
     let lead = p.role == Role::Teamleider;
+    let cases = if lead {
+        Some(
+            report::cases_section(
+                state,
+                p,
+                &format!(
+                    "/briefing?date={date}{}",
+                    shift
+                        .map(|s| format!("&shift={}", s.as_str()))
+                        .unwrap_or_default()
+                ),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let shift_key = shift.map(Shift::as_str).unwrap_or("");
     let hours = &state.shifts;
     let shifts = [
@@ -1050,6 +1068,7 @@ async fn page(
         },
         "open_at_signoff": b.follow_ups.awaiting_review + b.follow_ups.open_conflicts,
         "reports": reports,
+        "cases": cases,
         "conflicts": conflicts,
         "back": back,
         "notes": b.attention_points.iter().map(|n| serde_json::json!({ "text": n.text, "shift": shift_nl(n.shift.as_deref()) })).collect::<Vec<_>>(),

@@ -329,6 +329,16 @@ async fn report(
         .as_deref()
         .and_then(|c| state.reference.feitcode_on(c, day));
     let history = crate::audit::history(&state.db.read, store::TABLE, &m.id.to_string()).await?;
+    let here_back = format!(
+        "/briefing/melding/{}?terug={}",
+        m.id,
+        urlencode(&safe_back(q.terug.as_deref()))
+    );
+    let case = match crate::cases::case_of(state, p, m.id).await {
+        Ok(c) => Some(case_json(&c, p, &here_back)),
+        Err(ApiError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
     let back = safe_back(q.terug.as_deref());
     let mut fl: Vec<String> = v
         .flags
@@ -394,7 +404,9 @@ async fn report(
         "can_review": p.may(Action::ReviewViolation) && m.status == Status::Submitted.as_str(),
         "banner": undo_banner(state, p, m.id, Utc::now()).await?,
         "back": back,
-        "here": format!("/briefing/melding/{}?terug={}", m.id, urlencode(&back)),
+        "here": here_back,
+        "case": case,
+        "documents_readable": access::decide(p, Kind::Violation, &store::facts(&m)) == Sight::Full,
     });
     disclosure.log("read_page", Default::default()).await?;
     let mut res = render("report.html", ctx);
@@ -478,6 +490,80 @@ pub async fn undo(
     match store::update(&state.db, &state.reference, &p, id, patch, Utc::now()).await {
         Ok(_) => {
             Redirect::to(&format!("{}#report-{id}", safe_back(f.back.as_deref()))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Cases shown on the briefing page, the most urgent first.
+const CASES_SHOWN: usize = 25;
+
+fn day_nl(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Amsterdam).format("%d-%m-%Y").to_string()
+}
+
+/// What the page shows of a case: its afdoening, the next step (with whether this reader may
+/// take it now), the deadline, the steps taken and the documents.
+fn case_json(c: &crate::cases::CaseView, p: &Principal, back: &str) -> Value {
+    let lead = p.may(Action::ReviewViolation);
+    let next = c.steps.iter().find(|s| Some(&s.key) == c.next.as_ref());
+    let waits_for_review =
+        next.is_some_and(|s| s.by == "teamleider") && c.report_status != Status::Approved;
+    json!({
+        "id": c.id,
+        "sanction": c.sanction_label,
+        "next": next.map(|s| json!({
+            "key": s.key, "label": s.label,
+            "may": !waits_for_review && (s.by == "officer" || lead),
+            "waits_for_review": waits_for_review,
+        })),
+        "due": c.due_at.map(day_nl),
+        "overdue": c.overdue,
+        "finished": c.finished,
+        "steps": c.steps.iter().map(|s| json!({
+            "label": s.label, "done": s.taken_at.map(|t| format!("{} {}", day_nl(t), local_time(t))),
+            "by": s.taken_by, "note": s.note,
+        })).collect::<Vec<_>>(),
+        "documents": c.documents.iter().map(|d| json!({
+            "href": format!("/api/v1/cases/{}/documents/{d}", c.id),
+            "label": labels::nl("document", d),
+        })).collect::<Vec<_>>(),
+        "observed": format!("{} {}", day_nl(c.observed_at), local_time(c.observed_at)),
+        "href": format!("/briefing/melding/{}?terug={}", c.id, urlencode(back)),
+    })
+}
+
+/// The briefing's section of open cases: how many, and the most urgent.
+pub async fn cases_section(state: &AppState, p: &Principal, back: &str) -> Result<Value, ApiError> {
+    let open = crate::cases::open_cases(state, p, Utc::now()).await?;
+    let overdue = open.iter().filter(|c| c.overdue).count();
+    Ok(json!({
+        "total": open.len(),
+        "overdue": overdue,
+        "items": open.iter().take(CASES_SHOWN).map(|c| case_json(c, p, back)).collect::<Vec<_>>(),
+        "shown": open.len().min(CASES_SHOWN),
+        "back": back,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct StepForm {
+    step: String,
+    back: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /briefing/zaken/{id}/stap`: takes the next step of a case from the page.
+pub async fn take_step(
+    State(state): State<AppState>,
+    p: Result<Principal, ApiError>,
+    Path(id): Path<Uuid>,
+    Form(f): Form<StepForm>,
+) -> Response {
+    let Ok(p) = p else { return to_login() };
+    match crate::cases::take_step(&state, &p, id, f.step.trim(), f.note, Utc::now()).await {
+        Ok(_) => {
+            Redirect::to(&format!("{}#zaak-{id}", safe_back(f.back.as_deref()))).into_response()
         }
         Err(e) => e.into_response(),
     }

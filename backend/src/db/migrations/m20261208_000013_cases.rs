@@ -39,6 +39,8 @@ impl MigrationTrait for Migration {
                 .col(uuid("taken_by"))
                 .col(string("taken_by_name"))
                 .col(string_null("note"))
+                // The track's last step: the case is finished (the open list skips it in SQL).
+                .col(boolean("closes").default(false))
                 .to_owned(),
         )
         .await?;
