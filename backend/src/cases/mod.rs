@@ -345,7 +345,6 @@ pub async fn take_step_in(
     now: DateTime<Utc>,
 ) -> ApiResult<(violation::Model, Sanction)> {
     p.authorize(Action::EditViolation)?;
-    let txn = txn;
     let m = violation::Entity::find_by_id(id)
         .one(txn)
         .await?

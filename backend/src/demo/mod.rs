@@ -622,7 +622,7 @@ async fn take_case_steps(
     let Some(s) = report.sanction else {
         return Ok(());
     };
-    if report.id.as_bytes()[1] % 12 == 0 {
+    if report.id.as_bytes()[1].is_multiple_of(12) {
         return Ok(());
     }
     let mut at = report.observed_at;
