@@ -56,6 +56,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// "Something changed": the sync sequence for the change stream (`/api/v1/sync/events`).
     pub changes: crate::sync::events::ChangeFeed,
+    /// Kenteken and address lookups (RDW, PDOK), cached.
+    pub lookups: Arc<crate::lookup::Lookups>,
 }
 
 impl AppState {
@@ -106,6 +108,10 @@ impl AppState {
         Ok(AppState {
             retention,
             changes: crate::sync::events::ChangeFeed::new(db.clone()),
+            lookups: Arc::new(crate::lookup::Lookups::new(
+                config.rdw_url.as_deref(),
+                config.pdok_url.as_deref(),
+            )),
             derive_budget: Arc::new(crate::photos::worker::DeriveBudget::new(&config)),
             round_cache: Default::default(),
             shifts,
@@ -140,6 +146,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::briefing::routes::router())
         .merge(crate::exports::router())
         .merge(crate::cases::routes::router())
+        .merge(crate::lookup::routes::router())
         .merge(crate::audit::routes::router())
         .merge(crate::retention::routes::router())
         .merge(crate::labels::router())

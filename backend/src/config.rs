@@ -29,6 +29,10 @@ pub mod defaults {
     pub const S3_REGION: &str = "eu-west-1";
     pub const SHIFTS: &str = "07:00,15:00,23:00";
     pub const FOUR_EYES: bool = true;
+    /// RDW open data (the vehicle behind a kenteken).
+    pub const RDW_URL: &str = "https://opendata.rdw.nl";
+    /// PDOK's Locatieserver (the address of a position, from the BAG).
+    pub const PDOK_URL: &str = "https://api.pdok.nl";
     /// The retention terms (see `retention::Terms`): the Wpg's own, and thor's choice for AVG data.
     pub const RETENTION: &str =
         "wpg=365/1825/3650,violation.avg=730,patrol_round=365,track_segment=90,briefing_note=365";
@@ -87,6 +91,10 @@ pub struct Config {
     pub four_eyes: bool,
     /// Retention terms per kind of record (see [`RetentionArgs`]).
     pub retention: String,
+    /// Base URL of RDW open data; `None`: kentekens are not checked.
+    pub rdw_url: Option<String>,
+    /// Base URL of PDOK; `None`: addresses are not looked up.
+    pub pdok_url: Option<String>,
 }
 
 /// The flags of every command that opens the database: where the data is, and how to log.
@@ -207,6 +215,15 @@ pub struct ServeArgs {
     /// team with a single lead who also works the street.
     #[arg(long, env = "THOR_FOUR_EYES", default_value_t = defaults::FOUR_EYES, action = clap::ArgAction::Set)]
     pub four_eyes: bool,
+
+    /// RDW open data, for the vehicle behind a kenteken at the spot; empty: not checked.
+    #[arg(long, env = "THOR_RDW_URL", default_value = defaults::RDW_URL)]
+    pub rdw_url: String,
+
+    /// PDOK (the Locatieserver), for the address of a report's position on its documents;
+    /// empty: not looked up (the wijk and buurt stand in).
+    #[arg(long, env = "THOR_PDOK_URL", default_value = defaults::PDOK_URL)]
+    pub pdok_url: String,
 }
 
 impl ServeArgs {
@@ -231,6 +248,8 @@ impl ServeArgs {
         c.retention = self.retention.retention;
         c.public_url = self.public_url;
         c.four_eyes = self.four_eyes;
+        c.rdw_url = Some(self.rdw_url).filter(|u| !u.trim().is_empty());
+        c.pdok_url = Some(self.pdok_url).filter(|u| !u.trim().is_empty());
         c
     }
 }
@@ -336,14 +355,18 @@ impl Config {
             public_url: None,
             four_eyes: defaults::FOUR_EYES,
             retention: defaults::RETENTION.to_string(),
+            rdw_url: Some(defaults::RDW_URL.to_string()),
+            pdok_url: Some(defaults::PDOK_URL.to_string()),
         }
     }
 
     /// A configuration for tests and embedding: everything default, the given data folder, a
-    /// port the system picks.
+    /// port the system picks, and no lookups outside (a test points them at its replay server).
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rdw_url: None,
+            pdok_url: None,
             ..Config::new(data_dir)
         }
     }

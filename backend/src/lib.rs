@@ -16,6 +16,7 @@ pub mod exports;
 pub mod extract;
 pub mod geo;
 pub mod labels;
+pub mod lookup;
 pub mod memory;
 pub mod openapi;
 pub mod ops;

@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "sync", description = "Offline sync (WatermelonDB protocol) and sync conflicts; see SYNC.md"),
         (name = "accountability", description = "For the functionaris gegevensbescherming: the disclosure register (Wpg art. 25)"),
         (name = "retention", description = "Legal holds and the archive read of records past their active stage (Wpg art. 8 and 14)"),
+        (name = "lookup", description = "At the spot: the vehicle behind a kenteken (RDW open data) and the address of a position (PDOK Locatieserver)"),
         (name = "cases", description = "Finishing a case: the afdoening's track, its steps and deadlines, and the documents made from the record"),
     )
 )]

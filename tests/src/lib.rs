@@ -2,6 +2,8 @@
 //! SQLite file in a temporary folder, or a fresh PostgreSQL database when `THOR_TEST_POSTGRES`
 //! names a server) and drive it over HTTP with reqwest, as a phone would.
 
+pub mod replay;
+
 use std::net::SocketAddr;
 
 use sea_orm::{ConnectionTrait, Database};

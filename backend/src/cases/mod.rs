@@ -511,7 +511,11 @@ async fn record_of(
         officers,
         observed_at: m.observed_at,
         recorded_at: m.created_at,
-        address: None,
+        address: state
+            .lookups
+            .address(&state.db.write, &state.reference, m.lat, m.lon)
+            .await
+            .address,
         buurt: area(&m.buurt_code),
         wijk: area(&m.wijk_code),
         lat: m.lat,

@@ -354,3 +354,177 @@ async fn cases_from_observation_to_the_end_of_their_track(b: Backend) {
 }
 
 both!(cases_from_observation_to_the_end_of_their_track);
+
+async fn lookup(app: &TestApp, t: &str, path: &str) -> Value {
+    ok(app.get(t, path).send().await.unwrap()).await
+}
+
+/// Kenteken and address at the spot, against the replay server (nothing reaches the internet):
+/// found, not registered, not a Dutch plate, cached, logged without the plate; and when the
+/// service is slow, broken, garbled or switched off the answer is "not checked" within the
+/// timeout and a report and its documents go on.
+async fn lookups_at_the_spot_answer_or_say_not_checked(b: Backend) {
+    let replay = thor_tests::replay::start().await;
+    let at = |mode: &str| Some(format!("{}/{mode}", replay.url));
+    let app = TestApp::spawn_with(b.clone(), |c| {
+        c.rdw_url = at("ok");
+        c.pdok_url = at("ok");
+    })
+    .await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let lead = app.login("teamleider", "pc-lead").await;
+
+    let v = lookup(&app, &hh, "/api/v1/lookup/kenteken/12-abc-3").await;
+    assert_eq!(v["checked"], "found", "{v}");
+    assert_eq!(v["vehicle"]["merk"], "VOLKSWAGEN");
+    assert_eq!(v["vehicle"]["eerste_kleur"], "GRIJS");
+    assert_eq!(
+        (v["written"].as_str(), v["sidecode"].as_u64()),
+        (Some("12-ABC-3"), Some(7))
+    );
+    let asked = replay.requests();
+    let again = lookup(&app, &hh, "/api/v1/lookup/kenteken/12ABC3").await;
+    assert_eq!(again["checked"], "found");
+    assert_eq!(
+        replay.requests(),
+        asked,
+        "the second lookup comes from the cache"
+    );
+    assert_eq!(
+        lookup(&app, &hh, "/api/v1/lookup/kenteken/AB-12-CD").await["checked"],
+        "not_found"
+    );
+    let foreign = lookup(&app, &hh, "/api/v1/lookup/kenteken/B-XY 1234").await;
+    assert_eq!(foreign["checked"], "not_checked");
+    assert!(
+        foreign["reason"].as_str().unwrap().contains("sidecode"),
+        "{foreign}"
+    );
+    // Each lookup is a logged consultation, by the plate's hash: the plate is not in the log.
+    assert!(
+        app.count("audit_log WHERE action = 'lookup_kenteken'")
+            .await
+            >= 4
+    );
+    assert_eq!(
+        app.count(
+            "audit_log WHERE action = 'lookup_kenteken' AND CAST(detail AS TEXT) LIKE '%12ABC3%'"
+        )
+        .await,
+        0,
+        "the plate is not in the log"
+    );
+    // Who may not read Wpg data does not look a plate up.
+    let beheer = app.login("beheerder", "pc-beheer").await;
+    assert_problem(
+        app.get(&beheer, "/api/v1/lookup/kenteken/12ABC3")
+            .send()
+            .await
+            .unwrap(),
+        403,
+        None,
+    )
+    .await;
+
+    // The address of a position, with the wijk and buurt of thor's own geometry.
+    let a = lookup(&app, &hh, "/api/v1/lookup/adres?lat=52.4599&lon=4.6218").await;
+    assert_eq!(a["checked"], "found", "{a}");
+    assert_eq!(a["address"], "Dudokplein 1, 1971EN IJmuiden");
+    assert!(a["buurt"].is_string() && a["wijk"].is_string());
+    let asked = replay.requests();
+    lookup(&app, &hh, "/api/v1/lookup/adres?lat=52.4599&lon=4.6218").await;
+    assert_eq!(
+        replay.requests(),
+        asked,
+        "addresses are kept in the database"
+    );
+    let sea = lookup(&app, &hh, "/api/v1/lookup/adres?lat=52.5&lon=4.5").await;
+    assert_eq!(sea["checked"], "not_found", "{sea}");
+    assert_problem(
+        app.get(&hh, "/api/v1/lookup/adres?lat=95&lon=4.6")
+            .send()
+            .await
+            .unwrap(),
+        422,
+        None,
+    )
+    .await;
+
+    // The address goes on the documents.
+    let id = Uuid::new_v4();
+    let mut r = thor_tests::report(id);
+    r["sanction"] = json!("mulder");
+    r["status"] = json!("submitted");
+    ok(app
+        .post(&hh, "/api/v1/violations", &r)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let id = id.to_string();
+    ok(app
+        .patch(
+            &lead,
+            &format!("/api/v1/violations/{id}"),
+            &json!({ "status": "approved" }),
+        )
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let pv = pdf_text(&document(&app, &lead, &id, "kort_pv").await.bytes);
+    assert!(pv.contains("Dudokplein 1, 1971EN IJmuiden"), "{pv}");
+    app.stop().await;
+
+    // Slow, broken, garbled: not checked, in time, and the work goes on.
+    for mode in ["slow", "broken", "garbage"] {
+        let app = TestApp::spawn_with(b.clone(), |c| {
+            c.rdw_url = at(mode);
+            c.pdok_url = at(mode);
+        })
+        .await;
+        app.demo_accounts().await;
+        let hh = app.login("handhaver", "phone-hh").await;
+        let started = std::time::Instant::now();
+        let v = lookup(&app, &hh, "/api/v1/lookup/kenteken/12ABC3").await;
+        assert_eq!(v["checked"], "not_checked", "{mode}: {v}");
+        assert!(v["reason"].is_string());
+        let a = lookup(&app, &hh, "/api/v1/lookup/adres?lat=52.4599&lon=4.6218").await;
+        assert_eq!(a["checked"], "not_checked", "{mode}: {a}");
+        assert!(a["wijk"].is_string(), "the wijk stands in for the address");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(9),
+            "{mode}: answered in {:?}",
+            started.elapsed()
+        );
+        let id = Uuid::new_v4();
+        let mut r = thor_tests::report(id);
+        r["sanction"] = json!("mulder");
+        ok(app
+            .post(&hh, "/api/v1/violations", &r)
+            .send()
+            .await
+            .unwrap())
+        .await;
+        let overview = document(&app, &hh, &id.to_string(), "zaakoverzicht").await;
+        assert!(
+            pdf_text(&overview.bytes).contains("Adres niet opgezocht"),
+            "{mode}"
+        );
+        app.stop().await;
+    }
+
+    // Switched off (the suite's default): not checked, saying so.
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let v = lookup(&app, &hh, "/api/v1/lookup/kenteken/12ABC3").await;
+    assert!(
+        v["reason"].as_str().unwrap().contains("switched off"),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+both!(lookups_at_the_spot_answer_or_say_not_checked);

@@ -966,6 +966,7 @@ fn path_value(template: &str, name: &str, c: &Ctx) -> Option<String> {
         "/api/v1/archief" => return Some("violations".into()),
         "/api/v1/archief/{record_type}" => c.a.wpg,
         "/api/v1/cases" => c.a.wpg,
+        "/api/v1/lookup/kenteken" => return Some("12ABC3".into()),
         "/api/v1/cases/{id}/documents" => return Some("zaakoverzicht".into()),
         _ => return None,
     };

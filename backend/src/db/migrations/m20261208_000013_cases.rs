@@ -1,7 +1,8 @@
 //! Finishing a case: the afdoening the officer chose (`violation.sanction`), the steps the office
 //! took on its track (`case_step`), the documents made from the record (`case_document`, each
 //! version kept with its hash: a changed record makes a new version, never an overwritten one),
-//! and the officer's BOA number for those documents (`app_user.boa_number`).
+//! the officer's BOA number for those documents (`app_user.boa_number`), and the addresses the
+//! Locatieserver gave for positions (`address_cache`), so a document rendered again says the same.
 //!
 //! The steps and documents go with their report when retention destroys it.
 
@@ -79,11 +80,23 @@ impl MigrationTrait for Migration {
                 .unique()
                 .to_owned(),
         )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("address_cache")
+                .col(integer("lat_e5"))
+                .col(integer("lon_e5"))
+                .col(string_null("address"))
+                .col(double_null("distance_m"))
+                .col(timestamp_with_time_zone("looked_up_at"))
+                .primary_key(Index::create().col("lat_e5").col("lon_e5"))
+                .to_owned(),
+        )
         .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for t in ["case_document", "case_step"] {
+        for t in ["address_cache", "case_document", "case_step"] {
             m.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         m.alter_table(

@@ -1,0 +1,101 @@
+//! HTTP routes of the lookups at the spot.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use sha2::Digest;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{AddressCheck, VehicleCheck};
+use crate::access::{self, Kind};
+use crate::app::AppState;
+use crate::audit::Entry;
+use crate::auth::{Action, Principal};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(kenteken))
+        .routes(routes!(adres))
+}
+
+/// The vehicle behind a kenteken (RDW open data): brand, model, colour, kind, so the officer
+/// sees the plate belongs to the car in front of them. Any spelling ("12-abc-3"); a plate that
+/// fits no Dutch sidecode, a switched-off or silent RDW answer `checked: not_checked` with the
+/// reason, never an error. A kenteken is Wpg data: only a reader of Wpg reports asks, and each
+/// lookup is audit-logged (with the plate's SHA-256, not the plate).
+#[utoipa::path(
+    get, path = "/api/v1/lookup/kenteken/{kenteken}", operation_id = "lookupKenteken", tag = "lookup",
+    params(("kenteken" = String, Path, description = "The plate, any spelling")),
+    responses(
+        (status = 200, description = "What the RDW says, or why it was not checked", body = VehicleCheck),
+        (status = 403, description = "This account may not read Wpg data", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No plate", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn kenteken(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath(raw): ApiPath<String>,
+) -> ApiResult<Json<VehicleCheck>> {
+    p.authorize(Action::CreateViolation)?;
+    if !access::reads_wpg_of(&p, Kind::Violation) {
+        return Err(ApiError::Forbidden(
+            "a kenteken is Wpg data: this account may not look one up".into(),
+        ));
+    }
+    let key = crate::audit::register::asked_kenteken(&raw)?;
+    let check = state.lookups.vehicle(&key).await;
+    let entry = Entry {
+        action: "lookup_kenteken",
+        record_type: "kenteken",
+        record_id: None,
+        reason: None,
+        detail: Some(serde_json::json!({
+            "kenteken_sha256": hex::encode(sha2::Sha256::digest(key.as_bytes())),
+            "checked": check.checked,
+        })),
+    };
+    state.audit.read(&p.actor(), entry).await?;
+    Ok(Json(check))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PositionQuery {
+    /// Latitude, WGS84.
+    pub lat: f64,
+    /// Longitude, WGS84.
+    pub lon: f64,
+}
+
+/// The nearest address of a position (BAG, through PDOK's Locatieserver; cached), with the wijk
+/// and buurt from thor's own geometry, which stand in when the Locatieserver is off or silent.
+#[utoipa::path(
+    get, path = "/api/v1/lookup/adres", operation_id = "lookupAdres", tag = "lookup",
+    params(PositionQuery),
+    responses(
+        (status = 200, description = "The address, or why it was not looked up", body = AddressCheck),
+        (status = 422, description = "A position that is not one", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn adres(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<PositionQuery>,
+) -> ApiResult<Json<AddressCheck>> {
+    p.authorize(Action::CreateViolation)?;
+    let errs = crate::reference::routes::check_coordinates(q.lat, q.lon, "");
+    if !errs.is_empty() {
+        return Err(ApiError::Validation(errs));
+    }
+    Ok(Json(
+        state
+            .lookups
+            .address(&state.db.write, &state.reference, q.lat, q.lon)
+            .await,
+    ))
+}
