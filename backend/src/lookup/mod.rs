@@ -328,3 +328,84 @@ impl Lookups {
         }
     }
 }
+
+/// How far back the repeat check looks by default, in months.
+pub const REPEAT_MONTHS: u32 = 12;
+/// What counts as the same spot, in metres.
+pub const SAME_SPOT_M: f64 = 25.0;
+
+/// What the repeat check asks by.
+pub enum By {
+    Kenteken(String),
+    /// `(lat, lon)`: within [`SAME_SPOT_M`].
+    Spot(f64, f64),
+}
+
+/// Earlier reports (in the reader's scope, live) of a kenteken or at a spot in the last
+/// `months`, newest first, at most 50, with their distance from the spot. Asking by kenteken
+/// needs the Wpg read and is audit-logged as a consultation (by the plate's hash, also when it
+/// finds nothing); the reports found are counted as read in `disclosure`.
+pub async fn earlier(
+    state: &crate::app::AppState,
+    p: &crate::auth::Principal,
+    by: &By,
+    months: u32,
+    disclosure: &mut crate::access::Disclosure,
+) -> crate::error::ApiResult<Vec<(crate::violations::entity::violation::Model, Option<f64>)>> {
+    use crate::access::Kind;
+    use crate::error::ApiError;
+    use sha2::Digest;
+    let now = chrono::Utc::now();
+    let since = now - chrono::Duration::days(i64::from(months) * 31);
+    let mut f = crate::violations::store::Filter {
+        window: Some((since, now)),
+        limit: 51,
+        ..Default::default()
+    };
+    let spot = match by {
+        By::Kenteken(k) => {
+            if !crate::access::reads_wpg_of(p, Kind::Violation) {
+                return Err(ApiError::Forbidden(
+                    "a kenteken is Wpg data: this account may not look one up".into(),
+                ));
+            }
+            f.plate = Some(crate::audit::register::asked_kenteken(k)?);
+            None
+        }
+        By::Spot(lat, lon) => {
+            let errs = crate::reference::routes::check_coordinates(*lat, *lon, "");
+            if !errs.is_empty() {
+                return Err(ApiError::Validation(errs));
+            }
+            f.near = Some((*lat, *lon, SAME_SPOT_M));
+            Some((*lat, *lon))
+        }
+    };
+    let (rows, _) = crate::violations::store::list(&state.db, p, &f).await?;
+    let found: Vec<_> = rows
+        .into_iter()
+        .filter_map(|m| {
+            let d = spot.map(|s| crate::geo::distance_m(s, (m.lat, m.lon)));
+            if d.is_some_and(|d| d > SAME_SPOT_M) {
+                return None;
+            }
+            disclosure.sight(Kind::Violation, &crate::violations::store::facts(&m), m.id);
+            Some((m, d.map(|d| (d * 10.0).round() / 10.0)))
+        })
+        .take(50)
+        .collect();
+    if let Some(k) = &f.plate {
+        let entry = crate::audit::Entry {
+            action: "lookup_repeats",
+            record_type: "kenteken",
+            record_id: None,
+            reason: None,
+            detail: Some(serde_json::json!({
+                "kenteken_sha256": hex::encode(sha2::Sha256::digest(k.as_bytes())),
+                "months": months, "found": found.len(),
+            })),
+        };
+        state.audit.read(&p.actor(), entry).await?;
+    }
+    Ok(found)
+}

@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(kenteken))
         .routes(routes!(adres))
+        .routes(routes!(repeats))
 }
 
 /// The vehicle behind a kenteken (RDW open data): brand, model, colour, kind, so the officer
@@ -98,4 +99,91 @@ pub async fn adres(
             .address(&state.db.write, &state.reference, q.lat, q.lon)
             .await,
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatQuery {
+    /// Earlier reports of this plate (Wpg data: a logged consultation).
+    pub kenteken: Option<String>,
+    /// With `lon`: earlier reports within 25 m of this spot.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    /// How far back, 1 to 60 months; default 12.
+    pub months: Option<u32>,
+}
+
+/// One earlier report, as the reader may see it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Earlier {
+    pub id: uuid::Uuid,
+    pub observed_at: chrono::DateTime<chrono::Utc>,
+    pub category: String,
+    pub feitcode: Option<String>,
+    pub outcome: String,
+    pub status: String,
+    pub sanction: Option<String>,
+    /// Metres from the asked spot.
+    pub distance_m: Option<f64>,
+}
+
+/// What the repeat check found.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Repeats {
+    pub months: u32,
+    /// Earlier reports, newest first (at most 50).
+    pub items: Vec<Earlier>,
+}
+
+/// Repeat offenders at the spot and for the lead: the earlier reports of the same kenteken, or
+/// at the same spot (within 25 m), in the window (default 12 months), as far as the reader may
+/// see them (their team, live). Asking by kenteken is a consultation of Wpg data: only a reader
+/// of Wpg reports asks, and it is audit-logged with the reports it showed.
+#[utoipa::path(
+    get, path = "/api/v1/lookup/repeats", operation_id = "lookupRepeats", tag = "lookup",
+    params(RepeatQuery),
+    responses(
+        (status = 200, description = "The earlier reports", body = Repeats),
+        (status = 403, description = "Asking by kenteken without the Wpg read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Neither or both of kenteken and a spot, or a bad window", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn repeats(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<RepeatQuery>,
+) -> ApiResult<Json<Repeats>> {
+    p.authorize(Action::CreateViolation)?;
+    let months = q.months.unwrap_or(super::REPEAT_MONTHS);
+    if !(1..=60).contains(&months) {
+        return Err(ApiError::field("months", "1 to 60"));
+    }
+    let by = match (&q.kenteken, q.lat, q.lon) {
+        (Some(k), None, None) => super::By::Kenteken(k.clone()),
+        (None, Some(lat), Some(lon)) => super::By::Spot(lat, lon),
+        _ => {
+            return Err(ApiError::field(
+                "kenteken",
+                "ask by kenteken, or by a spot (lat and lon), not both",
+            ));
+        }
+    };
+    let mut disclosure = access::Disclosure::new(&p, &state.audit);
+    let found = super::earlier(&state, &p, &by, months, &mut disclosure).await?;
+    disclosure.log("lookup_repeats", Default::default()).await?;
+    let items = found
+        .into_iter()
+        .map(|(m, distance_m)| Earlier {
+            id: m.id,
+            observed_at: m.observed_at,
+            category: m.category,
+            feitcode: m.feitcode,
+            outcome: m.outcome,
+            status: m.status,
+            sanction: m.sanction,
+            distance_m,
+        })
+        .collect();
+    Ok(Json(Repeats { months, items }))
 }

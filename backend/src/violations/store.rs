@@ -961,6 +961,8 @@ pub struct Filter {
     /// A kenteken searched for (any spelling: normalised as stored). Wpg data: only a reader of
     /// the team's Wpg reports may search by it.
     pub plate: Option<String>,
+    /// Within a box around a spot: `(lat, lon, metres)` (the caller keeps the circle).
+    pub near: Option<(f64, f64, f64)>,
     pub limit: u64,
     pub cursor: Option<(DateTime<Utc>, Uuid)>,
 }
@@ -1035,6 +1037,13 @@ fn matching(p: &Principal, f: &Filter) -> ApiResult<Option<sea_orm::Select<viola
             ));
         }
         q = q.filter(violation::Column::Plate.eq(rules::normalise_plate(plate)));
+    }
+    if let Some((lat, lon, m)) = f.near {
+        let dlat = m / 111_320.0;
+        let dlon = m / (111_320.0 * lat.to_radians().cos().max(0.1));
+        q = q
+            .filter(violation::Column::Lat.between(lat - dlat, lat + dlat))
+            .filter(violation::Column::Lon.between(lon - dlon, lon + dlon));
     }
     if let Some(o) = f.officer {
         q = q.filter(

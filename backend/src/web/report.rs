@@ -334,6 +334,46 @@ async fn report(
         m.id,
         urlencode(&safe_back(q.terug.as_deref()))
     );
+    // Repeat offenders: earlier reports of this kenteken (for a Wpg reader) and at this spot.
+    use crate::lookup::{By, REPEAT_MONTHS, earlier};
+    let back_to_list = safe_back(q.terug.as_deref());
+    let earlier_json = |found: Vec<(violation::Model, Option<f64>)>| -> Vec<Value> {
+        found
+            .into_iter()
+            .filter(|(e, _)| e.id != m.id)
+            .map(|(e, _)| {
+                json!({
+                    "when": format!("{} {}", day_nl(e.observed_at), local_time(e.observed_at)),
+                    "what": what(&e),
+                    "status": labels::nl("report_status", &e.status),
+                    "href": format!("/briefing/melding/{}?terug={}", e.id, urlencode(&back_to_list)),
+                })
+            })
+            .collect()
+    };
+    let by_plate = match &v.plate {
+        Some(pl) if access::reads_wpg_of(p, Kind::Violation) => earlier_json(
+            earlier(
+                state,
+                p,
+                &By::Kenteken(pl.clone()),
+                REPEAT_MONTHS,
+                &mut disclosure,
+            )
+            .await?,
+        ),
+        _ => vec![],
+    };
+    let at_spot = earlier_json(
+        earlier(
+            state,
+            p,
+            &By::Spot(m.lat, m.lon),
+            REPEAT_MONTHS,
+            &mut disclosure,
+        )
+        .await?,
+    );
     let case = match crate::cases::case_of(state, p, m.id).await {
         Ok(c) => Some(case_json(&c, p, &here_back)),
         Err(ApiError::NotFound(_)) => None,
@@ -406,6 +446,7 @@ async fn report(
         "back": back,
         "here": here_back,
         "case": case,
+        "repeats": { "months": REPEAT_MONTHS, "plate": by_plate, "spot": at_spot },
         "documents_readable": access::decide(p, Kind::Violation, &store::facts(&m)) == Sight::Full,
     });
     disclosure.log("read_page", Default::default()).await?;

@@ -475,6 +475,76 @@ async fn lookups_at_the_spot_answer_or_say_not_checked(b: Backend) {
     .await;
     let pv = pdf_text(&document(&app, &lead, &id, "kort_pv").await.bytes);
     assert!(pv.contains("Dudokplein 1, 1971EN IJmuiden"), "{pv}");
+
+    // Repeat offenders: the earlier reports of the plate and at the spot, for who may see them.
+    let second = Uuid::new_v4();
+    ok(app
+        .post(&hh, "/api/v1/violations", &thor_tests::report(second))
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let by_plate = lookup(&app, &lead, "/api/v1/lookup/repeats?kenteken=12-abc-3").await;
+    let ids: Vec<&str> = by_plate["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&second.to_string().as_str()),
+        "{by_plate}"
+    );
+    assert_eq!(by_plate["months"], 12);
+    let at_spot = lookup(&app, &hh, "/api/v1/lookup/repeats?lat=52.4599&lon=4.6218").await;
+    assert!(at_spot["items"].as_array().unwrap().len() >= 2, "{at_spot}");
+    assert!(
+        at_spot["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["distance_m"].as_f64().unwrap() <= 25.0)
+    );
+    let elsewhere = lookup(&app, &hh, "/api/v1/lookup/repeats?lat=52.47&lon=4.6").await;
+    assert_eq!(
+        elsewhere["items"].as_array().unwrap().len(),
+        0,
+        "{elsewhere}"
+    );
+    assert!(
+        app.count("audit_log WHERE action = 'lookup_repeats' AND record_type = 'kenteken'")
+            .await
+            >= 1,
+        "the check by kenteken is a logged consultation"
+    );
+    assert_problem(
+        app.get(
+            &lead,
+            "/api/v1/lookup/repeats?kenteken=12ABC3&lat=52.4&lon=4.6",
+        )
+        .send()
+        .await
+        .unwrap(),
+        422,
+        Some("kenteken"),
+    )
+    .await;
+    assert_problem(
+        app.get(&beheer, "/api/v1/lookup/repeats?kenteken=12ABC3")
+            .send()
+            .await
+            .unwrap(),
+        403,
+        None,
+    )
+    .await;
+    let (_, zuid) = app.user("hh.zuid", "handhaver", "Team Zuid", true).await;
+    let theirs = lookup(&app, &zuid, "/api/v1/lookup/repeats?kenteken=12ABC3").await;
+    assert_eq!(
+        theirs["items"].as_array().unwrap().len(),
+        0,
+        "another team's reports stay theirs"
+    );
     app.stop().await;
 
     // Slow, broken, garbled: not checked, in time, and the work goes on.
