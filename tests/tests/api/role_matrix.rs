@@ -1053,6 +1053,8 @@ fn body_for(key: &str, c: &Ctx, who: &Who) -> Option<Body> {
         }
         "PATCH /api/v1/violations/{id}" => json!({ "driver_present": true }),
         "POST /api/v1/violations/{id}/duplicates" => json!({ "of": c.a.avg }),
+        // Team A's report has no afdoening: every caller is refused, none may get further.
+        "POST /api/v1/cases/{id}/steps" => json!({ "step": "naar_cjib" }),
         "POST /api/v1/photos" => json!({
             // Team A's bytes by hash and size, on the caller's own team's report: knowing a hash
             // must not be a way to read bytes.
@@ -1313,6 +1315,12 @@ const PAGE_ROUTES: &[(&str, &str, bool, fn(&Ctx, &Who) -> Vec<Req>)] = &[
     }),
     ("GET", "/briefing/melding/{id}", false, |c, _| {
         vec![page_get(format!("/briefing/melding/{}", c.a.wpg))]
+    }),
+    ("POST", "/briefing/zaken/{id}/stap", false, |c, _| {
+        vec![form(
+            &format!("/briefing/zaken/{}/stap", c.a.wpg),
+            vec![("step", "naar_cjib".into()), ("back", "/briefing".into())],
+        )]
     }),
     ("GET", "/manifest.webmanifest", true, |_, _| {
         vec![page_get("/manifest.webmanifest".into())]
