@@ -25,6 +25,10 @@ pub struct Hotspot {
     pub top_category: String,
     /// Whether a round's track passed within `EPS_M` of the centre or a report of it.
     pub covered_by_round: bool,
+    /// Reports at the same place (within its radius, at least `EPS_M`) in the 365 days before
+    /// the window, as far as the reader may see them: a high number is a repeat location.
+    #[serde(default)]
+    pub earlier_reports: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -231,6 +235,7 @@ pub fn hotspots(
                 count,
                 top_category: top(&mut cats).unwrap_or_default(),
                 covered_by_round,
+                earlier_reports: 0,
             }
         })
         .collect();

@@ -755,6 +755,15 @@ pub async fn build_full<C: ConnectionTrait>(
             })
             .collect();
     }
+    // Repeat locations: what the reader may see at each hotspot in the year before the window.
+    for h in &mut briefing.hotspots {
+        let f = crate::violations::store::Filter {
+            window: Some((from - chrono::Duration::days(365), from)),
+            near: Some((h.lat, h.lon, h.radius_m.max(super::hotspots::EPS_M))),
+            ..Default::default()
+        };
+        h.earlier_reports = crate::violations::store::count_matching(conn, p, &f).await?;
+    }
     redact(&mut briefing, p);
     Ok((briefing, map))
 }

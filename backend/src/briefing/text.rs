@@ -96,13 +96,14 @@ pub fn render(b: &Briefing) -> String {
     for (i, h) in b.hotspots.iter().take(10).enumerate() {
         let _ = writeln!(
             o,
-            "  {:>2}. {:<30} {:>4} meldingen, vooral {}{}",
+            "  {:>2}. {:<30} {:>4} meldingen, vooral {}, {} eerder in 12 maanden{}",
             i + 1,
             h.buurt_name
                 .clone()
                 .unwrap_or_else(|| "buiten Velsen".into()),
             h.count,
             crate::labels::nl("category", &h.top_category).to_lowercase(),
+            h.earlier_reports,
             if h.covered_by_round {
                 ""
             } else {

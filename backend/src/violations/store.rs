@@ -1059,6 +1059,19 @@ fn matching(p: &Principal, f: &Filter) -> ApiResult<Option<sea_orm::Select<viola
     Ok(Some(q))
 }
 
+/// How many live reports in the principal's scope match `f` (its cursor and limit aside).
+pub async fn count_matching<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    p: &Principal,
+    f: &Filter,
+) -> ApiResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(match matching(p, f)? {
+        Some(q) => q.count(conn).await?,
+        None => 0,
+    })
+}
+
 /// A page of reports in the principal's scope, newest first; fetches one extra row to know
 /// whether another page follows.
 pub async fn list(db: &Db, p: &Principal, f: &Filter) -> ApiResult<(Vec<violation::Model>, bool)> {

@@ -1038,6 +1038,7 @@ async fn page(
         "hotspots": b.hotspots.iter().take(HOTSPOTS_SHOWN).enumerate().map(|(i, h)| serde_json::json!({
             "n": i + 1, "name": h.buurt_name.clone().unwrap_or_else(|| "buiten Velsen".into()), "count": h.count,
             "category": labels::nl("category", &h.top_category), "covered": h.covered_by_round,
+            "earlier": h.earlier_reports,
         })).collect::<Vec<_>>(),
         "rounds_done": b.rounds.done, "rounds_planned": b.rounds.planned,
         "rounds": b.rounds.rounds.iter().map(|r| serde_json::json!({

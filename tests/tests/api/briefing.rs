@@ -81,6 +81,10 @@ async fn the_demo_briefing_matches_the_records(b: Backend) {
         "the demo day has hotspots"
     );
     assert!(b["hotspots"][0]["buurt_name"].is_string());
+    assert_eq!(
+        b["hotspots"][0]["earlier_reports"], 0,
+        "the demo day has no history here"
+    );
     assert_eq!(b["incidents"].as_array().unwrap().len(), 1);
     // The Wpg-authorised lead sees the youth sections, with the named member of a group seen.
     assert_eq!(b["youth"]["sightings"], 6);
@@ -202,6 +206,41 @@ async fn a_signed_briefing_is_frozen_with_an_addendum(b: Backend) {
         "{lines:?}"
     );
 }
+
+/// A hotspot says how often its place had reports in the year before: a repeat location.
+async fn a_hotspot_counts_the_reports_at_its_place_the_year_before(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.load_demo().await;
+    let lead = app.login("teamleider", "pc-lead").await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let today = thor::demo::today();
+    let b = get(&app, &lead, &format!("/api/v1/briefing?date={today}")).await;
+    let h = &b["hotspots"][0];
+    let (lat, lon) = (h["lat"].as_f64().unwrap(), h["lon"].as_f64().unwrap());
+    // Two reports at the spot on earlier days, one far away.
+    for (days, dlat) in [(3, 0.0), (20, 0.0001), (5, 0.02)] {
+        let mut r = thor_tests::report(uuid::Uuid::new_v4());
+        let at = chrono::Utc::now() - chrono::Duration::days(days);
+        r["observed_at"] = json!(at.to_rfc3339());
+        r["location"] = json!({ "lat": lat + dlat, "lon": lon, "accuracy_m": 5, "source": "gps" });
+        let res = app
+            .post(&hh, "/api/v1/violations", &r)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+    let b = get(&app, &lead, &format!("/api/v1/briefing?date={today}")).await;
+    let again = b["hotspots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["lat"] == h["lat"] && x["lon"] == h["lon"])
+        .expect("the same hotspot");
+    assert_eq!(again["earlier_reports"], 2, "{again}");
+}
+
+both!(a_hotspot_counts_the_reports_at_its_place_the_year_before);
 
 both!(
     the_demo_briefing_matches_the_records,
