@@ -110,6 +110,8 @@ pub struct RepeatQuery {
     /// With `lon`: earlier reports within 25 m of this spot.
     pub lat: Option<f64>,
     pub lon: Option<f64>,
+    /// Earlier sightings of this youth group (for youth readers).
+    pub group: Option<uuid::Uuid>,
     /// How far back, 1 to 60 months; default 12.
     pub months: Option<u32>,
 }
@@ -134,11 +136,21 @@ pub struct Repeats {
     pub months: u32,
     /// Earlier reports, newest first (at most 50).
     pub items: Vec<Earlier>,
+    /// For `group`: the group's sightings in the window (ids and times), oldest first.
+    pub sightings: Vec<Sighting>,
+}
+
+/// A youth group's earlier sighting.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Sighting {
+    pub id: uuid::Uuid,
+    pub observed_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Repeat offenders at the spot and for the lead: the earlier reports of the same kenteken, or
-/// at the same spot (within 25 m), in the window (default 12 months), as far as the reader may
-/// see them (their team, live). Asking by kenteken is a consultation of Wpg data: only a reader
+/// at the same spot (within 25 m), or the earlier sightings of a youth group (`group`, for youth
+/// readers), in the window (default 12 months), as far as the reader may see them (their team,
+/// live). Asking by kenteken is a consultation of Wpg data: only a reader
 /// of Wpg reports asks, and it is audit-logged with the reports it showed.
 #[utoipa::path(
     get, path = "/api/v1/lookup/repeats", operation_id = "lookupRepeats", tag = "lookup",
@@ -158,6 +170,45 @@ pub async fn repeats(
     let months = q.months.unwrap_or(super::REPEAT_MONTHS);
     if !(1..=60).contains(&months) {
         return Err(ApiError::field("months", "1 to 60"));
+    }
+    if let Some(group) = q.group {
+        if q.kenteken.is_some() || q.lat.is_some() || q.lon.is_some() {
+            return Err(ApiError::field(
+                "group",
+                "ask by one of kenteken, a spot or a group",
+            ));
+        }
+        let since = chrono::Utc::now() - chrono::Duration::days(i64::from(months) * 31);
+        let rows = crate::records::store::list(
+            &state.db.read,
+            &crate::records::kinds::OBSERVATIONS,
+            &p,
+            Some(since),
+            None,
+            Some(group),
+            500,
+        )
+        .await?;
+        let mut disclosure = access::Disclosure::new(&p, &state.audit);
+        for r in &rows {
+            disclosure.sight(
+                Kind::YouthObservation,
+                &access::Facts::new(r.team_id, true),
+                r.id,
+            );
+        }
+        disclosure.log("lookup_repeats", Default::default()).await?;
+        return Ok(Json(Repeats {
+            months,
+            items: vec![],
+            sightings: rows
+                .into_iter()
+                .map(|r| Sighting {
+                    id: r.id,
+                    observed_at: r.occurred_at,
+                })
+                .collect(),
+        }));
     }
     let by = match (&q.kenteken, q.lat, q.lon) {
         (Some(k), None, None) => super::By::Kenteken(k.clone()),
@@ -185,5 +236,9 @@ pub async fn repeats(
             distance_m,
         })
         .collect();
-    Ok(Json(Repeats { months, items }))
+    Ok(Json(Repeats {
+        months,
+        items,
+        sightings: vec![],
+    }))
 }

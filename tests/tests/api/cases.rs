@@ -598,3 +598,49 @@ async fn lookups_at_the_spot_answer_or_say_not_checked(b: Backend) {
 }
 
 both!(lookups_at_the_spot_answer_or_say_not_checked);
+
+/// A youth group's earlier sightings, for those who read youth work; not for anyone else.
+async fn a_youth_groups_earlier_sightings_are_for_youth_readers(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.load_demo().await;
+    let jb = app.login("jeugdboa", "phone-jb").await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let groups = lookup(&app, &jb, "/api/v1/youth/groups").await;
+    let list = groups["items"]
+        .as_array()
+        .or(groups.as_array())
+        .unwrap()
+        .clone();
+    assert!(!list.is_empty(), "{groups}");
+    let mut seen = 0;
+    for g in &list {
+        let id = g["id"].as_str().unwrap();
+        let r = lookup(&app, &jb, &format!("/api/v1/lookup/repeats?group={id}")).await;
+        seen += r["sightings"].as_array().unwrap().len();
+    }
+    assert!(seen >= 1, "the demo's groups were seen");
+    let id = list[0]["id"].as_str().unwrap();
+    assert_problem(
+        app.get(&hh, &format!("/api/v1/lookup/repeats?group={id}"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+        None,
+    )
+    .await;
+    assert_problem(
+        app.get(
+            &jb,
+            &format!("/api/v1/lookup/repeats?group={id}&lat=52.4&lon=4.6"),
+        )
+        .send()
+        .await
+        .unwrap(),
+        422,
+        Some("group"),
+    )
+    .await;
+}
+
+both!(a_youth_groups_earlier_sightings_are_for_youth_readers);
