@@ -111,7 +111,7 @@ impl AppState {
             lookups: Arc::new(crate::lookup::Lookups::new(
                 config.rdw_url.as_deref(),
                 config.pdok_url.as_deref(),
-            )),
+            )?),
             derive_budget: Arc::new(crate::photos::worker::DeriveBudget::new(&config)),
             round_cache: Default::default(),
             shifts,

@@ -44,6 +44,16 @@ pub mod app_user {
     }
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    impl Model {
+        /// The name pages and documents show: the display name, the username without one.
+        pub fn shown_name(&self) -> &str {
+            match self.display_name.trim() {
+                "" => &self.username,
+                _ => &self.display_name,
+            }
+        }
+    }
 }
 
 pub mod device_token {

@@ -63,6 +63,17 @@ pub struct MapHotspot {
     pub covered: bool,
 }
 
+/// The marker class of a report's category (`MapPoint::class`): its own for the three the map
+/// tells apart, `overig` for the rest.
+pub fn category_class(category: &str) -> &'static str {
+    match category {
+        "afval" => "afval",
+        "parkeren" => "parkeren",
+        "honden" => "honden",
+        _ => "overig",
+    }
+}
+
 /// Everything drawn on the map.
 #[derive(Debug, Clone, Copy)]
 pub struct MapInput<'a> {

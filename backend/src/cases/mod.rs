@@ -91,8 +91,7 @@ use entity::{case_document, case_step};
 pub struct StepView {
     pub key: String,
     pub label: String,
-    /// `officer` or `teamleider`.
-    pub by: String,
+    pub by: track::Actor,
     /// The document the step issues.
     pub document: Option<String>,
     pub taken_at: Option<DateTime<Utc>>,
@@ -193,10 +192,7 @@ fn view(
             StepView {
                 key: st.key.into(),
                 label: st.label.into(),
-                by: match st.by {
-                    track::Actor::Officer => "officer".into(),
-                    track::Actor::Teamleider => "teamleider".into(),
-                },
+                by: st.by,
                 document: st.document.map(|d| d.as_str().to_string()),
                 taken_at: row.map(|r| r.taken_at),
                 taken_by: row.map(|r| r.taken_by_name.clone()),
@@ -251,9 +247,14 @@ async fn issued_of(state: &AppState, id: Uuid) -> ApiResult<Vec<DocumentVersion>
 /// The case of a report.
 pub async fn case_of(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<CaseView> {
     let m = reports::get(&state.db, p, id).await?;
-    let s = sanction_of(&m)?;
-    let rows = taken_of(state, id).await?;
-    Ok(view(&m, s, &rows, issued_of(state, id).await?, Utc::now()))
+    case_for(state, &m).await
+}
+
+/// The case of a report the caller has already read through the read gate (`reports::get`).
+pub async fn case_for(state: &AppState, m: &violation::Model) -> ApiResult<CaseView> {
+    let s = sanction_of(m)?;
+    let rows = taken_of(state, m.id).await?;
+    Ok(view(m, s, &rows, issued_of(state, m.id).await?, Utc::now()))
 }
 
 /// The open cases of the principal's scope (reports with an afdoening, not rejected, whose track
@@ -364,12 +365,9 @@ pub async fn take_step_in(
         .order_by_asc(case_step::Column::Id)
         .all(txn)
         .await?;
-    let step = track::next_allowed(s, &as_taken(&rows), key, lead).map_err(|m| {
-        if m.contains("teamleider") {
-            ApiError::Forbidden(m)
-        } else {
-            ApiError::field("step", m)
-        }
+    let step = track::next_allowed(s, &as_taken(&rows), key, lead).map_err(|r| match r {
+        track::Refusal::NotYours(m) => ApiError::Forbidden(m),
+        track::Refusal::NotNext(m) => ApiError::field("step", m),
     })?;
     if step.by == track::Actor::Teamleider && m.status != Status::Approved.as_str() {
         return Err(ApiError::Conflict {
@@ -440,11 +438,7 @@ async fn record_of(
         .iter()
         .filter_map(|i| users.get(i))
         .map(|u| document::Officer {
-            name: if u.display_name.trim().is_empty() {
-                u.username.clone()
-            } else {
-                u.display_name.clone()
-            },
+            name: u.shown_name().to_string(),
             boa_number: u.boa_number.clone(),
         })
         .collect();

@@ -93,7 +93,7 @@ impl DocumentKind {
 }
 
 /// One step of a track.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
     /// Its key (`POST /api/v1/cases/{id}/steps` names it).
     pub key: &'static str,
@@ -221,10 +221,9 @@ pub struct Taken {
 }
 
 /// Where a case stands.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     /// The next step, `None` when the track is finished.
-    #[schema(value_type = Option<Object>)]
     pub next: Option<Step>,
     /// When the next step is due.
     pub due_at: Option<DateTime<Utc>>,
@@ -268,23 +267,42 @@ pub fn next_allowed(
     taken: &[Taken],
     key: &str,
     is_lead: bool,
-) -> Result<Step, String> {
+) -> Result<Step, Refusal> {
     let steps = steps(sanction);
     let Some(next) = steps.get(taken.len()) else {
-        return Err("the track is finished".into());
+        return Err(Refusal::NotNext("the track is finished".into()));
     };
     if next.key != key {
         let known: Vec<&str> = steps.iter().map(|s| s.key).collect();
-        return Err(if known.contains(&key) {
+        return Err(Refusal::NotNext(if known.contains(&key) {
             format!("the next step is {}, not {key}", next.key)
         } else {
             format!("one of {}", known.join(", "))
-        });
+        }));
     }
     if next.by == Actor::Teamleider && !is_lead {
-        return Err(format!("the teamleider takes the step {key}"));
+        return Err(Refusal::NotYours(format!(
+            "the teamleider takes the step {key}"
+        )));
     }
     Ok(*next)
+}
+
+/// Why a step cannot be taken now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// Not the next step: the track is finished, the step comes later, or there is no such step.
+    NotNext(String),
+    /// The step is someone else's to take (the teamleider's).
+    NotYours(String),
+}
+
+impl Refusal {
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::NotNext(m) | Refusal::NotYours(m) => m,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -326,11 +344,13 @@ mod tests {
         assert!(
             next_allowed(s, &[], "kosten_gevorderd", true)
                 .unwrap_err()
+                .message()
                 .contains("next step is verwijderd")
         );
         assert!(
             next_allowed(s, &[], "iets", true)
                 .unwrap_err()
+                .message()
                 .contains("one of verwijderd")
         );
         assert_eq!(
@@ -341,11 +361,10 @@ mod tests {
             key: "verwijderd".into(),
             at: t(10),
         }];
-        assert!(
-            next_allowed(s, &taken, "kosten_gevorderd", false)
-                .unwrap_err()
-                .contains("teamleider")
-        );
+        assert!(matches!(
+            next_allowed(s, &taken, "kosten_gevorderd", false),
+            Err(Refusal::NotYours(m)) if m.contains("teamleider")
+        ));
         let step = next_allowed(s, &taken, "kosten_gevorderd", true).unwrap();
         assert_eq!(step.document, Some(DocumentKind::Kostenverhaalbrief));
         let p = progress(s, t(0), &taken, t(11));
@@ -366,7 +385,7 @@ mod tests {
         assert!(p.finished && p.next.is_none() && !p.overdue);
         assert_eq!(
             next_allowed(s, &all, "betaald", true).unwrap_err(),
-            "the track is finished"
+            Refusal::NotNext("the track is finished".into())
         );
     }
 }

@@ -112,7 +112,9 @@ pub mod entity {
 }
 
 impl Lookups {
-    pub fn new(rdw: Option<&str>, pdok: Option<&str>) -> Lookups {
+    /// The lookups with their HTTP client; fails (at start-up) when the client cannot be built,
+    /// rather than running without its timeout.
+    pub fn new(rdw: Option<&str>, pdok: Option<&str>) -> anyhow::Result<Lookups> {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
@@ -121,14 +123,13 @@ impl Lookups {
                 env!("CARGO_PKG_VERSION"),
                 " (gemeente Velsen)"
             ))
-            .build()
-            .unwrap_or_default();
-        Lookups {
+            .build()?;
+        Ok(Lookups {
             http,
             rdw: base(rdw),
             pdok: base(pdok),
             vehicles: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The vehicle behind a plate, from the cache or the RDW.
@@ -319,7 +320,10 @@ impl Lookups {
                     looked_up_at: Set(chrono::Utc::now()),
                 };
                 // Two lookups of one spot at once: the second insert fails, the answer stands.
-                let _ = row.insert(conn).await;
+                // Any failure only costs a lookup next time; it is logged, not hidden.
+                if let Err(e) = row.insert(conn).await {
+                    tracing::debug!(error = %e, "address not cached");
+                }
                 match hit {
                     Some((a, d)) => answer(Checked::Found, Some(a), d, None),
                     None => answer(Checked::NotFound, None, None, None),
@@ -354,7 +358,6 @@ pub async fn earlier(
 ) -> crate::error::ApiResult<Vec<(crate::violations::entity::violation::Model, Option<f64>)>> {
     use crate::access::Kind;
     use crate::error::ApiError;
-    use sha2::Digest;
     let now = chrono::Utc::now();
     let since = now - chrono::Duration::days(i64::from(months) * 31);
     let mut f = crate::violations::store::Filter {
@@ -395,17 +398,37 @@ pub async fn earlier(
         .take(50)
         .collect();
     if let Some(k) = &f.plate {
-        let entry = crate::audit::Entry {
-            action: "lookup_repeats",
-            record_type: "kenteken",
-            record_id: None,
-            reason: None,
-            detail: Some(serde_json::json!({
-                "kenteken_sha256": hex::encode(sha2::Sha256::digest(k.as_bytes())),
-                "months": months, "found": found.len(),
-            })),
-        };
+        let entry = consultation(
+            "lookup_repeats",
+            k,
+            serde_json::json!({ "months": months, "found": found.len() }),
+        );
         state.audit.read(&p.actor(), entry).await?;
     }
     Ok(found)
+}
+
+/// The audit line of a consultation of a kenteken: by the plate's SHA-256, never the plate (the
+/// log holds ids, not values), with what the lookup adds in `detail` (an object).
+pub fn consultation(
+    action: &'static str,
+    kenteken: &str,
+    detail: serde_json::Value,
+) -> crate::audit::Entry {
+    use sha2::Digest;
+    let mut d = match detail {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    d.insert(
+        "kenteken_sha256".into(),
+        hex::encode(sha2::Sha256::digest(kenteken.as_bytes())).into(),
+    );
+    crate::audit::Entry {
+        action,
+        record_type: "kenteken",
+        record_id: None,
+        reason: None,
+        detail: Some(serde_json::Value::Object(d)),
+    }
 }

@@ -3,14 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use sha2::Digest;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AddressCheck, VehicleCheck};
 use crate::access::{self, Kind};
 use crate::app::AppState;
-use crate::audit::Entry;
 use crate::auth::{Action, Principal};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
@@ -49,16 +47,11 @@ pub async fn kenteken(
     }
     let key = crate::audit::register::asked_kenteken(&raw)?;
     let check = state.lookups.vehicle(&key).await;
-    let entry = Entry {
-        action: "lookup_kenteken",
-        record_type: "kenteken",
-        record_id: None,
-        reason: None,
-        detail: Some(serde_json::json!({
-            "kenteken_sha256": hex::encode(sha2::Sha256::digest(key.as_bytes())),
-            "checked": check.checked,
-        })),
-    };
+    let entry = super::consultation(
+        "lookup_kenteken",
+        &key,
+        serde_json::json!({ "checked": check.checked }),
+    );
     state.audit.read(&p.actor(), entry).await?;
     Ok(Json(check))
 }

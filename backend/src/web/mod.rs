@@ -658,7 +658,7 @@ async fn display_name(state: &AppState, p: &Principal) -> String {
         .one(&state.db.read)
         .await
     {
-        Ok(Some(u)) if !u.display_name.trim().is_empty() => u.display_name,
+        Ok(Some(u)) => u.shown_name().to_string(),
         _ => p.username.clone(),
     }
 }
@@ -845,21 +845,13 @@ async fn page(
                 .map_or(0, |w| w.count as u32),
         })
         .collect();
-    let class = |c: &str| -> &'static str {
-        match c {
-            "afval" => "afval",
-            "parkeren" => "parkeren",
-            "honden" => "honden",
-            _ => "overig",
-        }
-    };
     let mut points: Vec<MapPoint> = facts
         .violations
         .iter()
         .map(|(lat, lon, c)| MapPoint {
             lat: *lat,
             lon: *lon,
-            class: class(c),
+            class: svg::category_class(c),
         })
         .collect();
     points.extend(facts.sightings.iter().map(|(lat, lon)| MapPoint {

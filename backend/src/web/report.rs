@@ -88,14 +88,7 @@ async fn officer_names(state: &AppState, p: &Principal) -> Result<Vec<(Uuid, Str
     Ok(crate::auth::accounts::members_in_scope(&state.db.read, p)
         .await?
         .into_iter()
-        .map(|u| {
-            let name = if u.display_name.trim().is_empty() {
-                u.username
-            } else {
-                u.display_name
-            };
-            (u.id, name)
-        })
+        .map(|u| (u.id, u.shown_name().to_string()))
         .collect())
 }
 
@@ -374,7 +367,7 @@ async fn report(
         )
         .await?,
     );
-    let case = match crate::cases::case_of(state, p, m.id).await {
+    let case = match crate::cases::case_for(state, &m).await {
         Ok(c) => Some(case_json(&c, p, &here_back)),
         Err(ApiError::NotFound(_)) => None,
         Err(e) => return Err(e),
@@ -461,14 +454,18 @@ async fn report(
 /// The place of a report on a small map: the buurten of its wijk (all wijken when it lies
 /// outside them) with the report's point.
 fn place_map(state: &AppState, m: &violation::Model, at: &crate::violations::Location) -> String {
+    use crate::geo::AreaKind;
     let all = state.reference.areas.areas();
-    let mut areas: Vec<MapArea> = all
-        .iter()
-        .filter(|a| {
-            a.kind == crate::geo::AreaKind::Buurt
-                && m.wijk_code.is_some()
-                && a.wijk_code == m.wijk_code
-        })
+    let in_wijk = |a: &&crate::geo::Area| {
+        a.kind == AreaKind::Buurt && m.wijk_code.is_some() && a.wijk_code == m.wijk_code
+    };
+    let shown: Vec<&crate::geo::Area> = if all.iter().any(|a| in_wijk(&a)) {
+        all.iter().filter(in_wijk).collect()
+    } else {
+        all.iter().filter(|a| a.kind == AreaKind::Wijk).collect()
+    };
+    let areas: Vec<MapArea> = shown
+        .into_iter()
         .map(|a| MapArea {
             code: a.code.clone(),
             name: a.name.clone(),
@@ -476,24 +473,7 @@ fn place_map(state: &AppState, m: &violation::Model, at: &crate::violations::Loc
             count: 0,
         })
         .collect();
-    if areas.is_empty() {
-        areas = all
-            .iter()
-            .filter(|a| a.kind == crate::geo::AreaKind::Wijk)
-            .map(|a| MapArea {
-                code: a.code.clone(),
-                name: a.name.clone(),
-                shape: a.shape.clone(),
-                count: 0,
-            })
-            .collect();
-    }
-    let class: &'static str = match m.category.as_str() {
-        "afval" => "afval",
-        "parkeren" => "parkeren",
-        "honden" => "honden",
-        _ => "overig",
-    };
+    let class = svg::category_class(&m.category);
     svg::map_svg(
         &MapInput {
             areas: &areas,
@@ -548,14 +528,14 @@ fn day_nl(t: DateTime<Utc>) -> String {
 fn case_json(c: &crate::cases::CaseView, p: &Principal, back: &str) -> Value {
     let lead = p.may(Action::ReviewViolation);
     let next = c.steps.iter().find(|s| Some(&s.key) == c.next.as_ref());
-    let waits_for_review =
-        next.is_some_and(|s| s.by == "teamleider") && c.report_status != Status::Approved;
+    let waits_for_review = next.is_some_and(|s| s.by == crate::cases::track::Actor::Teamleider)
+        && c.report_status != Status::Approved;
     json!({
         "id": c.id,
         "sanction": c.sanction_label,
         "next": next.map(|s| json!({
             "key": s.key, "label": s.label,
-            "may": !waits_for_review && (s.by == "officer" || lead),
+            "may": !waits_for_review && (s.by == crate::cases::track::Actor::Officer || lead),
             "waits_for_review": waits_for_review,
         })),
         "due": c.due_at.map(day_nl),

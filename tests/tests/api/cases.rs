@@ -69,6 +69,27 @@ async fn step(app: &TestApp, t: &str, id: &str, key: &str) -> reqwest::Response 
     .unwrap()
 }
 
+/// A submitted report without a plate: `(category, feitcode, outcome, sanction)`.
+async fn submitted_case(
+    app: &TestApp,
+    t: &str,
+    (category, feitcode, outcome, sanction): (&str, &str, &str, &str),
+    description: &str,
+) -> Uuid {
+    let id = Uuid::new_v4();
+    let mut r = thor_tests::report(id);
+    r["category"] = json!(category);
+    r["feitcode"] = json!(feitcode);
+    r["outcome"] = json!(outcome);
+    r["plate"] = Value::Null;
+    r["driver_present"] = Value::Null;
+    r["description"] = json!(description);
+    r["sanction"] = json!(sanction);
+    r["status"] = json!("submitted");
+    ok(app.post(t, "/api/v1/violations", &r).send().await.unwrap()).await;
+    id
+}
+
 async fn cases_from_observation_to_the_end_of_their_track(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.demo_accounts().await;
@@ -77,15 +98,7 @@ async fn cases_from_observation_to_the_end_of_their_track(b: Backend) {
 
     // The parkeer report with a photo, on the Mulder track.
     let bytes = crate::photos::jpeg(800, 600, 21);
-    let (park, pid) = crate::photos::report_with_photo(&app, &hh, &bytes, "image/jpeg").await;
-    assert_eq!(
-        crate::photos::upload(&app, &hh, pid, &bytes).await.status(),
-        204
-    );
-    assert_eq!(
-        crate::photos::derived(&app, &hh, pid).await["derivative_state"],
-        "done"
-    );
+    let (park, _) = crate::photos::report_with_derived_photo(&app, &hh, &bytes).await;
     let path = format!("/api/v1/violations/{park}");
     // The afdoening is checked against the outcome and the track: a fine on R397a is Mulder.
     let res = app
@@ -107,37 +120,19 @@ async fn cases_from_observation_to_the_end_of_their_track(b: Backend) {
     .await;
 
     // The afval report, cleared away at the offender's cost; the honden report, a written warning.
-    let afval = Uuid::new_v4();
-    let mut r = thor_tests::report(afval);
-    r["category"] = json!("afval");
-    r["feitcode"] = json!("H004");
-    r["outcome"] = json!("removed");
-    r["plate"] = Value::Null;
-    r["driver_present"] = Value::Null;
-    r["description"] = json!("Zes vuilniszakken naast de container aan de Kennemerlaan");
-    r["sanction"] = json!("kostenverhaal");
-    r["status"] = json!("submitted");
-    ok(app
-        .post(&hh, "/api/v1/violations", &r)
-        .send()
-        .await
-        .unwrap())
+    let afval = submitted_case(
+        &app,
+        &hh,
+        ("afval", "H004", "removed", "kostenverhaal"),
+        "Zes vuilniszakken naast de container aan de Kennemerlaan",
+    )
     .await;
-    let honden = Uuid::new_v4();
-    let mut r = thor_tests::report(honden);
-    r["category"] = json!("honden");
-    r["feitcode"] = json!("F145a");
-    r["outcome"] = json!("warning");
-    r["plate"] = Value::Null;
-    r["driver_present"] = Value::Null;
-    r["description"] = json!("Hond los op de Lange Nieuwstraat, eigenaar aangesproken");
-    r["sanction"] = json!("waarschuwing_schriftelijk");
-    r["status"] = json!("submitted");
-    ok(app
-        .post(&hh, "/api/v1/violations", &r)
-        .send()
-        .await
-        .unwrap())
+    let honden = submitted_case(
+        &app,
+        &hh,
+        ("honden", "F145a", "warning", "waarschuwing_schriftelijk"),
+        "Hond los op de Lange Nieuwstraat, eigenaar aangesproken",
+    )
     .await;
     let (park, afval, honden) = (park.to_string(), afval.to_string(), honden.to_string());
 

@@ -303,25 +303,18 @@ async fn a_sign_off_with_work_open_asks_once(b: Backend) {
 
 both!(a_sign_off_with_work_open_asks_once);
 
-/// The page's session reads through the API (a report's photos for the review list, the
-/// exports) but writes nothing there: an API write needs the bearer token.
-async fn the_page_session_reads_the_api_and_writes_nothing_there(b: Backend) {
-    let app = TestApp::spawn(b).await;
-    app.demo_accounts().await;
-    let hh = app.login("handhaver", "phone-hh").await;
-    let bytes = crate::photos::jpeg(640, 480, 9);
-    let (rid, pid) = crate::photos::report_with_photo(&app, &hh, &bytes, "image/jpeg").await;
-    assert_eq!(
-        crate::photos::upload(&app, &hh, pid, &bytes).await.status(),
-        204
-    );
-    assert_eq!(
-        crate::photos::derived(&app, &hh, pid).await["derivative_state"],
-        "done"
-    );
+/// A submitted report of `hh` with one photo (made from `seed`) whose derivatives are made;
+/// returns the report's and the photo's ids and the photo's bytes.
+async fn submitted_report_with_photo(
+    app: &TestApp,
+    hh: &str,
+    seed: u8,
+) -> (uuid::Uuid, uuid::Uuid, Vec<u8>) {
+    let bytes = crate::photos::jpeg(640, 480, seed);
+    let (rid, pid) = crate::photos::report_with_derived_photo(app, hh, &bytes).await;
     let res = app
         .patch(
-            &hh,
+            hh,
             &format!("/api/v1/violations/{rid}"),
             &serde_json::json!({ "status": "submitted" }),
         )
@@ -329,6 +322,16 @@ async fn the_page_session_reads_the_api_and_writes_nothing_there(b: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    (rid, pid, bytes)
+}
+
+/// The page's session reads through the API (a report's photos for the review list, the
+/// exports) but writes nothing there: an API write needs the bearer token.
+async fn the_page_session_reads_the_api_and_writes_nothing_there(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.demo_accounts().await;
+    let hh = app.login("handhaver", "phone-hh").await;
+    let (_, pid, _) = submitted_report_with_photo(&app, &hh, 9).await;
 
     let lead = page_login(&app, "teamleider").await;
     let page = lead.page(&app).await;
@@ -367,23 +370,7 @@ async fn a_report_page_shows_its_evidence_and_refusals_read_in_dutch(b: Backend)
     let app = TestApp::spawn(b).await;
     app.demo_accounts().await;
     let hh = app.login("handhaver", "phone-hh").await;
-    let bytes = crate::photos::jpeg(640, 480, 11);
-    let (rid, pid) = crate::photos::report_with_photo(&app, &hh, &bytes, "image/jpeg").await;
-    assert_eq!(
-        crate::photos::upload(&app, &hh, pid, &bytes).await.status(),
-        204
-    );
-    crate::photos::derived(&app, &hh, pid).await;
-    let res = app
-        .patch(
-            &hh,
-            &format!("/api/v1/violations/{rid}"),
-            &serde_json::json!({ "status": "submitted" }),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (rid, pid, bytes) = submitted_report_with_photo(&app, &hh, 11).await;
     let lead = page_login(&app, "teamleider").await;
     let get = |path: String, accept: &'static str| {
         lead.client

@@ -83,6 +83,18 @@ pub(crate) async fn report_with_photo(
     (rid, pid)
 }
 
+/// A report of `t` with one JPEG photo whose bytes are in and whose derivatives are made.
+pub(crate) async fn report_with_derived_photo(
+    app: &TestApp,
+    t: &str,
+    bytes: &[u8],
+) -> (Uuid, Uuid) {
+    let (rid, pid) = report_with_photo(app, t, bytes, "image/jpeg").await;
+    assert_eq!(upload(app, t, pid, bytes).await.status(), 204);
+    assert_eq!(derived(app, t, pid).await["derivative_state"], "done");
+    (rid, pid)
+}
+
 pub(crate) async fn create_upload(
     app: &TestApp,
     t: &str,
