@@ -1,10 +1,5 @@
 //! The `thor` command: serve the API, migrate, manage accounts, print the OpenAPI document.
 
-/// mimalloc instead of glibc's allocator: a push allocates and frees many small values (JSON
-/// maps, query parameters), and glibc's malloc/free took a sixth of its server time in `perf`.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -904,14 +899,8 @@ async fn team(command: TeamCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    thor::db::sqlite_on_mimalloc();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // An idle server's runtime threads give their freed memory back (see thor::memory).
-        .on_thread_unpark(thor::memory::on_thread_wake)
-        .build()
-    {
+    let rt = match thor::perf::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("thor: cannot start the runtime: {e}");

@@ -622,29 +622,138 @@ impl Simplifier {
 /// viewBox `width_px` units wide (clamped to 200..=4000) keeping the aspect ratio.
 /// Data outside the extent is clipped by the drawing (markers/cells outside are dropped).
 pub fn map_svg(input: &MapInput, width_px: u32) -> String {
-    let w = f64::from(width_px.clamp(200, 4000));
-    let fs = (w / 65.0).clamp(9.0, 16.0).round();
-    let pad = (fs * 0.5).round();
-    let (lon0, lat0, lon1, lat1) = extent(input);
-    let k = ((lat0 + lat1) / 2.0).to_radians().cos();
-    let s = (w - 2.0 * pad) / ((lon1 - lon0) * k);
-    let proj = Proj {
-        k,
-        u0: lon0 * k,
-        v1: lat1,
-        s,
-        pad,
-    };
-    let map_h = ((lat1 - lat0) * s + 2.0 * pad).ceil();
-    let in_map = |x: f64, y: f64| x >= 0.0 && y >= 0.0 && x <= w && y <= map_h;
-
+    let frame = Frame::fit(input, width_px);
     let mut body = String::with_capacity(64 * 1024);
     let mut legend: Vec<(LegendSym, String)> = Vec::new();
 
-    // --- wijk outlines -------------------------------------------------------------
-    let mut labels: Vec<(f64, f64, f64, String)> = Vec::new();
-    let mut edges = String::new();
-    let busiest = input.areas.iter().map(|a| a.count).max().unwrap_or(0);
+    let outlines = draw_areas(input.areas, &frame, &mut body, &mut legend);
+
+    let total = input.points.len();
+    let n_overlay = input.points.iter().filter(|p| is_overlay(p.class)).count();
+    let grid = Gridding {
+        violations: total > DENSITY_THRESHOLD,
+        overlay: n_overlay > DENSITY_THRESHOLD,
+    };
+    let n_grid = draw_density(input.points, grid, &frame, &mut body, &mut legend);
+    draw_tracks(input.tracks, &frame, &mut body, &mut legend);
+    // Wijk edges above the grid and the tracks.
+    if !outlines.edges.is_empty() {
+        let _ = write!(body, "<path class=\"bs-wijk-edge\" d=\"{}\"/>", outlines.edges);
+    }
+    // Hotspots are drawn after the markers, so rings and their numbers are not hidden under
+    // them; their legend entries come before the markers'.
+    let (hotspots, n_open) = draw_hotspots(input.hotspots, &frame, &mut legend);
+    // A map of one report (or a few) shows its point large enough to find at a glance.
+    let h = ((frame.w / 250.0).round() as i64).clamp(2, 6) * if total <= 3 { 3 } else { 1 };
+    draw_markers(input.points, grid, h, &frame, &mut body, &mut legend);
+    body.push_str(&hotspots);
+    draw_wijk_labels(&outlines.labels, &frame, &mut body);
+    let (leg, lfs, total_h) = draw_legend(&legend, h, &frame);
+
+    let aria = format!(
+        "{}: {} wijken, {} meldingen{}, {} hotspots ({} niet bezocht), {} rondes",
+        input.title,
+        input.areas.len(),
+        total,
+        if n_grid > 0 { " (als dichtheid)" } else { "" },
+        input.hotspots.len(),
+        n_open,
+        input.tracks.len()
+    );
+    let mut o = String::with_capacity(body.len() + leg.len() + 4096);
+    svg_open(&mut o, "bs-map", frame.w, total_h, &aria, input.title, STYLE_MAP);
+    o.push_str(&body);
+    if !leg.is_empty() {
+        let _ = write!(
+            o,
+            "<g class=\"bs-legend\" font-size=\"{}\">{leg}</g>",
+            num1(lfs)
+        );
+    }
+    o.push_str("</svg>");
+    o
+}
+
+/// The map's frame: its width, the font size and padding that follow from it, the projection
+/// and the height of the map above the legend.
+struct Frame {
+    w: f64,
+    fs: f64,
+    pad: f64,
+    proj: Proj,
+    map_h: f64,
+}
+
+impl Frame {
+    fn fit(input: &MapInput, width_px: u32) -> Frame {
+        let w = f64::from(width_px.clamp(200, 4000));
+        let fs = (w / 65.0).clamp(9.0, 16.0).round();
+        let pad = (fs * 0.5).round();
+        let (lon0, lat0, lon1, lat1) = extent(input);
+        let k = ((lat0 + lat1) / 2.0).to_radians().cos();
+        let s = (w - 2.0 * pad) / ((lon1 - lon0) * k);
+        let proj = Proj {
+            k,
+            u0: lon0 * k,
+            v1: lat1,
+            s,
+            pad,
+        };
+        let map_h = ((lat1 - lat0) * s + 2.0 * pad).ceil();
+        Frame {
+            w,
+            fs,
+            pad,
+            proj,
+            map_h,
+        }
+    }
+
+    fn contains(&self, x: f64, y: f64) -> bool {
+        x >= 0.0 && y >= 0.0 && x <= self.w && y <= self.map_h
+    }
+}
+
+/// Which points go into the density grid instead of markers: the violations, the overlays
+/// (youth, incidents), each when there are too many of them.
+#[derive(Clone, Copy)]
+struct Gridding {
+    violations: bool,
+    overlay: bool,
+}
+
+impl Gridding {
+    fn takes(self, p: &MapPoint) -> bool {
+        if is_overlay(p.class) {
+            self.overlay
+        } else {
+            self.violations
+        }
+    }
+}
+
+/// What the outlines leave for later layers: their edges as one path (drawn above the grid
+/// and tracks) and a label point per wijk (drawn on top).
+struct Outlines {
+    edges: String,
+    labels: Vec<(f64, f64, f64, String)>,
+}
+
+/// The wijk outlines, shaded by their count, with a legend entry per shade in use.
+fn draw_areas(
+    areas: &[MapArea],
+    frame: &Frame,
+    body: &mut String,
+    legend: &mut Vec<(LegendSym, String)>,
+) -> Outlines {
+    let mut out = Outlines {
+        edges: String::new(),
+        labels: Vec::new(),
+    };
+    if areas.is_empty() {
+        return out;
+    }
+    let busiest = areas.iter().map(|a| a.count).max().unwrap_or(0);
     let shade_of = |n: u32| -> usize {
         if n == 0 || busiest == 0 {
             0
@@ -653,177 +762,183 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
         }
     };
     let mut shades = [(u32::MAX, 0u32); 5];
-    if !input.areas.is_empty() {
-        body.push_str("<g class=\"bs-wijken\">");
-        let mut ring: Vec<(i64, i64)> = Vec::new();
-        for a in input.areas {
-            let projected: MultiPolygon<f64> = a.shape.map_coords(|c| {
-                let (x, y) = proj.xy(clean(c.y), clean(c.x));
-                Coord { x, y }
-            });
-            let simp = projected.simplify(OUTLINE_TOLERANCE_PX);
-            let mut pd = PathData::new();
-            for poly in &simp.0 {
-                for r in std::iter::once(poly.exterior()).chain(poly.interiors().iter()) {
-                    ring.clear();
-                    ring.extend(r.0.iter().map(|c| (c.x.round() as i64, c.y.round() as i64)));
-                    pd.poly(&ring, true, 3);
-                }
-            }
-            if pd.s.is_empty() {
-                continue;
-            }
-            let shade = shade_of(a.count);
-            let shade_class = if shade > 0 {
-                shades[shade].0 = shades[shade].0.min(a.count);
-                shades[shade].1 = shades[shade].1.max(a.count);
-                format!(" bs-wijk-s{shade}")
-            } else {
-                String::new()
-            };
-            let counted = if busiest > 0 {
-                format!(": {} meldingen", a.count)
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                body,
-                "<path class=\"bs-wijk{shade_class}\" data-code=\"{}\" d=\"{}\"><title>{}{counted}</title></path>",
-                esc(&a.code),
-                pd.s,
-                esc(&a.name)
-            );
-            edges.push_str(&pd.s);
-            if let Some(p) = projected.interior_point()
-                && p.x().is_finite()
-                && p.y().is_finite()
-            {
-                let chord = chord_width(&projected, p.x(), p.y());
-                labels.push((p.x(), p.y(), chord, short_name(&a.name).to_string()));
+    body.push_str("<g class=\"bs-wijken\">");
+    let mut ring: Vec<(i64, i64)> = Vec::new();
+    for a in areas {
+        let projected: MultiPolygon<f64> = a.shape.map_coords(|c| {
+            let (x, y) = frame.proj.xy(clean(c.y), clean(c.x));
+            Coord { x, y }
+        });
+        let simp = projected.simplify(OUTLINE_TOLERANCE_PX);
+        let mut pd = PathData::new();
+        for poly in &simp.0 {
+            for r in std::iter::once(poly.exterior()).chain(poly.interiors().iter()) {
+                ring.clear();
+                ring.extend(r.0.iter().map(|c| (c.x.round() as i64, c.y.round() as i64)));
+                pd.poly(&ring, true, 3);
             }
         }
-        body.push_str("</g>");
-        for (sh, (lo, hi)) in shades.iter().enumerate().skip(1) {
-            if *hi == 0 {
-                continue;
-            }
-            let txt = if lo == hi {
-                format!("{lo} per wijk")
-            } else {
-                format!("{lo}–{hi} per wijk")
-            };
-            legend.push((LegendSym::Shade(sh), txt));
+        if pd.s.is_empty() {
+            continue;
+        }
+        let shade = shade_of(a.count);
+        let shade_class = if shade > 0 {
+            shades[shade].0 = shades[shade].0.min(a.count);
+            shades[shade].1 = shades[shade].1.max(a.count);
+            format!(" bs-wijk-s{shade}")
+        } else {
+            String::new()
+        };
+        let counted = if busiest > 0 {
+            format!(": {} meldingen", a.count)
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<path class=\"bs-wijk{shade_class}\" data-code=\"{}\" d=\"{}\"><title>{}{counted}</title></path>",
+            esc(&a.code),
+            pd.s,
+            esc(&a.name)
+        );
+        out.edges.push_str(&pd.s);
+        if let Some(p) = projected.interior_point()
+            && p.x().is_finite()
+            && p.y().is_finite()
+        {
+            let chord = chord_width(&projected, p.x(), p.y());
+            out.labels
+                .push((p.x(), p.y(), chord, short_name(&a.name).to_string()));
         }
     }
-
-    // --- points: split into grid and markers ---------------------------------------
-    let total = input.points.len();
-    let n_overlay = input.points.iter().filter(|p| is_overlay(p.class)).count();
-    let grid_violations = total > DENSITY_THRESHOLD;
-    let grid_overlay = n_overlay > DENSITY_THRESHOLD;
-    let to_grid = |p: &MapPoint| {
-        if is_overlay(p.class) {
-            grid_overlay
+    body.push_str("</g>");
+    for (sh, (lo, hi)) in shades.iter().enumerate().skip(1) {
+        if *hi == 0 {
+            continue;
+        }
+        let txt = if lo == hi {
+            format!("{lo} per wijk")
         } else {
-            grid_violations
+            format!("{lo}–{hi} per wijk")
+        };
+        legend.push((LegendSym::Shade(sh), txt));
+    }
+    out
+}
+
+/// The density grid of the points `grid` takes: cells of [`DENSITY_CELL_M`] shaded on a log
+/// scale, horizontal runs of one shade merged. Returns how many points it counted.
+fn draw_density(
+    points: &[MapPoint],
+    grid: Gridding,
+    frame: &Frame,
+    body: &mut String,
+    legend: &mut Vec<(LegendSym, String)>,
+) -> usize {
+    let cell = DENSITY_CELL_M * frame.proj.px_per_m();
+    let nx = ((frame.w / cell).ceil() as usize).max(1);
+    let ny = ((frame.map_h / cell).ceil() as usize).max(1);
+    let mut n_grid = 0usize;
+    if !(cell > 0.5 && points.iter().any(|p| grid.takes(p))) {
+        return 0;
+    }
+    let mut counts = vec![0u32; nx * ny];
+    for p in points.iter().filter(|p| grid.takes(p)) {
+        if !ok_ll(p.lat, p.lon) {
+            continue;
+        }
+        let (x, y) = frame.proj.xy(p.lat, p.lon);
+        if !frame.contains(x, y) {
+            continue;
+        }
+        let ix = ((x / cell) as usize).min(nx - 1);
+        let iy = ((y / cell) as usize).min(ny - 1);
+        counts[iy * nx + ix] += 1;
+        n_grid += 1;
+    }
+    let max = counts.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return n_grid;
+    }
+    let lmax = f64::from(max).ln();
+    let shade = |c: u32| -> usize {
+        if c == 0 {
+            0
+        } else if max <= 1 {
+            1
+        } else {
+            (1 + ((f64::from(c).ln() / lmax) * 4.0).floor() as usize).min(5)
         }
     };
-
-    // density grid
-    let cell = DENSITY_CELL_M * proj.px_per_m();
-    let nx = ((w / cell).ceil() as usize).max(1);
-    let ny = ((map_h / cell).ceil() as usize).max(1);
-    let mut n_grid = 0usize;
-    if cell > 0.5 && input.points.iter().any(to_grid) {
-        let mut counts = vec![0u32; nx * ny];
-        for p in input.points.iter().filter(|p| to_grid(p)) {
-            if !ok_ll(p.lat, p.lon) {
+    let mut paths: Vec<PathData> = (0..6).map(|_| PathData::new()).collect();
+    let mut ranges = [(u32::MAX, 0u32); 6];
+    let edge = |i: usize| (i as f64 * cell).round() as i64;
+    for iy in 0..ny {
+        let mut ix = 0;
+        while ix < nx {
+            let c = counts[iy * nx + ix];
+            let sh = shade(c);
+            if sh == 0 {
+                ix += 1;
                 continue;
             }
-            let (x, y) = proj.xy(p.lat, p.lon);
-            if !in_map(x, y) {
-                continue;
+            let start = ix;
+            while ix < nx && shade(counts[iy * nx + ix]) == sh {
+                let cc = counts[iy * nx + ix];
+                ranges[sh].0 = ranges[sh].0.min(cc);
+                ranges[sh].1 = ranges[sh].1.max(cc);
+                ix += 1;
             }
-            let ix = ((x / cell) as usize).min(nx - 1);
-            let iy = ((y / cell) as usize).min(ny - 1);
-            counts[iy * nx + ix] += 1;
-            n_grid += 1;
-        }
-        let max = counts.iter().copied().max().unwrap_or(0);
-        if max > 0 {
-            let lmax = f64::from(max).ln();
-            let shade = |c: u32| -> usize {
-                if c == 0 {
-                    0
-                } else if max <= 1 {
-                    1
-                } else {
-                    (1 + ((f64::from(c).ln() / lmax) * 4.0).floor() as usize).min(5)
-                }
-            };
-            let mut paths: Vec<PathData> = (0..6).map(|_| PathData::new()).collect();
-            let mut ranges = [(u32::MAX, 0u32); 6];
-            let edge = |i: usize| (i as f64 * cell).round() as i64;
-            for iy in 0..ny {
-                let mut ix = 0;
-                while ix < nx {
-                    let c = counts[iy * nx + ix];
-                    let sh = shade(c);
-                    if sh == 0 {
-                        ix += 1;
-                        continue;
-                    }
-                    let start = ix;
-                    while ix < nx && shade(counts[iy * nx + ix]) == sh {
-                        let cc = counts[iy * nx + ix];
-                        ranges[sh].0 = ranges[sh].0.min(cc);
-                        ranges[sh].1 = ranges[sh].1.max(cc);
-                        ix += 1;
-                    }
-                    let (x0, x1, y0, y1) = (edge(start), edge(ix), edge(iy), edge(iy + 1));
-                    let pd = &mut paths[sh];
-                    pd.cmd('M');
-                    pd.pair(x0, y0);
-                    pd.cmd('h');
-                    pd.n(x1 - x0);
-                    pd.cmd('v');
-                    pd.n(y1 - y0);
-                    pd.cmd('h');
-                    pd.n(x0 - x1);
-                    pd.cmd('z');
-                }
-            }
-            body.push_str("<g class=\"bs-dens\">");
-            legend.push((
-                LegendSym::Dens(0),
-                format!("Meldingen per vak van {} m:", DENSITY_CELL_M as i64),
-            ));
-            for (sh, pd) in paths.iter().enumerate().skip(1) {
-                if pd.s.is_empty() {
-                    continue;
-                }
-                let _ = write!(body, "<path class=\"bs-d{sh}\" d=\"{}\"/>", pd.s);
-                let (lo, hi) = ranges[sh];
-                let txt = if lo == hi {
-                    format!("{lo}")
-                } else {
-                    format!("{lo}–{hi}")
-                };
-                legend.push((LegendSym::Dens(sh), txt));
-            }
-            body.push_str("</g>");
+            let (x0, x1, y0, y1) = (edge(start), edge(ix), edge(iy), edge(iy + 1));
+            let pd = &mut paths[sh];
+            pd.cmd('M');
+            pd.pair(x0, y0);
+            pd.cmd('h');
+            pd.n(x1 - x0);
+            pd.cmd('v');
+            pd.n(y1 - y0);
+            pd.cmd('h');
+            pd.n(x0 - x1);
+            pd.cmd('z');
         }
     }
+    body.push_str("<g class=\"bs-dens\">");
+    legend.push((
+        LegendSym::Dens(0),
+        format!("Meldingen per vak van {} m:", DENSITY_CELL_M as i64),
+    ));
+    for (sh, pd) in paths.iter().enumerate().skip(1) {
+        if pd.s.is_empty() {
+            continue;
+        }
+        let _ = write!(body, "<path class=\"bs-d{sh}\" d=\"{}\"/>", pd.s);
+        let (lo, hi) = ranges[sh];
+        let txt = if lo == hi {
+            format!("{lo}")
+        } else {
+            format!("{lo}–{hi}")
+        };
+        legend.push((LegendSym::Dens(sh), txt));
+    }
+    body.push_str("</g>");
+    n_grid
+}
 
-    // --- tracks --------------------------------------------------------------------
-    let projected_tracks: Vec<Vec<Coord<f64>>> = input
-        .tracks
+/// All tracks as one simplified path, re-simplified with a doubled tolerance (up to three
+/// times) while it exceeds [`TRACK_BUDGET_BYTES`].
+fn draw_tracks(
+    tracks: &[Vec<(f64, f64)>],
+    frame: &Frame,
+    body: &mut String,
+    legend: &mut Vec<(LegendSym, String)>,
+) {
+    let projected_tracks: Vec<Vec<Coord<f64>>> = tracks
         .iter()
         .map(|t| {
             t.iter()
                 .filter(|&&(lat, lon)| ok_ll(lat, lon))
                 .map(|&(lat, lon)| {
-                    let (x, y) = proj.xy(lat, lon);
+                    let (x, y) = frame.proj.xy(lat, lon);
                     Coord { x, y }
                 })
                 .collect()
@@ -842,88 +957,123 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
         let _ = write!(body, "<path class=\"bs-trk\" d=\"{tracks_d}\"/>");
         legend.push((
             LegendSym::Track,
-            format!("Surveillancerondes ({})", input.tracks.len()),
+            format!("Surveillancerondes ({})", tracks.len()),
         ));
     }
+}
 
-    // --- wijk edges above grid and tracks ----------------------------------------
-    if !edges.is_empty() {
-        let _ = write!(body, "<path class=\"bs-wijk-edge\" d=\"{edges}\"/>");
-    }
-
-    // --- hotspots ------------------------------------------------------------------
-    // Drawn after the markers (below), so rings and their numbers are not hidden under them.
+/// The hotspot circles and their labels, as a layer for the caller to place; and how many
+/// were not visited.
+fn draw_hotspots(
+    hotspots: &[MapHotspot],
+    frame: &Frame,
+    legend: &mut Vec<(LegendSym, String)>,
+) -> (String, usize) {
     let mut n_open = 0usize;
     let mut hs_body = String::new();
-    if !input.hotspots.is_empty() {
-        let mut hs_labels = String::new();
-        hs_body.push_str("<g class=\"bs-hotspots\">");
-        let (mut any_cov, mut any_open) = (false, false);
-        for h in input.hotspots {
-            if !ok_ll(h.lat, h.lon) {
-                continue;
-            }
-            let (x, y) = proj.xy(h.lat, h.lon);
-            let r = (clean(h.radius_m).max(0.0) * proj.px_per_m()).clamp(3.0, w);
-            if !in_map(x, y) {
-                continue;
-            }
-            let (cls, state) = if h.covered {
-                any_cov = true;
-                ("bs-hs-covered", "bezocht")
+    if hotspots.is_empty() {
+        return (hs_body, n_open);
+    }
+    let fs = frame.fs;
+    let w = frame.w;
+    let mut hs_labels = String::new();
+    hs_body.push_str("<g class=\"bs-hotspots\">");
+    let (mut any_cov, mut any_open) = (false, false);
+    for h in hotspots {
+        if !ok_ll(h.lat, h.lon) {
+            continue;
+        }
+        let (x, y) = frame.proj.xy(h.lat, h.lon);
+        let r = (clean(h.radius_m).max(0.0) * frame.proj.px_per_m()).clamp(3.0, w);
+        if !frame.contains(x, y) {
+            continue;
+        }
+        let (cls, state) = if h.covered {
+            any_cov = true;
+            ("bs-hs-covered", "bezocht")
+        } else {
+            any_open = true;
+            n_open += 1;
+            ("bs-hs-open", "niet bezocht")
+        };
+        let _ = write!(
+            hs_body,
+            "<circle class=\"bs-hs {cls}\" cx=\"{}\" cy=\"{}\" r=\"{}\"><title>{} ({state})</title></circle>",
+            num1(x),
+            num1(y),
+            num1(r),
+            esc(&h.label)
+        );
+        if !h.label.is_empty() {
+            let hfs = (fs * 1.1).round();
+            let right = x + r * 0.72 + 2.0 + text_w(&h.label, hfs) <= w;
+            let (lx, anchor) = if right {
+                (x + r * 0.72 + 2.0, "")
             } else {
-                any_open = true;
-                n_open += 1;
-                ("bs-hs-open", "niet bezocht")
+                (x - r * 0.72 - 2.0, " text-anchor=\"end\"")
             };
+            let ly = (y - r * 0.72 - 2.0).max(hfs);
             let _ = write!(
-                hs_body,
-                "<circle class=\"bs-hs {cls}\" cx=\"{}\" cy=\"{}\" r=\"{}\"><title>{} ({state})</title></circle>",
-                num1(x),
-                num1(y),
-                num1(r),
+                hs_labels,
+                "<text class=\"bs-hs-label\" x=\"{}\" y=\"{}\"{anchor}>{}</text>",
+                num1(lx),
+                num1(ly),
                 esc(&h.label)
             );
-            if !h.label.is_empty() {
-                let hfs = (fs * 1.1).round();
-                let right = x + r * 0.72 + 2.0 + text_w(&h.label, hfs) <= w;
-                let (lx, anchor) = if right {
-                    (x + r * 0.72 + 2.0, "")
-                } else {
-                    (x - r * 0.72 - 2.0, " text-anchor=\"end\"")
-                };
-                let ly = (y - r * 0.72 - 2.0).max(hfs);
-                let _ = write!(
-                    hs_labels,
-                    "<text class=\"bs-hs-label\" x=\"{}\" y=\"{}\"{anchor}>{}</text>",
-                    num1(lx),
-                    num1(ly),
-                    esc(&h.label)
-                );
-            }
-        }
-        hs_body.push_str("</g>");
-        if !hs_labels.is_empty() {
-            labels_push_group(&mut hs_body, &hs_labels, (fs * 1.1).round());
-        }
-        if any_open {
-            legend.push((LegendSym::Hotspot(false), "Hotspot niet bezocht".into()));
-        }
-        if any_cov {
-            legend.push((LegendSym::Hotspot(true), "Hotspot bezocht".into()));
         }
     }
+    hs_body.push_str("</g>");
+    if !hs_labels.is_empty() {
+        labels_push_group(&mut hs_body, &hs_labels, (fs * 1.1).round());
+    }
+    if any_open {
+        legend.push((LegendSym::Hotspot(false), "Hotspot niet bezocht".into()));
+    }
+    if any_cov {
+        legend.push((LegendSym::Hotspot(true), "Hotspot bezocht".into()));
+    }
+    (hs_body, n_open)
+}
 
-    // --- markers -------------------------------------------------------------------
-    // A map of one report (or a few) shows its point large enough to find at a glance.
-    let h = ((w / 250.0).round() as i64).clamp(2, 6) * if total <= 3 { 3 } else { 1 };
+/// Where a marker class is drawn: violations below overlays, otherwise a fixed, readable
+/// order; 4 is any class the map does not know.
+fn marker_rank(c: &str) -> u8 {
+    match c {
+        "afval" => 0,
+        "parkeren" => 1,
+        "honden" => 2,
+        "overig" => 3,
+        "youth" => 5,
+        "incident" => 6,
+        _ => 4,
+    }
+}
+
+/// The CSS name of a marker class: its own, or `other` for a class the map does not know.
+fn marker_ident(c: &str) -> String {
+    if marker_rank(c) == 4 {
+        "other".to_string()
+    } else {
+        css_ident(c)
+    }
+}
+
+/// The points the grid does not take, one path per class (markers of half-size `h`).
+fn draw_markers(
+    points: &[MapPoint],
+    grid: Gridding,
+    h: i64,
+    frame: &Frame,
+    body: &mut String,
+    legend: &mut Vec<(LegendSym, String)>,
+) {
     let mut classes: Vec<(&'static str, PathData, usize)> = Vec::new();
-    for p in input.points.iter().filter(|p| !to_grid(p)) {
+    for p in points.iter().filter(|p| !grid.takes(p)) {
         if !ok_ll(p.lat, p.lon) {
             continue;
         }
-        let (x, y) = proj.xy(p.lat, p.lon);
-        if !in_map(x, y) {
+        let (x, y) = frame.proj.xy(p.lat, p.lon);
+        if !frame.contains(x, y) {
             continue;
         }
         let idx = match classes.iter().position(|(c, _, _)| *c == p.class) {
@@ -937,90 +1087,83 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
         marker(&mut entry.1, p.class, x.round() as i64, y.round() as i64, h);
         entry.2 += 1;
     }
-    // violations below overlays; otherwise a fixed, readable order
-    let rank = |c: &str| match c {
-        "afval" => 0,
-        "parkeren" => 1,
-        "honden" => 2,
-        "overig" => 3,
-        "youth" => 5,
-        "incident" => 6,
-        _ => 4,
-    };
-    classes.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)).then(a.0.cmp(b.0)));
-    if !classes.is_empty() {
-        body.push_str("<g class=\"bs-pts\">");
-        for (c, pd, n) in &classes {
-            let ident = if rank(c) == 4 {
-                "other".to_string()
-            } else {
-                css_ident(c)
-            };
-            let extra = if rank(c) == 4 {
-                format!(" bs-pt-{}", css_ident(c))
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                body,
-                "<path class=\"bs-pt bs-pt-{ident}{extra}\" d=\"{}\"><title>{} ({n})</title></path>",
-                pd.s,
-                esc(&class_label(c))
-            );
-            legend.push((
-                LegendSym::Marker((*c).to_string()),
-                format!("{} ({n})", class_label(c)),
-            ));
-        }
-        body.push_str("</g>");
+    classes.sort_by(|a, b| marker_rank(a.0).cmp(&marker_rank(b.0)).then(a.0.cmp(b.0)));
+    if classes.is_empty() {
+        return;
     }
+    body.push_str("<g class=\"bs-pts\">");
+    for (c, pd, n) in &classes {
+        let extra = if marker_rank(c) == 4 {
+            format!(" bs-pt-{}", css_ident(c))
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<path class=\"bs-pt bs-pt-{}{extra}\" d=\"{}\"><title>{} ({n})</title></path>",
+            marker_ident(c),
+            pd.s,
+            esc(&class_label(c))
+        );
+        legend.push((
+            LegendSym::Marker((*c).to_string()),
+            format!("{} ({n})", class_label(c)),
+        ));
+    }
+    body.push_str("</g>");
+}
 
-    body.push_str(&hs_body);
-
-    // --- wijk labels on top ----------------------------------------------------------
-    if !labels.is_empty() {
-        let mut g = String::new();
-        for (x, y, chord, name) in &labels {
-            let lines = wrap_label(name, *chord, fs);
-            let tw = lines.iter().map(|l| text_w(l, fs)).fold(0.0, f64::max);
-            let x = if tw + 2.0 * pad < w {
-                x.clamp(pad + tw / 2.0, w - pad - tw / 2.0)
+/// The wijk names at their label points, wrapped to the chord and kept inside the frame.
+fn draw_wijk_labels(labels: &[(f64, f64, f64, String)], frame: &Frame, body: &mut String) {
+    if labels.is_empty() {
+        return;
+    }
+    let (fs, pad, w) = (frame.fs, frame.pad, frame.w);
+    let mut g = String::new();
+    for (x, y, chord, name) in labels {
+        let lines = wrap_label(name, *chord, fs);
+        let tw = lines.iter().map(|l| text_w(l, fs)).fold(0.0, f64::max);
+        let x = if tw + 2.0 * pad < w {
+            x.clamp(pad + tw / 2.0, w - pad - tw / 2.0)
+        } else {
+            w / 2.0
+        };
+        let lh = fs * 1.1;
+        let y0 = y + fs * 0.35 - lh * (lines.len() as f64 - 1.0) / 2.0;
+        let _ = write!(
+            g,
+            "<text class=\"bs-wijk-label\" x=\"{}\" y=\"{}\">",
+            num1(x),
+            num1(y0)
+        );
+        for (i, l) in lines.iter().enumerate() {
+            if i == 0 {
+                g.push_str(&esc(l));
             } else {
-                w / 2.0
-            };
-            let lh = fs * 1.1;
-            let y0 = y + fs * 0.35 - lh * (lines.len() as f64 - 1.0) / 2.0;
-            let _ = write!(
-                g,
-                "<text class=\"bs-wijk-label\" x=\"{}\" y=\"{}\">",
-                num1(x),
-                num1(y0)
-            );
-            for (i, l) in lines.iter().enumerate() {
-                if i == 0 {
-                    g.push_str(&esc(l));
-                } else {
-                    let _ = write!(
-                        g,
-                        "<tspan x=\"{}\" dy=\"{}\">{}</tspan>",
-                        num1(x),
-                        num1(lh),
-                        esc(l)
-                    );
-                }
+                let _ = write!(
+                    g,
+                    "<tspan x=\"{}\" dy=\"{}\">{}</tspan>",
+                    num1(x),
+                    num1(lh),
+                    esc(l)
+                );
             }
-            g.push_str("</text>");
         }
-        labels_push_group(&mut body, &g, fs);
+        g.push_str("</text>");
     }
+    labels_push_group(body, &g, fs);
+}
 
-    // --- legend ----------------------------------------------------------------------
-    let lfs = (fs * 0.85).round();
+/// The legend under the map, in rows as wide as the frame: its SVG, its font size and the
+/// drawing's total height.
+fn draw_legend(legend: &[(LegendSym, String)], h: i64, frame: &Frame) -> (String, f64, f64) {
+    let (pad, w) = (frame.pad, frame.w);
+    let lfs = (frame.fs * 0.85).round();
     let row_h = (lfs * 1.6).round();
     let mut lx = pad;
-    let mut ly = map_h + row_h * 0.5;
+    let mut ly = frame.map_h + row_h * 0.5;
     let mut leg = String::new();
-    for (sym, text) in &legend {
+    for (sym, text) in legend {
         let sym_w = match sym {
             LegendSym::Dens(0) => 0.0,
             LegendSym::Track => lfs * 1.8,
@@ -1032,68 +1175,7 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
             ly += row_h;
         }
         let cy = ly + row_h / 2.0;
-        match sym {
-            LegendSym::Marker(c) => {
-                let mut pd = PathData::new();
-                marker(
-                    &mut pd,
-                    c,
-                    (lx + lfs * 0.5).round() as i64,
-                    cy.round() as i64,
-                    h,
-                );
-                let ident = if rank(c) == 4 {
-                    "other".to_string()
-                } else {
-                    css_ident(c)
-                };
-                let _ = write!(leg, "<path class=\"bs-pt bs-pt-{ident}\" d=\"{}\"/>", pd.s);
-            }
-            LegendSym::Hotspot(cov) => {
-                let cls = if *cov { "bs-hs-covered" } else { "bs-hs-open" };
-                let _ = write!(
-                    leg,
-                    "<circle class=\"bs-hs {cls}\" cx=\"{}\" cy=\"{}\" r=\"{}\"/>",
-                    num1(lx + lfs * 0.5),
-                    num1(cy),
-                    num1(lfs * 0.45)
-                );
-            }
-            LegendSym::Track => {
-                let _ = write!(
-                    leg,
-                    "<path class=\"bs-trk\" d=\"M{} {}l{} {} {} {}\"/>",
-                    num1(lx),
-                    num1(cy + 3.0),
-                    num1(lfs * 0.7),
-                    -6,
-                    num1(lfs * 0.8),
-                    4
-                );
-            }
-            LegendSym::Shade(sh) => {
-                let _ = write!(
-                    leg,
-                    "<rect class=\"bs-wijk-s{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" stroke=\"#555\"/>",
-                    num1(lx),
-                    num1(cy - lfs * 0.45),
-                    num1(lfs * 0.9),
-                    num1(lfs * 0.9)
-                );
-            }
-            LegendSym::Dens(sh) => {
-                if *sh > 0 {
-                    let _ = write!(
-                        leg,
-                        "<rect class=\"bs-d{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
-                        num1(lx),
-                        num1(cy - lfs * 0.45),
-                        num1(lfs * 0.9),
-                        num1(lfs * 0.9)
-                    );
-                }
-            }
-        }
+        legend_symbol(&mut leg, sym, lx, cy, lfs, h);
         let _ = write!(
             leg,
             "<text class=\"bs-legend-text\" x=\"{}\" y=\"{}\">{}</text>",
@@ -1104,34 +1186,77 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
         lx += item_w;
     }
     let total_h = if legend.is_empty() {
-        map_h
+        frame.map_h
     } else {
         (ly + row_h * 1.5).ceil()
     };
+    (leg, lfs, total_h)
+}
 
-    // --- assemble ----------------------------------------------------------------------
-    let aria = format!(
-        "{}: {} wijken, {} meldingen{}, {} hotspots ({} niet bezocht), {} rondes",
-        input.title,
-        input.areas.len(),
-        total,
-        if n_grid > 0 { " (als dichtheid)" } else { "" },
-        input.hotspots.len(),
-        n_open,
-        input.tracks.len()
-    );
-    let mut o = String::with_capacity(body.len() + leg.len() + 4096);
-    svg_open(&mut o, "bs-map", w, total_h, &aria, input.title, STYLE_MAP);
-    o.push_str(&body);
-    if !leg.is_empty() {
-        let _ = write!(
-            o,
-            "<g class=\"bs-legend\" font-size=\"{}\">{leg}</g>",
-            num1(lfs)
-        );
+/// One legend entry's symbol at (`lx`, centre `cy`).
+fn legend_symbol(leg: &mut String, sym: &LegendSym, lx: f64, cy: f64, lfs: f64, h: i64) {
+    match sym {
+        LegendSym::Marker(c) => {
+            let mut pd = PathData::new();
+            marker(
+                &mut pd,
+                c,
+                (lx + lfs * 0.5).round() as i64,
+                cy.round() as i64,
+                h,
+            );
+            let _ = write!(
+                leg,
+                "<path class=\"bs-pt bs-pt-{}\" d=\"{}\"/>",
+                marker_ident(c),
+                pd.s
+            );
+        }
+        LegendSym::Hotspot(cov) => {
+            let cls = if *cov { "bs-hs-covered" } else { "bs-hs-open" };
+            let _ = write!(
+                leg,
+                "<circle class=\"bs-hs {cls}\" cx=\"{}\" cy=\"{}\" r=\"{}\"/>",
+                num1(lx + lfs * 0.5),
+                num1(cy),
+                num1(lfs * 0.45)
+            );
+        }
+        LegendSym::Track => {
+            let _ = write!(
+                leg,
+                "<path class=\"bs-trk\" d=\"M{} {}l{} {} {} {}\"/>",
+                num1(lx),
+                num1(cy + 3.0),
+                num1(lfs * 0.7),
+                -6,
+                num1(lfs * 0.8),
+                4
+            );
+        }
+        LegendSym::Shade(sh) => {
+            let _ = write!(
+                leg,
+                "<rect class=\"bs-wijk-s{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" stroke=\"#555\"/>",
+                num1(lx),
+                num1(cy - lfs * 0.45),
+                num1(lfs * 0.9),
+                num1(lfs * 0.9)
+            );
+        }
+        LegendSym::Dens(sh) => {
+            if *sh > 0 {
+                let _ = write!(
+                    leg,
+                    "<rect class=\"bs-d{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
+                    num1(lx),
+                    num1(cy - lfs * 0.45),
+                    num1(lfs * 0.9),
+                    num1(lfs * 0.9)
+                );
+            }
+        }
     }
-    o.push_str("</svg>");
-    o
 }
 
 /// Width of the horizontal chord through (x, y) inside the (projected) shape.

@@ -194,11 +194,14 @@ fn cookie_secure(config: &crate::config::Config, headers: &axum::http::HeaderMap
 }
 
 fn session_cookie(value: &str, max_age: u32, secure: bool) -> Option<HeaderValue> {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
-    ))
-    .ok()
+    let cookie = cookie::Cookie::build((COOKIE, value))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age.into()))
+        .secure(secure)
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -341,10 +344,10 @@ fn cookie_token(req: &Request) -> Option<String> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE)
+        .map(|c| c.value().to_string())
 }
 
 /// The CSRF token of the page for a session: HMAC-SHA256 of [`CSRF_LABEL`] keyed with the

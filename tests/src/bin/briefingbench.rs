@@ -8,10 +8,6 @@
 
 use std::time::Instant;
 
-/// The server's allocator set-up (backend/src/main.rs), so the figures are the server's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 use thor::app::AppState;
@@ -22,9 +18,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    thor::db::sqlite_on_mimalloc();
+/// On the server's runtime and allocator (`thor::perf`), so the figures are the server's.
+fn main() -> anyhow::Result<()> {
+    thor::perf::runtime()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::for_data_dir(dir.path().join("data"));
     config.database_url = std::env::args().nth(1);
