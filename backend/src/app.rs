@@ -61,6 +61,26 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A briefing for this reader, date and shift at `now`, on this server's reference data,
+    /// round cache and shift hours.
+    pub fn ask<'a>(
+        &'a self,
+        reader: &'a crate::auth::Principal,
+        date: chrono::NaiveDate,
+        shift: Option<crate::briefing::Shift>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::briefing::load::Ask<'a> {
+        crate::briefing::load::Ask {
+            reference: &self.reference,
+            cache: &self.round_cache,
+            hours: &self.shifts,
+            reader,
+            date,
+            shift,
+            now,
+        }
+    }
+
     /// Opens the database (creating the data folder and SQLite file on first start), applies
     /// migrations and loads the reference data.
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
@@ -487,17 +507,7 @@ async fn warm_briefing(state: AppState) {
     let now = chrono::Utc::now();
     let today = crate::demo::today();
     let started = std::time::Instant::now();
-    match crate::briefing::load::build(
-        &state.db.read,
-        &state.reference,
-        &state.round_cache,
-        &state.shifts,
-        &system,
-        today,
-        None,
-        now,
-    )
-    .await
+    match crate::briefing::load::build(&state.db.read, &state.ask(&system, today, None, now)).await
     {
         Ok(_) => tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,

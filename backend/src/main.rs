@@ -684,13 +684,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             let b = thor::briefing::load::briefing(
                 &state.db.read,
-                &state.reference,
-                &state.round_cache,
-                &state.shifts,
-                &operator,
-                date,
-                shift,
-                chrono::Utc::now(),
+                &state.ask(&operator, date, shift, chrono::Utc::now()),
             )
             .await
             .map_err(cli_error)?;

@@ -1,6 +1,7 @@
 //! The `thor` command as an IT admin runs it: the real binary, a fresh data folder per test.
 //! Machine output on stdout (parsable, no log lines or colour codes), errors as one line on
 //! stderr with a non-zero exit, each subcommand with its own flags, and the account commands.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure should panic
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

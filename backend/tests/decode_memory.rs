@@ -10,6 +10,7 @@
 //!
 //! `cargo test -p thor --test decode_memory -- --nocapture` prints the numbers.
 //! THOR_MEMTEST_BIN=/path/to/thor measures another build (e.g. the one before this fix).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure should panic
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -20,39 +20,32 @@ use crate::records::{list as doc_list, ms, num, store as records, text};
 use crate::reference::Reference;
 use crate::violations::entity::violation;
 
+/// What a briefing is built for, beside the database: the reader, the date and shift, the
+/// moment, and the server's reference data, round cache and shift hours.
+#[derive(Clone, Copy)]
+pub struct Ask<'a> {
+    pub reference: &'a Reference,
+    pub cache: &'a RoundCache,
+    pub hours: &'a ShiftHours,
+    pub reader: &'a Principal,
+    pub date: NaiveDate,
+    pub shift: Option<Shift>,
+    pub now: DateTime<Utc>,
+}
+
 /// The briefing of a date (and shift) as this principal may see it: built now, or as signed
 /// with an addendum of what changed since.
-#[allow(clippy::too_many_arguments)]
-pub async fn briefing<C: ConnectionTrait>(
-    conn: &C,
-    reference: &Reference,
-    cache: &RoundCache,
-    hours: &ShiftHours,
-    p: &Principal,
-    date: NaiveDate,
-    shift: Option<Shift>,
-    now: DateTime<Utc>,
-) -> ApiResult<Briefing> {
-    Ok(
-        briefing_and_map(conn, reference, cache, hours, p, date, shift, now)
-            .await?
-            .0,
-    )
+pub async fn briefing<C: ConnectionTrait>(conn: &C, ask: &Ask<'_>) -> ApiResult<Briefing> {
+    Ok(briefing_and_map(conn, ask).await?.0)
 }
 
 /// The briefing as [`briefing`] gives it, and what its map draws, from one build.
-#[allow(clippy::too_many_arguments)]
 pub async fn briefing_and_map<C: ConnectionTrait>(
     conn: &C,
-    reference: &Reference,
-    cache: &RoundCache,
-    hours: &ShiftHours,
-    p: &Principal,
-    date: NaiveDate,
-    shift: Option<Shift>,
-    now: DateTime<Utc>,
+    ask: &Ask<'_>,
 ) -> ApiResult<(Briefing, MapFacts)> {
-    let (current, map) = build_full(conn, reference, cache, hours, p, date, shift, now).await?;
+    let (p, date, shift, now) = (ask.reader, ask.date, ask.shift, ask.now);
+    let (current, map) = build_full(conn, ask).await?;
     // A team's own sign-off only: a reader without a team (the beheerder) reads the briefing
     // as built now.
     let sign = match p.team_id {
@@ -139,17 +132,8 @@ pub async fn signed<C: ConnectionTrait>(
 /// Signs the briefing off: the complete (unredacted) briefing is frozen as signed. Only a team
 /// lead signs, on or before the briefing's day; a signed briefing is not signed again. The API
 /// and the web page both sign through here.
-#[allow(clippy::too_many_arguments)]
-pub async fn sign(
-    txn: &sea_orm::DatabaseTransaction,
-    reference: &Reference,
-    cache: &RoundCache,
-    hours: &ShiftHours,
-    p: &Principal,
-    date: NaiveDate,
-    shift: Option<Shift>,
-    now: DateTime<Utc>,
-) -> ApiResult<Briefing> {
+pub async fn sign(txn: &sea_orm::DatabaseTransaction, ask: &Ask<'_>) -> ApiResult<Briefing> {
+    let (p, date, shift, now) = (ask.reader, ask.date, ask.shift, ask.now);
     // Signed on or before its day (a night shift's lead may sign the next day's early shift).
     let today = now
         .with_timezone(&chrono_tz::Europe::Amsterdam)
@@ -184,7 +168,14 @@ pub async fn sign(
     let mut complete = p.clone();
     complete.role = crate::auth::Role::Teamleider;
     complete.wpg_authorised = true;
-    let b = build(txn, reference, cache, hours, &complete, date, shift, now).await?;
+    let b = build(
+        txn,
+        &Ask {
+            reader: &complete,
+            ..*ask
+        },
+    )
+    .await?;
     let ins = Query::insert()
         .into_table("briefing_signoff")
         .columns([
@@ -325,40 +316,94 @@ pub struct MapFacts {
 }
 
 /// Builds the briefing now, in the reader's scope.
-#[allow(clippy::too_many_arguments)]
-pub async fn build<C: ConnectionTrait>(
-    conn: &C,
-    reference: &Reference,
-    cache: &RoundCache,
-    hours: &ShiftHours,
-    p: &Principal,
-    date: NaiveDate,
-    shift: Option<Shift>,
-    now: DateTime<Utc>,
-) -> ApiResult<Briefing> {
-    Ok(
-        build_full(conn, reference, cache, hours, p, date, shift, now)
-            .await?
-            .0,
-    )
+pub async fn build<C: ConnectionTrait>(conn: &C, ask: &Ask<'_>) -> ApiResult<Briefing> {
+    Ok(build_full(conn, ask).await?.0)
 }
 
 /// Builds the briefing and what its map draws.
-#[allow(clippy::too_many_arguments)]
 pub async fn build_full<C: ConnectionTrait>(
     conn: &C,
-    reference: &Reference,
-    cache: &RoundCache,
-    hours: &ShiftHours,
-    p: &Principal,
-    date: NaiveDate,
-    shift: Option<Shift>,
-    now: DateTime<Utc>,
+    ask: &Ask<'_>,
 ) -> ApiResult<(Briefing, MapFacts)> {
+    let (p, date, shift, now) = (ask.reader, ask.date, ask.shift, ask.now);
     let mut map = MapFacts::default();
-    let (from, to) = super::window(date, shift, hours);
+    let (from, to) = super::window(date, shift, ask.hours);
+    let window = (from, to);
+    let reports = report_facts(conn, p, window, &mut map).await?;
+    let history = history_facts(conn, p, window).await?;
+    let rounds = round_facts(conn, ask, window, &mut map).await?;
+    let (observations, persons) = youth_facts(conn, p, window, &mut map).await?;
+    let incidents = incident_lines(conn, ask, window, &mut map).await?;
+    let reference = ask.reference;
+    let area_name = |code: &str| reference.areas.get(code).map(|a| a.name.clone());
+    let feitcode_label = |code: &str| {
+        reference
+            .feitcodes
+            .iter()
+            .find(|f| f.code == code)
+            .map(|f| f.description.clone())
+    };
+    let briefing = aggregate::build(Inputs {
+        date,
+        shift,
+        from,
+        to,
+        now,
+        violations: reports.facts,
+        history,
+        rounds,
+        observations,
+        persons,
+        incidents,
+        photos_missing: reports.photos_missing,
+        open_conflicts: open_conflicts(conn, p).await?,
+        duplicates_marked: reports.duplicate_marks / 2,
+        attention_points: attention_points(conn, p, date, shift).await?,
+        area_name: &area_name,
+        feitcode_label: &feitcode_label,
+    });
+    let mut briefing = briefing;
+    if p.may(crate::auth::Action::PlaceHold) {
+        briefing.holds = crate::retention::hold::list(conn, p, false)
+            .await?
+            .into_iter()
+            .map(|h| super::HoldLine {
+                id: h.id,
+                record_type: h.record_type,
+                record_id: h.record_id,
+                reason: h.reason,
+                placed_by: h.placed_by,
+                placed_at: h.placed_at,
+            })
+            .collect();
+    }
+    // Repeat locations: what the reader may see at each hotspot in the year before the window.
+    for h in &mut briefing.hotspots {
+        let f = crate::violations::store::Filter {
+            window: Some((from - chrono::Duration::days(365), from)),
+            near: Some((h.lat, h.lon, h.radius_m.max(super::hotspots::EPS_M))),
+            ..Default::default()
+        };
+        h.earlier_reports = crate::violations::store::count_matching(conn, p, &f).await?;
+    }
+    redact(&mut briefing, p);
+    Ok((briefing, map))
+}
 
-    // Violations in the window (only the columns the briefing uses), with their photo flags.
+/// The window's reports (only the columns the briefing uses) with their photo flags; how many
+/// photos are missing, and how many duplicate marks they carry.
+struct Reports {
+    facts: Vec<ViolationFact>,
+    photos_missing: usize,
+    duplicate_marks: usize,
+}
+
+async fn report_facts<C: ConnectionTrait>(
+    conn: &C,
+    p: &Principal,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    map: &mut MapFacts,
+) -> ApiResult<Reports> {
     let mut violations: Vec<ViolationRow> = Vec::new();
     if let Some(q) = p.scoped(
         violation::Entity::find()
@@ -403,7 +448,7 @@ pub async fn build_full<C: ConnectionTrait>(
         }
     }
     map.violations = violations.iter().map(|v| (v.6, v.7, v.1.clone())).collect();
-    let facts: Vec<ViolationFact> = violations
+    let facts = violations
         .into_iter()
         .map(
             |(
@@ -449,8 +494,19 @@ pub async fn build_full<C: ConnectionTrait>(
             },
         )
         .collect();
+    Ok(Reports {
+        facts,
+        photos_missing,
+        duplicate_marks: duplicates,
+    })
+}
 
-    // The same hours of the 28 previous days, for trends.
+/// The same hours of the 28 previous days, for trends.
+async fn history_facts<C: ConnectionTrait>(
+    conn: &C,
+    p: &Principal,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> ApiResult<Vec<HistoryFact>> {
     let mut history = Vec::new();
     if let Some(q) = p.scoped(
         violation::Entity::find()
@@ -481,8 +537,17 @@ pub async fn build_full<C: ConnectionTrait>(
             }
         }
     }
+    Ok(history)
+}
 
-    // Rounds of the window with what their tracks say.
+/// The window's rounds with what their tracks say; unchanged rounds come from the cache.
+async fn round_facts<C: ConnectionTrait>(
+    conn: &C,
+    ask: &Ask<'_>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    map: &mut MapFacts,
+) -> ApiResult<Vec<RoundFact>> {
+    let p = ask.reader;
     let round_rows = records::list(conn, &ROUNDS, p, Some(from), Some(to), None, 10_000).await?;
     let round_ids: Vec<Uuid> = round_rows.iter().map(|r| r.id).collect();
     // The revision and count of each round's segments: unchanged rounds come from the cache.
@@ -515,7 +580,7 @@ pub async fn build_full<C: ConnectionTrait>(
         .iter()
         .map(|r| {
             let key = key_of(r);
-            let hit = cache.get(r.id, &key);
+            let hit = ask.cache.get(r.id, &key);
             (key, hit)
         })
         .collect();
@@ -548,7 +613,7 @@ pub async fn build_full<C: ConnectionTrait>(
                 let segs = segs_by_round.remove(&r.id).unwrap_or_default();
                 let docs: Vec<&serde_json::Map<String, Value>> =
                     segs.iter().map(|s| &s.data).collect();
-                let stats = crate::rounds::stats(&r.data, &docs, reference, &params);
+                let stats = crate::rounds::stats(&r.data, &docs, ask.reference, &params);
                 let track: Vec<(f64, f64)> = docs
                     .iter()
                     .flat_map(|d| {
@@ -560,7 +625,7 @@ pub async fn build_full<C: ConnectionTrait>(
                     .map(|pt| (pt.lat, pt.lon))
                     .collect();
                 let d = std::sync::Arc::new((stats, track));
-                cache.put(r.id, key, d.clone());
+                ask.cache.put(r.id, key, d.clone());
                 d
             }
         };
@@ -579,10 +644,19 @@ pub async fn build_full<C: ConnectionTrait>(
             track: derived.1.clone(),
         });
     }
+    Ok(rounds)
+}
 
-    // Youth-group sightings and, for those allowed, the names of members of the groups seen.
+/// Youth-group sightings and, for those allowed, the names of members of the groups seen;
+/// `None` for a reader without youth access.
+async fn youth_facts<C: ConnectionTrait>(
+    conn: &C,
+    p: &Principal,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    map: &mut MapFacts,
+) -> ApiResult<(Option<Vec<ObservationFact>>, Option<Vec<YouthPerson>>)> {
     let youth_ok = kinds::youth_reader(p);
-    let (observations, persons) = if youth_ok {
+    Ok(if youth_ok {
         let obs = records::list(conn, &OBSERVATIONS, p, Some(from), Some(to), None, 10_000).await?;
         let group_ids: Vec<Uuid> = obs
             .iter()
@@ -636,9 +710,17 @@ pub async fn build_full<C: ConnectionTrait>(
         (Some(facts), Some(people))
     } else {
         (None, None)
-    };
+    })
+}
 
-    // Incidents.
+/// The window's incidents, for readers of incidents.
+async fn incident_lines<C: ConnectionTrait>(
+    conn: &C,
+    ask: &Ask<'_>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    map: &mut MapFacts,
+) -> ApiResult<Vec<IncidentLine>> {
+    let p = ask.reader;
     let incident_rows = if INCIDENTS.may_read(p) {
         records::list(conn, &INCIDENTS, p, Some(from), Some(to), None, 10_000).await?
     } else {
@@ -648,57 +730,63 @@ pub async fn build_full<C: ConnectionTrait>(
         .iter()
         .filter_map(|r| num(&r.data, "lat").zip(num(&r.data, "lon")))
         .collect();
-    let incidents: Vec<IncidentLine> = {
-        incident_rows
-            .iter()
-            .map(|r| {
-                let kind = text(&r.data, "kind").unwrap_or_default().to_string();
-                let notified = ms(r.data.get("hovj_notified_at")).is_some()
-                    && ms(r.data.get("supervisor_notified_at")).is_some();
-                IncidentLine {
-                    id: r.id,
-                    notifications_complete: kind != "use_of_force" || notified,
-                    kind,
-                    occurred_at: ms(r.data.get("occurred_at")),
-                    wijk: match (num(&r.data, "lat"), num(&r.data, "lon")) {
-                        (Some(lat), Some(lon)) => reference
-                            .areas
-                            .locate(lat, lon)
-                            .wijk
-                            .map(|w| w.name.clone()),
-                        _ => None,
-                    },
-                    police_requested: r
-                        .data
-                        .get("police_requested")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                    description: text(&r.data, "description").map(str::to_string),
-                    // (withheld by `redact` from readers without the Wpg right)
-                }
-            })
-            .collect()
-    };
+    Ok(incident_rows
+        .iter()
+        .map(|r| {
+            let kind = text(&r.data, "kind").unwrap_or_default().to_string();
+            let notified = ms(r.data.get("hovj_notified_at")).is_some()
+                && ms(r.data.get("supervisor_notified_at")).is_some();
+            IncidentLine {
+                id: r.id,
+                notifications_complete: kind != "use_of_force" || notified,
+                kind,
+                occurred_at: ms(r.data.get("occurred_at")),
+                wijk: match (num(&r.data, "lat"), num(&r.data, "lon")) {
+                    (Some(lat), Some(lon)) => ask
+                        .reference
+                        .areas
+                        .locate(lat, lon)
+                        .wijk
+                        .map(|w| w.name.clone()),
+                    _ => None,
+                },
+                police_requested: r
+                    .data
+                    .get("police_requested")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                description: text(&r.data, "description").map(str::to_string),
+                // (withheld by `redact` from readers without the Wpg right)
+            }
+        })
+        .collect())
+}
 
-    // Open sync conflicts of the team.
-    let open_conflicts = {
-        use crate::sync::entities::sync_conflict;
-        use sea_orm::PaginatorTrait;
-        let open = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
-        match p.scoped(open, sync_conflict::Column::TeamId) {
-            Some(q) => q.count(conn).await? as usize,
-            None => 0,
-        }
-    };
+/// The team's open sync conflicts.
+async fn open_conflicts<C: ConnectionTrait>(conn: &C, p: &Principal) -> ApiResult<usize> {
+    use crate::sync::entities::sync_conflict;
+    use sea_orm::PaginatorTrait;
+    let open = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
+    match p.scoped(open, sync_conflict::Column::TeamId) {
+        Some(q) => Ok(q.count(conn).await? as usize),
+        None => Ok(0),
+    }
+}
 
-    // The lead's attention points for this date (and shift).
+/// The lead's attention points for this date (and shift).
+async fn attention_points<C: ConnectionTrait>(
+    conn: &C,
+    p: &Principal,
+    date: NaiveDate,
+    shift: Option<Shift>,
+) -> ApiResult<Vec<AttentionPoint>> {
     let notes = if NOTES.may_read(p) {
         let (day_from, day_to) = crate::violations::store::amsterdam_day(date);
         records::list(conn, &NOTES, p, Some(day_from), Some(day_to), None, 1000).await?
     } else {
         vec![]
     };
-    let attention_points: Vec<AttentionPoint> = notes
+    Ok(notes
         .iter()
         .filter(|n| {
             let s = text(&n.data, "shift");
@@ -711,61 +799,7 @@ pub async fn build_full<C: ConnectionTrait>(
             author: n.created_by,
             updated_at: n.updated_at,
         })
-        .collect();
-
-    let area_name = |code: &str| reference.areas.get(code).map(|a| a.name.clone());
-    let feitcode_label = |code: &str| {
-        reference
-            .feitcodes
-            .iter()
-            .find(|f| f.code == code)
-            .map(|f| f.description.clone())
-    };
-    let briefing = aggregate::build(Inputs {
-        date,
-        shift,
-        from,
-        to,
-        now,
-        violations: facts,
-        history,
-        rounds,
-        observations,
-        persons,
-        incidents,
-        photos_missing,
-        open_conflicts,
-        duplicates_marked: duplicates / 2,
-        attention_points,
-        area_name: &area_name,
-        feitcode_label: &feitcode_label,
-    });
-    let mut briefing = briefing;
-    if p.may(crate::auth::Action::PlaceHold) {
-        briefing.holds = crate::retention::hold::list(conn, p, false)
-            .await?
-            .into_iter()
-            .map(|h| super::HoldLine {
-                id: h.id,
-                record_type: h.record_type,
-                record_id: h.record_id,
-                reason: h.reason,
-                placed_by: h.placed_by,
-                placed_at: h.placed_at,
-            })
-            .collect();
-    }
-    // Repeat locations: what the reader may see at each hotspot in the year before the window.
-    for h in &mut briefing.hotspots {
-        let f = crate::violations::store::Filter {
-            window: Some((from - chrono::Duration::days(365), from)),
-            near: Some((h.lat, h.lon, h.radius_m.max(super::hotspots::EPS_M))),
-            ..Default::default()
-        };
-        h.earlier_reports = crate::violations::store::count_matching(conn, p, &f).await?;
-    }
-    redact(&mut briefing, p);
-    Ok((briefing, map))
+        .collect())
 }
 
 #[cfg(test)]

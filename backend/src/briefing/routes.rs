@@ -76,17 +76,8 @@ pub async fn get_briefing(
     ApiQuery(q): ApiQuery<BriefingQuery>,
 ) -> ApiResult<Json<Briefing>> {
     let date = q.date.unwrap_or_else(crate::demo::today);
-    let b = super::load::briefing(
-        &state.db.read,
-        &state.reference,
-        &state.round_cache,
-        &state.shifts,
-        &p,
-        date,
-        q.shift,
-        Utc::now(),
-    )
-    .await?;
+    let b =
+        super::load::briefing(&state.db.read, &state.ask(&p, date, q.shift, Utc::now())).await?;
     log_reads(&state, &p, &b).await?;
     Ok(Json(b))
 }
@@ -115,17 +106,7 @@ pub async fn sign_off(
     ApiJson(req): ApiJson<SignOffRequest>,
 ) -> ApiResult<Json<Briefing>> {
     let txn = crate::sync::begin_write(&state.db).await?;
-    let b = super::load::sign(
-        &txn,
-        &state.reference,
-        &state.round_cache,
-        &state.shifts,
-        &p,
-        req.date,
-        req.shift,
-        Utc::now(),
-    )
-    .await?;
+    let b = super::load::sign(&txn, &state.ask(&p, req.date, req.shift, Utc::now())).await?;
     txn.commit().await?;
     log_reads(&state, &p, &b).await?;
     Ok(Json(b))

@@ -638,7 +638,11 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
     draw_tracks(input.tracks, &frame, &mut body, &mut legend);
     // Wijk edges above the grid and the tracks.
     if !outlines.edges.is_empty() {
-        let _ = write!(body, "<path class=\"bs-wijk-edge\" d=\"{}\"/>", outlines.edges);
+        let _ = write!(
+            body,
+            "<path class=\"bs-wijk-edge\" d=\"{}\"/>",
+            outlines.edges
+        );
     }
     // Hotspots are drawn after the markers, so rings and their numbers are not hidden under
     // them; their legend entries come before the markers'.
@@ -661,7 +665,15 @@ pub fn map_svg(input: &MapInput, width_px: u32) -> String {
         input.tracks.len()
     );
     let mut o = String::with_capacity(body.len() + leg.len() + 4096);
-    svg_open(&mut o, "bs-map", frame.w, total_h, &aria, input.title, STYLE_MAP);
+    svg_open(
+        &mut o,
+        "bs-map",
+        frame.w,
+        total_h,
+        &aria,
+        input.title,
+        STYLE_MAP,
+    );
     o.push_str(&body);
     if !leg.is_empty() {
         let _ = write!(

@@ -113,8 +113,7 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     }
     let opts = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
     let path = opts.get_filename();
-    (!path.as_os_str().is_empty() && path.to_str() != Some(":memory:"))
-        .then(|| path.to_path_buf())
+    (!path.as_os_str().is_empty() && path.to_str() != Some(":memory:")).then(|| path.to_path_buf())
 }
 
 /// The loop of [`Db::spawn_checkpointer`]: logged when checkpoints start failing and when they
@@ -210,4 +209,3 @@ fn sqlite_options(url: &str, pool: u32, cache_kib: u32) -> ConnectOptions {
         });
     opt
 }
-

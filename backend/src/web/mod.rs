@@ -808,28 +808,14 @@ async fn audit_page(
 /// Hotspots on the map and in the table, numbered alike.
 const HOTSPOTS_SHOWN: usize = 12;
 
-async fn page(
+/// The briefing's map: the wijken shaded by their count, the reports, sightings and incidents,
+/// the numbered hotspots (as in the table) and the rounds' tracks.
+fn briefing_map(
     state: &AppState,
-    p: &Principal,
-    q: PageQuery,
-    csrf: &str,
-) -> Result<Response, ApiError> {
-    let (date, shift) = parse_day_shift(q.date.as_deref(), q.shift.as_deref())?;
-    let now = Utc::now();
-    let (b, facts) = crate::briefing::load::briefing_and_map(
-        &state.db.read,
-        &state.reference,
-        &state.round_cache,
-        &state.shifts,
-        p,
-        date,
-        shift,
-        now,
-    )
-    .await?;
-    crate::briefing::routes::log_reads(state, p, &b).await?;
-
-    // The map.
+    b: &crate::briefing::Briefing,
+    facts: &crate::briefing::load::MapFacts,
+    date: NaiveDate,
+) -> String {
     let areas: Vec<MapArea> = state
         .reference
         .areas
@@ -882,7 +868,7 @@ async fn page(
         })
         .collect();
     let title = format!("Velsen, {}", dutch_date(date));
-    let map_svg = svg::map_svg(
+    svg::map_svg(
         &MapInput {
             areas: &areas,
             points: &points,
@@ -891,7 +877,104 @@ async fn page(
             title: &title,
         },
         900,
-    );
+    )
+}
+
+/// The team's open sync conflicts (the 20 newest), for the lead to settle; Wpg values withheld
+/// as the read gate says, and what is shown noted in the page's disclosure.
+async fn conflicts_section(
+    state: &AppState,
+    p: &Principal,
+    disclosure: &mut crate::access::Disclosure,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    if !crate::sync::engine::may_resolve(p) {
+        return Ok(vec![]);
+    }
+    use crate::sync::entities::sync_conflict;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let open = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
+    let show = |v: &Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "—".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let rows = match p.scoped(open, sync_conflict::Column::TeamId) {
+        Some(q) => {
+            q.order_by_desc(sync_conflict::Column::CreatedAt)
+                .limit(20)
+                .all(&state.db.read)
+                .await?
+        }
+        None => vec![],
+    };
+    Ok(rows.into_iter()
+        .filter_map(|c| crate::sync::routes::view(c, disclosure))
+        .map(|c| {
+            let withheld = || "(afgeschermd: Wpg)".to_string();
+            serde_json::json!({
+                "id": c.id,
+                "what": format!("{} {}{}", labels::nl("record_type", &c.table), &c.record_id.chars().take(8).collect::<String>(), c.field.as_deref().map(|f| format!(", veld {}", labels::nl("field", f))).unwrap_or_default()),
+                "server": if c.redacted { withheld() } else { show(&c.server_value) },
+                "phone": if c.redacted { withheld() } else { show(&c.client_value) },
+                "applied": if c.redacted { withheld() } else { show(&c.applied_value) },
+                "field": c.field.is_some(),
+                "when": local_time(c.created_at),
+            })
+        })
+        .collect::<Vec<_>>())
+}
+
+/// The day's shift links: the whole day and each shift with its hours.
+fn shift_links(
+    hours: &crate::briefing::ShiftHours,
+    date: NaiveDate,
+    shift_key: &str,
+) -> Vec<serde_json::Value> {
+    [
+        ("", "Hele dag".to_string()),
+        ("early", format!("Vroeg {}", hours.span(Shift::Early))),
+        ("late", format!("Laat {}", hours.span(Shift::Late))),
+        ("night", format!("Nacht {}", hours.span(Shift::Night))),
+    ]
+    .iter()
+    .map(|(k, l)| {
+            serde_json::json!({
+                "label": l, "on": *k == shift_key,
+                "href": if k.is_empty() { format!("/briefing?date={date}") } else { format!("/briefing?date={date}&shift={k}") },
+            })
+        })
+        .collect::<Vec<_>>()
+}
+
+/// The summary cards at the top of the briefing.
+fn summary_cards(b: &crate::briefing::Briefing) -> Vec<serde_json::Value> {
+    let v = &b.violations;
+    vec![
+        serde_json::json!({ "key": "violations", "n": v.total, "l": format!("overtredingen (gem. {})", dec(v.avg7, 1)) }),
+        serde_json::json!({ "key": "warnings", "n": v.warnings, "l": "waarschuwingen" }),
+        serde_json::json!({ "key": "fines", "n": v.fines, "l": "boetes" }),
+        serde_json::json!({ "key": "rounds", "n": format!("{}/{}", b.rounds.done, b.rounds.planned), "l": "rondes gelopen/gepland" }),
+        serde_json::json!({ "key": "km", "n": dec(b.rounds.distance_m / 1000.0, 1), "l": "km op straat" }),
+        serde_json::json!({ "key": "hours", "n": duration(b.rounds.duration_s), "l": "uur op straat" }),
+        serde_json::json!({ "key": "incidents", "n": b.incidents.len(), "l": "incidenten" }),
+        serde_json::json!({ "key": "awaiting", "n": b.follow_ups.awaiting_review, "l": "te beoordelen" }),
+    ]
+}
+
+async fn page(
+    state: &AppState,
+    p: &Principal,
+    q: PageQuery,
+    csrf: &str,
+) -> Result<Response, ApiError> {
+    let (date, shift) = parse_day_shift(q.date.as_deref(), q.shift.as_deref())?;
+    let now = Utc::now();
+    let (b, facts) =
+        crate::briefing::load::briefing_and_map(&state.db.read, &state.ask(p, date, shift, now))
+            .await?;
+    crate::briefing::routes::log_reads(state, p, &b).await?;
+
+    let map_svg = briefing_map(state, &b, &facts, date);
 
     // What this page lets out of Wpg data, logged before it is sent.
     let mut disclosure = crate::access::Disclosure::new(p, &state.audit);
@@ -913,43 +996,7 @@ async fn page(
         None
     };
 
-    // Open sync conflicts, for the lead to settle.
-    let conflicts = if crate::sync::engine::may_resolve(p) {
-        use crate::sync::entities::sync_conflict;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-        let open = sync_conflict::Entity::find().filter(sync_conflict::Column::Status.eq("open"));
-        let show = |v: &Option<serde_json::Value>| match v {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Null) | None => "—".to_string(),
-            Some(other) => other.to_string(),
-        };
-        let rows = match p.scoped(open, sync_conflict::Column::TeamId) {
-            Some(q) => {
-                q.order_by_desc(sync_conflict::Column::CreatedAt)
-                    .limit(20)
-                    .all(&state.db.read)
-                    .await?
-            }
-            None => vec![],
-        };
-        rows.into_iter()
-            .filter_map(|c| crate::sync::routes::view(c, &mut disclosure))
-            .map(|c| {
-                let withheld = || "(afgeschermd: Wpg)".to_string();
-                serde_json::json!({
-                    "id": c.id,
-                    "what": format!("{} {}{}", labels::nl("record_type", &c.table), &c.record_id.chars().take(8).collect::<String>(), c.field.as_deref().map(|f| format!(", veld {}", labels::nl("field", f))).unwrap_or_default()),
-                    "server": if c.redacted { withheld() } else { show(&c.server_value) },
-                    "phone": if c.redacted { withheld() } else { show(&c.client_value) },
-                    "applied": if c.redacted { withheld() } else { show(&c.applied_value) },
-                    "field": c.field.is_some(),
-                    "when": local_time(c.created_at),
-                })
-            })
-            .collect::<Vec<_>>()
-    } else {
-        vec![]
-    };
+    let conflicts = conflicts_section(state, p, &mut disclosure).await?;
     let lead = p.role == Role::Teamleider;
     let cases = if lead {
         Some(
@@ -969,32 +1016,9 @@ async fn page(
         None
     };
     let shift_key = shift.map(Shift::as_str).unwrap_or("");
-    let hours = &state.shifts;
-    let shifts = [
-        ("", "Hele dag".to_string()),
-        ("early", format!("Vroeg {}", hours.span(Shift::Early))),
-        ("late", format!("Laat {}", hours.span(Shift::Late))),
-        ("night", format!("Nacht {}", hours.span(Shift::Night))),
-    ]
-    .iter()
-    .map(|(k, l)| {
-            serde_json::json!({
-                "label": l, "on": *k == shift_key,
-                "href": if k.is_empty() { format!("/briefing?date={date}") } else { format!("/briefing?date={date}&shift={k}") },
-            })
-        })
-        .collect::<Vec<_>>();
+    let shifts = shift_links(&state.shifts, date, shift_key);
     let v = &b.violations;
-    let cards = vec![
-        serde_json::json!({ "key": "violations", "n": v.total, "l": format!("overtredingen (gem. {})", dec(v.avg7, 1)) }),
-        serde_json::json!({ "key": "warnings", "n": v.warnings, "l": "waarschuwingen" }),
-        serde_json::json!({ "key": "fines", "n": v.fines, "l": "boetes" }),
-        serde_json::json!({ "key": "rounds", "n": format!("{}/{}", b.rounds.done, b.rounds.planned), "l": "rondes gelopen/gepland" }),
-        serde_json::json!({ "key": "km", "n": dec(b.rounds.distance_m / 1000.0, 1), "l": "km op straat" }),
-        serde_json::json!({ "key": "hours", "n": duration(b.rounds.duration_s), "l": "uur op straat" }),
-        serde_json::json!({ "key": "incidents", "n": b.incidents.len(), "l": "incidenten" }),
-        serde_json::json!({ "key": "awaiting", "n": b.follow_ups.awaiting_review, "l": "te beoordelen" }),
-    ];
+    let cards = summary_cards(&b);
     let back = format!(
         "/briefing?date={date}{}",
         if shift_key.is_empty() {
@@ -1232,13 +1256,7 @@ async fn sign_off(
         let txn = crate::sync::begin_write(&state.db).await?;
         let b = crate::briefing::load::sign(
             &txn,
-            &state.reference,
-            &state.round_cache,
-            &state.shifts,
-            &p,
-            date,
-            shift,
-            Utc::now(),
+            &state.ask(&p, date, shift, Utc::now()),
         )
         .await?;
         // Signing off with work still open is asked once (the form's tick box). Without the

@@ -146,13 +146,7 @@ async fn run() -> anyhow::Result<()> {
         let t = Instant::now();
         let b = thor::briefing::load::briefing(
             &state.db.read,
-            &state.reference,
-            &state.round_cache,
-            &state.shifts,
-            &lp,
-            today,
-            None,
-            chrono::Utc::now(),
+            &state.ask(&lp, today, None, chrono::Utc::now()),
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
