@@ -428,7 +428,8 @@ async fn refuse_declared_oversize(
 
 /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests (pushes
 /// are answered; uploads still receiving are ended after `tus::SHUTDOWN_GRACE`, keeping their
-/// bytes), and closes the database (which checkpoints SQLite's WAL).
+/// bytes), and closes the database (which checkpoints SQLite's WAL). Every periodic task of a
+/// running server starts and stops here (the demo's history load is `thor serve --demo`'s).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -443,6 +444,8 @@ pub async fn serve(
     let checkpointer = db.spawn_checkpointer();
     let warm_up = tokio::spawn(warm_briefing(state.clone()));
     let sealer = tokio::spawn(seal_audit_chain(db.clone()));
+    let purge = tokio::spawn(purge_tombstones(state.clone()));
+    let retention = tokio::spawn(run_retention(state.clone()));
     let app = router(state);
     axum::serve(
         listener,
@@ -461,6 +464,8 @@ pub async fn serve(
     worker.abort();
     warm_up.abort();
     sealer.abort();
+    purge.abort();
+    retention.abort();
     // Every request has ended: whatever was logged is committed and can be sealed now.
     if let Err(e) = crate::audit::chain::seal(&db.write).await {
         tracing::warn!(error = %e, "sealing the audit log at shutdown failed");
@@ -470,6 +475,54 @@ pub async fn serve(
     }
     db.close().await;
     Ok(())
+}
+
+/// Every six hours (the first six hours after start), destroys the tombstones past the horizon
+/// and expired push answers (`thor purge` does it by hand).
+async fn purge_tombstones(state: AppState) {
+    let horizon = chrono::Duration::days(i64::from(state.config.tombstone_days));
+    let every = Duration::from_secs(6 * 3600);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        match crate::sync::purge(&state.db, horizon, chrono::Utc::now()).await {
+            Ok(mark) => tracing::info!(purged_seq = mark, "tombstone purge done"),
+            Err(e) => tracing::error!(error = %e, "tombstone purge failed"),
+        }
+    }
+}
+
+/// Retention every six hours, the first ten minutes after start; with several instances the
+/// run's lease lets one of them do it (`thor retention run` does it by hand).
+async fn run_retention(state: AppState) {
+    let every = Duration::from_secs(6 * 3600);
+    let first = tokio::time::Instant::now() + Duration::from_secs(600);
+    let mut tick = tokio::time::interval_at(first, every);
+    loop {
+        tick.tick().await;
+        let run = crate::retention::run::Run {
+            db: &state.db,
+            blobs: &state.photos.blobs,
+            reference: &state.reference,
+            terms: &state.retention,
+            as_of: chrono::Utc::now(),
+            dry_run: false,
+            actor: "scheduler",
+        };
+        match run.execute(&crate::retention::run::Quiet).await {
+            Ok(r) if r.skipped.is_some() => {
+                tracing::info!("retention run skipped: another instance runs it")
+            }
+            Ok(r) => tracing::info!(
+                run = ?r.run_id,
+                changed = r.changes.iter().map(|c| c.total()).sum::<u64>(),
+                destroyed = r.changes.iter().map(|c| c.destroyed).sum::<u64>(),
+                objects_deleted = r.objects_deleted,
+                "retention run done"
+            ),
+            Err(e) => tracing::error!(error = %e, "retention run failed"),
+        }
+    }
 }
 
 /// Every minute, seals the audit lines written since the last run (see

@@ -445,55 +445,6 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             );
         }
     }
-    let purge_db = state.db.clone();
-    let horizon = chrono::Duration::days(i64::from(state.config.tombstone_days));
-    tokio::spawn(async move {
-        // Not at start-up: the first purge runs six hours in, then every six hours.
-        let every = std::time::Duration::from_secs(6 * 3600);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tick.tick().await;
-            match thor::sync::purge(&purge_db, horizon, chrono::Utc::now()).await {
-                Ok(mark) => tracing::info!(purged_seq = mark, "tombstone purge done"),
-                Err(e) => tracing::error!(error = %e, "tombstone purge failed"),
-            }
-        }
-    });
-    {
-        // Retention every six hours, the first ten minutes after start; with several
-        // instances the run's lease lets one of them do it.
-        let st = state.clone();
-        tokio::spawn(async move {
-            let every = std::time::Duration::from_secs(6 * 3600);
-            let first = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
-            let mut tick = tokio::time::interval_at(first, every);
-            loop {
-                tick.tick().await;
-                let run = thor::retention::run::Run {
-                    db: &st.db,
-                    blobs: &st.photos.blobs,
-                    reference: &st.reference,
-                    terms: &st.retention,
-                    as_of: chrono::Utc::now(),
-                    dry_run: false,
-                    actor: "scheduler",
-                };
-                match run.execute(&thor::retention::run::Quiet).await {
-                    Ok(r) if r.skipped.is_some() => {
-                        tracing::info!("retention run skipped: another instance runs it")
-                    }
-                    Ok(r) => tracing::info!(
-                        run = ?r.run_id,
-                        changed = r.changes.iter().map(|c| c.total()).sum::<u64>(),
-                        destroyed = r.changes.iter().map(|c| c.destroyed).sum::<u64>(),
-                        objects_deleted = r.objects_deleted,
-                        "retention run done"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "retention run failed"),
-                }
-            }
-        });
-    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

@@ -105,6 +105,15 @@ pub enum Action {
     ReadAccountability,
     /// Place and lift legal holds (evidence under objection, appeal or in a criminal case).
     PlaceHold,
+    /// Record field work: start a round ad hoc and walk it, log incidents and youth sightings
+    /// (what each kind of record lets them write is its own rule, `records::kinds`).
+    DoFieldWork,
+    /// Plan the team's rounds.
+    PlanRounds,
+    /// Edit the team's field records (rounds, segments, incidents), whoever made them.
+    EditTeamFieldRecords,
+    /// Write the briefing's attention points and sign the briefing off.
+    LeadBriefing,
 }
 
 /// Which records a principal may read.
@@ -145,6 +154,10 @@ impl Principal {
             Action::RevokeOthersDevices => matches!(self.role, Beheerder | Teamleider),
             Action::ReadAccountability => self.role == Fg,
             Action::PlaceHold => matches!(self.role, Teamleider | Beheerder),
+            Action::DoFieldWork => matches!(self.role, Handhaver | Jeugdboa | Teamleider),
+            Action::PlanRounds => self.role == Teamleider,
+            Action::EditTeamFieldRecords => self.role == Teamleider,
+            Action::LeadBriefing => self.role == Teamleider,
         }
     }
 
@@ -159,6 +172,7 @@ impl Principal {
                 Action::ReadAccountability => {
                     "only the functionaris gegevensbescherming (role fg) reads the audit log and the disclosure register".to_string()
                 }
+                Action::LeadBriefing => "only a teamleider signs the briefing off".to_string(),
                 other => format!("a {} may not do this ({other:?})", self.role.as_str()),
             }))
         }

@@ -144,11 +144,7 @@ pub async fn sign(txn: &sea_orm::DatabaseTransaction, ask: &Ask<'_>) -> ApiResul
             "a briefing is signed on or before its day",
         ));
     }
-    if p.role != crate::auth::Role::Teamleider {
-        return Err(ApiError::Forbidden(
-            "only a teamleider signs the briefing off".into(),
-        ));
-    }
+    p.authorize(crate::auth::Action::LeadBriefing)?;
     let Some(team) = p.team_id else {
         return Err(ApiError::Forbidden(
             "a teamleider signs their team's briefing; this account has no team".into(),

@@ -6,23 +6,21 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::DatabaseTransaction;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::NewPhoto;
 use super::entity::photo;
 use super::store::{self, TABLE};
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
-    Column, Creation, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable,
-    field_revs, from_millis, millis,
+    Column, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable, from_millis,
+    millis,
 };
+use crate::sync::typed::{self, SyncFields, Synced};
 
 use Kind::*;
 use Policy::*;
@@ -118,11 +116,36 @@ fn new_photo(id: &str, raw: &Map<String, Value>) -> ApiResult<NewPhoto> {
     })
 }
 
-fn creation(m: &photo::Model) -> Creation {
-    Creation {
-        seq: m.created_seq,
-        device: m.created_device.clone(),
-        user: Some(m.created_by),
+impl Synced for photo::Entity {
+    fn id_column() -> photo::Column {
+        photo::Column::Id
+    }
+    fn server_rev_column() -> photo::Column {
+        photo::Column::ServerRev
+    }
+    fn deleted_seq_column() -> photo::Column {
+        photo::Column::DeletedSeq
+    }
+    fn team_column() -> photo::Column {
+        photo::Column::TeamId
+    }
+    fn window_column() -> photo::Column {
+        photo::Column::CreatedAt
+    }
+    fn sync_fields(m: &photo::Model) -> SyncFields<'_> {
+        SyncFields {
+            id: m.id,
+            server_rev: m.server_rev,
+            field_revs: &m.field_revs,
+            deleted: m.deleted_seq.is_some(),
+            team_id: m.team_id,
+            created_seq: m.created_seq,
+            created_device: m.created_device.as_deref(),
+            created_by: m.created_by,
+        }
+    }
+    fn canonical(m: &photo::Model) -> Map<String, Value> {
+        canonical_row(m)
     }
 }
 
@@ -136,45 +159,13 @@ impl SyncTable for PhotosTable {
         COLUMNS
     }
 
-    async fn load(
-        &self,
-        txn: &DatabaseTransaction,
-        p: &Principal,
-        id: &str,
-    ) -> ApiResult<Option<Current>> {
-        Ok(self.load_many(txn, p, &[id.to_string()]).await?.remove(id))
-    }
-
     async fn load_many(
         &self,
         txn: &DatabaseTransaction,
         p: &Principal,
         ids: &[String],
     ) -> ApiResult<HashMap<String, Current>> {
-        let uuids: Vec<Uuid> = ids.iter().filter_map(|id| id.parse().ok()).collect();
-        let mut out = HashMap::new();
-        for chunk in uuids.chunks(500) {
-            let rows = photo::Entity::find()
-                .filter(photo::Column::Id.is_in(chunk.to_vec()))
-                .lock_exclusive()
-                .all(txn)
-                .await?;
-            for m in rows.into_iter().filter(|m| p.sees_team(m.team_id)) {
-                let field_revs = field_revs(&m.field_revs);
-                out.insert(
-                    m.id.to_string(),
-                    Current {
-                        raw: canonical_row(&m),
-                        server_rev: m.server_rev,
-                        field_revs,
-                        deleted: m.deleted_seq.is_some(),
-                        team_id: m.team_id,
-                        creation: creation(&m),
-                    },
-                );
-            }
-        }
-        Ok(out)
+        typed::load_many::<photo::Entity>(txn, p, ids).await
     }
 
     async fn create(
@@ -229,35 +220,13 @@ impl SyncTable for PhotosTable {
         p: &Principal,
         s: &PullSlice,
     ) -> ApiResult<Vec<PulledRow>> {
-        let mut q = photo::Entity::find()
-            .filter(photo::Column::ServerRev.gt(s.after))
-            .filter(photo::Column::ServerRev.lte(s.upto));
-        q = if s.live_only {
-            q.filter(photo::Column::DeletedSeq.is_null())
-                .filter(photo::Column::CreatedAt.gte(s.window_start))
-        } else {
-            q.filter(
-                Condition::any()
-                    .add(photo::Column::DeletedSeq.is_not_null())
-                    .add(photo::Column::CreatedAt.gte(s.window_start)),
-            )
-        };
-        match p.scope() {
-            Scope::All => {}
-            Scope::Team(t) => q = q.filter(photo::Column::TeamId.eq(t)),
-            Scope::Nothing => return Ok(vec![]),
-        }
-        let rows = q
-            .order_by_asc(photo::Column::ServerRev)
-            .limit(s.limit)
-            .all(txn)
-            .await?;
+        let rows = typed::pull_rows::<photo::Entity>(txn, p, s).await?;
         Ok(rows
             .iter()
             .map(|m| PulledRow {
                 seq: m.server_rev,
                 id: m.id.to_string(),
-                creation: creation(m),
+                creation: typed::creation::<photo::Entity>(m),
                 row: if m.deleted_seq.is_some() {
                     Pulled::Deleted
                 } else {
@@ -275,18 +244,6 @@ impl SyncTable for PhotosTable {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> ApiResult<Vec<String>> {
-        let mut q = photo::Entity::find()
-            .select_only()
-            .column(photo::Column::Id)
-            .filter(photo::Column::DeletedSeq.is_null())
-            .filter(photo::Column::CreatedAt.gte(from))
-            .filter(photo::Column::CreatedAt.lt(to));
-        match p.scope() {
-            Scope::All => {}
-            Scope::Team(t) => q = q.filter(Expr::col(photo::Column::TeamId).eq(t)),
-            Scope::Nothing => return Ok(vec![]),
-        }
-        let ids: Vec<Uuid> = q.into_tuple().all(txn).await?;
-        Ok(ids.into_iter().map(|u| u.to_string()).collect())
+        typed::window_exits::<photo::Entity>(txn, p, from, to).await
     }
 }

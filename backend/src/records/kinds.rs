@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{RecordKind, list, ms, num, one_of, position, text};
-use crate::auth::{Principal, Role};
+use crate::auth::{Action, Principal};
 use crate::error::FieldError;
 use crate::sync::merge::Policy::{self, *};
 use crate::sync::table::Column;
@@ -48,7 +48,12 @@ const fn concat<const A: usize, const B: usize, const C: usize>(
 }
 
 fn field_role(p: &Principal) -> bool {
-    matches!(p.role, Role::Handhaver | Role::Jeugdboa | Role::Teamleider)
+    p.may(Action::DoFieldWork)
+}
+
+/// The team lead's right over the team's field records.
+fn edits_team(p: &Principal) -> bool {
+    p.may(Action::EditTeamFieldRecords)
 }
 
 fn is_officer(p: &Principal, created_by: Uuid, d: &Map<String, Value>) -> bool {
@@ -151,11 +156,11 @@ impl RecordKind for Rounds {
     }
     fn may_create(&self, p: &Principal, d: &Map<String, Value>) -> bool {
         // A planned round is the team lead's; an officer starts one ad hoc.
-        p.role == Role::Teamleider
+        p.may(Action::PlanRounds)
             || (field_role(p) && d.get("ad_hoc").and_then(Value::as_bool) == Some(true))
     }
     fn may_edit(&self, p: &Principal, created_by: Uuid, d: &Map<String, Value>) -> bool {
-        p.role == Role::Teamleider || (field_role(p) && is_officer(p, created_by, d))
+        edits_team(p) || (field_role(p) && is_officer(p, created_by, d))
     }
     fn occurred_at(&self, d: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
         ms(d.get("planned_start"))
@@ -272,7 +277,7 @@ impl RecordKind for Segments {
         field_role(p)
     }
     fn may_edit(&self, p: &Principal, created_by: Uuid, _d: &Map<String, Value>) -> bool {
-        created_by == p.user_id || p.role == Role::Teamleider
+        created_by == p.user_id || edits_team(p)
     }
     fn parent(&self) -> Option<(&'static str, &'static dyn RecordKind)> {
         Some(("round_id", &ROUNDS))
@@ -658,7 +663,7 @@ impl RecordKind for Incidents {
         field_role(p)
     }
     fn may_edit(&self, p: &Principal, created_by: Uuid, d: &Map<String, Value>) -> bool {
-        p.role == Role::Teamleider || is_officer(p, created_by, d)
+        edits_team(p) || is_officer(p, created_by, d)
     }
     fn occurred_at(&self, d: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
         ms(d.get("occurred_at")).unwrap_or(now)
@@ -716,10 +721,10 @@ impl RecordKind for Notes {
         &NOTE_COLUMNS
     }
     fn may_create(&self, p: &Principal, _d: &Map<String, Value>) -> bool {
-        p.role == Role::Teamleider
+        p.may(Action::LeadBriefing)
     }
     fn may_edit(&self, p: &Principal, _c: Uuid, _d: &Map<String, Value>) -> bool {
-        p.role == Role::Teamleider
+        p.may(Action::LeadBriefing)
     }
     fn occurred_at(&self, d: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
         text(d, "date")

@@ -65,15 +65,6 @@ impl SyncTable for KindTable {
         self.0.hidden_columns(p)
     }
 
-    async fn load(
-        &self,
-        txn: &DatabaseTransaction,
-        p: &Principal,
-        id: &str,
-    ) -> ApiResult<Option<Current>> {
-        Ok(self.load_many(txn, p, &[id.to_string()]).await?.remove(id))
-    }
-
     async fn load_many(
         &self,
         txn: &DatabaseTransaction,

@@ -30,6 +30,7 @@ pub mod merge;
 pub mod pull;
 pub mod routes;
 pub mod table;
+pub mod typed;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};

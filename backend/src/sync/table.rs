@@ -173,27 +173,22 @@ pub trait SyncTable: Send + Sync {
     ) -> &'static [&'static str] {
         &[]
     }
+    /// The records of these ids with their revisions (tombstones included), in the principal's
+    /// scope.
+    async fn load_many(
+        &self,
+        txn: &DatabaseTransaction,
+        p: &Principal,
+        ids: &[String],
+    ) -> ApiResult<HashMap<String, Current>>;
     /// The record with its revisions, if it exists (tombstones included) in the principal's scope.
     async fn load(
         &self,
         txn: &DatabaseTransaction,
         p: &Principal,
         id: &str,
-    ) -> ApiResult<Option<Current>>;
-    /// The records of many ids at once (tables with a bulk read override the default).
-    async fn load_many(
-        &self,
-        txn: &DatabaseTransaction,
-        p: &Principal,
-        ids: &[String],
-    ) -> ApiResult<HashMap<String, Current>> {
-        let mut out = HashMap::new();
-        for id in ids {
-            if let Some(c) = self.load(txn, p, id).await? {
-                out.insert(id.clone(), c);
-            }
-        }
-        Ok(out)
+    ) -> ApiResult<Option<Current>> {
+        Ok(self.load_many(txn, p, &[id.to_string()]).await?.remove(id))
     }
     async fn create(
         &self,

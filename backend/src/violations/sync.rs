@@ -5,10 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::DatabaseTransaction;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -18,13 +15,14 @@ use super::{
     Category, Location, LocationSource, NewViolation, Outcome, Sanction, Status, ViolationPatch,
 };
 use crate::access;
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::sync::merge::Policy;
 use crate::sync::table::{
-    Column, Creation, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable,
-    field_revs, from_millis, millis,
+    Column, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable, from_millis,
+    millis,
 };
+use crate::sync::typed::{self, SyncFields, Synced};
 
 /// The review workflow as a rank: a later state wins a concurrent edit.
 pub const STATUS_ORDER: &[(&str, u8)] = &[
@@ -265,11 +263,36 @@ fn new_violation(id: &str, raw: &Map<String, Value>) -> ApiResult<NewViolation> 
     })
 }
 
-fn creation(m: &violation::Model) -> Creation {
-    Creation {
-        seq: m.created_seq,
-        device: m.created_device.clone(),
-        user: Some(m.created_by),
+impl Synced for violation::Entity {
+    fn id_column() -> violation::Column {
+        violation::Column::Id
+    }
+    fn server_rev_column() -> violation::Column {
+        violation::Column::ServerRev
+    }
+    fn deleted_seq_column() -> violation::Column {
+        violation::Column::DeletedSeq
+    }
+    fn team_column() -> violation::Column {
+        violation::Column::TeamId
+    }
+    fn window_column() -> violation::Column {
+        violation::Column::ObservedAt
+    }
+    fn sync_fields(m: &violation::Model) -> SyncFields<'_> {
+        SyncFields {
+            id: m.id,
+            server_rev: m.server_rev,
+            field_revs: &m.field_revs,
+            deleted: m.deleted_seq.is_some(),
+            team_id: m.team_id,
+            created_seq: m.created_seq,
+            created_device: m.created_device.as_deref(),
+            created_by: m.created_by,
+        }
+    }
+    fn canonical(m: &violation::Model) -> Map<String, Value> {
+        canonical_row(m)
     }
 }
 
@@ -298,45 +321,13 @@ impl SyncTable for ViolationsTable {
         }
     }
 
-    async fn load(
-        &self,
-        txn: &DatabaseTransaction,
-        p: &Principal,
-        id: &str,
-    ) -> ApiResult<Option<Current>> {
-        Ok(self.load_many(txn, p, &[id.to_string()]).await?.remove(id))
-    }
-
     async fn load_many(
         &self,
         txn: &DatabaseTransaction,
         p: &Principal,
         ids: &[String],
     ) -> ApiResult<HashMap<String, Current>> {
-        let uuids: Vec<Uuid> = ids.iter().filter_map(|id| id.parse().ok()).collect();
-        let mut out = HashMap::new();
-        for chunk in uuids.chunks(500) {
-            let rows = violation::Entity::find()
-                .filter(violation::Column::Id.is_in(chunk.to_vec()))
-                .lock_exclusive()
-                .all(txn)
-                .await?;
-            for m in rows.into_iter().filter(|m| p.sees_team(m.team_id)) {
-                let field_revs = field_revs(&m.field_revs);
-                out.insert(
-                    m.id.to_string(),
-                    Current {
-                        raw: canonical_row(&m),
-                        server_rev: m.server_rev,
-                        field_revs,
-                        deleted: m.deleted_seq.is_some(),
-                        team_id: m.team_id,
-                        creation: creation(&m),
-                    },
-                );
-            }
-        }
-        Ok(out)
+        typed::load_many::<violation::Entity>(txn, p, ids).await
     }
 
     async fn create(
@@ -443,29 +434,7 @@ impl SyncTable for ViolationsTable {
         p: &Principal,
         s: &PullSlice,
     ) -> ApiResult<Vec<PulledRow>> {
-        let mut q = violation::Entity::find()
-            .filter(violation::Column::ServerRev.gt(s.after))
-            .filter(violation::Column::ServerRev.lte(s.upto));
-        q = if s.live_only {
-            q.filter(violation::Column::DeletedSeq.is_null())
-                .filter(violation::Column::ObservedAt.gte(s.window_start))
-        } else {
-            q.filter(
-                Condition::any()
-                    .add(violation::Column::DeletedSeq.is_not_null())
-                    .add(violation::Column::ObservedAt.gte(s.window_start)),
-            )
-        };
-        match p.scope() {
-            Scope::All => {}
-            Scope::Team(t) => q = q.filter(violation::Column::TeamId.eq(t)),
-            Scope::Nothing => return Ok(vec![]),
-        }
-        let rows = q
-            .order_by_asc(violation::Column::ServerRev)
-            .limit(s.limit)
-            .all(txn)
-            .await?;
+        let rows = typed::pull_rows::<violation::Entity>(txn, p, s).await?;
         rows.iter()
             .map(|m| {
                 let live = m.deleted_seq.is_none();
@@ -475,7 +444,7 @@ impl SyncTable for ViolationsTable {
                 Ok(PulledRow {
                     seq: m.server_rev,
                     id: m.id.to_string(),
-                    creation: creation(m),
+                    creation: typed::creation::<violation::Entity>(m),
                     row: if live {
                         Pulled::Wire(wire_row(m, hide)?)
                     } else {
@@ -494,19 +463,7 @@ impl SyncTable for ViolationsTable {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> ApiResult<Vec<String>> {
-        let mut q = violation::Entity::find()
-            .select_only()
-            .column(violation::Column::Id)
-            .filter(violation::Column::DeletedSeq.is_null())
-            .filter(violation::Column::ObservedAt.gte(from))
-            .filter(violation::Column::ObservedAt.lt(to));
-        match p.scope() {
-            Scope::All => {}
-            Scope::Team(t) => q = q.filter(Expr::col(violation::Column::TeamId).eq(t)),
-            Scope::Nothing => return Ok(vec![]),
-        }
-        let ids: Vec<Uuid> = q.into_tuple().all(txn).await?;
-        Ok(ids.into_iter().map(|u| u.to_string()).collect())
+        typed::window_exits::<violation::Entity>(txn, p, from, to).await
     }
 }
 

@@ -997,7 +997,7 @@ async fn page(
     };
 
     let conflicts = conflicts_section(state, p, &mut disclosure).await?;
-    let lead = p.role == Role::Teamleider;
+    let lead = p.may(Action::LeadBriefing);
     let cases = if lead {
         Some(
             report::cases_section(
