@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 bin=target/${PROFILE:-release}/thor
 [ -x "$bin" ] || { echo "build first: cargo build --release --bin thor"; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+# The idle figures depend on the link order (backend/build.rs): say how much of it still holds.
+if [ -f backend/symbol-order.txt ] && command -v nm >/dev/null; then
+  found=$(nm --defined-only "$bin" | awk '{print $3}' | sort | comm -12 - <(sort backend/symbol-order.txt) | wc -l)
+  echo "link order: $found of $(wc -l <backend/symbol-order.txt) listed functions are in $bin (far fewer: rerun bench/symbol-order.sh)"
+fi
 dur=${DURATION:-10s}
 port=${PORT:-18181}
 date=$(TZ=Europe/Amsterdam date +%F)

@@ -443,6 +443,7 @@ pub async fn serve(
     let worker = crate::photos::worker::start(state.clone());
     let checkpointer = db.spawn_checkpointer();
     let warm_up = tokio::spawn(warm_briefing(state.clone()));
+    let trim = tokio::spawn(release_memory_when_idle(db.clone()));
     let sealer = tokio::spawn(seal_audit_chain(db.clone()));
     let purge = tokio::spawn(purge_tombstones(state.clone()));
     let retention = tokio::spawn(run_retention(state.clone()));
@@ -463,6 +464,7 @@ pub async fn serve(
     resume.abort();
     worker.abort();
     warm_up.abort();
+    trim.abort();
     sealer.abort();
     purge.abort();
     retention.abort();
@@ -470,9 +472,7 @@ pub async fn serve(
     if let Err(e) = crate::audit::chain::seal(&db.write).await {
         tracing::warn!(error = %e, "sealing the audit log at shutdown failed");
     }
-    if let Some(c) = checkpointer {
-        c.abort();
-    }
+    drop(checkpointer);
     db.close().await;
     Ok(())
 }
@@ -549,6 +549,28 @@ async fn resume_uploads(state: AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(photos = n, "unfinished uploads completed after a restart"),
         Err(e) => tracing::warn!(error = ?e, "taking up unfinished uploads failed"),
+    }
+}
+
+/// Every 10 s in which no request began, closes the idle point-read connections and has every
+/// runtime thread return the memory it holds free to the system (see [`crate::perf`]). Not
+/// under load: a forced purge there only makes the next allocations fault their pages in again.
+/// Pooled sqlx connections close by themselves (`db::POOL_IDLE`).
+async fn release_memory_when_idle(db: crate::db::Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = crate::ops::requests_started();
+    loop {
+        tick.tick().await;
+        let now = crate::ops::requests_started();
+        if now == seen {
+            // Again on every quiet tick: closing idle connections frees more as time goes on.
+            if let Some(point) = &db.point {
+                point.close_idle();
+            }
+            crate::perf::release_everywhere();
+        }
+        seen = now;
     }
 }
 

@@ -844,6 +844,7 @@ async fn team(command: TeamCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    thor::db::sqlite_on_mimalloc();
     let cli = Cli::parse();
     let rt = match thor::perf::runtime() {
         Ok(rt) => rt,

@@ -264,7 +264,15 @@ impl FromRequestParts<AppState> for Principal {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("use the Bearer scheme".into()))?;
         let hash = token::hash(token);
-        let row = principal_row(state, &hash).await?;
+        let row = match state
+            .db
+            .point
+            .as_ref()
+            .and_then(|r| r.read(|c| point_row(c, &hash)))
+        {
+            Some(row) => row,
+            None => sqlx_row(state, &hash).await?,
+        };
         let invalid = || {
             ApiError::Unauthorized("the token is unknown, expired or revoked; log in again".into())
         };
@@ -289,7 +297,7 @@ impl FromRequestParts<AppState> for Principal {
 }
 
 /// The token's row, its user and the sync sequence, in one statement; its columns in the
-/// order of [`PrincipalRow`].
+/// order of [`PrincipalRow`] (the point read reads them by position).
 fn principal_query(hash: &str) -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .expr_as(Expr::col(("t", "id")), "token_id")
@@ -317,7 +325,43 @@ fn principal_query(hash: &str) -> sea_orm::sea_query::SelectStatement {
         .to_owned()
 }
 
-async fn principal_row(state: &AppState, hash: &str) -> Result<Option<PrincipalRow>, ApiError> {
+/// The lookup on this thread's SQLite connection (see `db::point`): [`principal_query`] as
+/// SQLite SQL, built once, with the hash as its one parameter.
+fn point_row(c: &rusqlite::Connection, hash: &str) -> rusqlite::Result<Option<PrincipalRow>> {
+    use crate::db::point::{time, uuid};
+    use rusqlite::OptionalExtension;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        principal_query("")
+            .build(sea_orm::sea_query::SqliteQueryBuilder)
+            .0
+    });
+    let mut stmt = c.prepare_cached(sql)?;
+    stmt.query_row([hash], |r| {
+        Ok(PrincipalRow {
+            token_id: uuid(r.get_ref(0)?)?,
+            device_id: r.get(1)?,
+            expires_at: time(r.get_ref(2)?)?,
+            revoked_at: match r.get_ref(3)? {
+                rusqlite::types::ValueRef::Null => None,
+                v => Some(time(v)?),
+            },
+            user_id: uuid(r.get_ref(4)?)?,
+            username: r.get(5)?,
+            role: r.get(6)?,
+            team_id: match r.get_ref(7)? {
+                rusqlite::types::ValueRef::Null => None,
+                v => Some(uuid(v)?),
+            },
+            wpg_authorised: r.get(8)?,
+            active: r.get(9)?,
+            seen_seq: r.get(10)?,
+        })
+    })
+    .optional()
+}
+
+async fn sqlx_row(state: &AppState, hash: &str) -> Result<Option<PrincipalRow>, ApiError> {
     let stmt = principal_query(hash);
     Ok(state
         .db

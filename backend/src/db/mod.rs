@@ -6,6 +6,7 @@
 //! deadlock, while WAL lets the readers go on beside it. PostgreSQL gets one pool for both.
 
 pub mod migrations;
+pub mod point;
 pub mod queue;
 
 use std::time::Duration;
@@ -23,9 +24,8 @@ pub use migrations::Migrator;
 pub struct Db {
     pub write: DatabaseConnection,
     pub read: DatabaseConnection,
-    /// The SQLite database file (`None` on PostgreSQL and for in-memory databases): the
-    /// background checkpoints open their own connection to it.
-    pub sqlite_file: Option<std::path::PathBuf>,
+    /// Short indexed reads on the calling thread (SQLite files only; see [`point`]).
+    pub point: Option<point::PointReader>,
 }
 
 impl Db {
@@ -45,7 +45,7 @@ impl Db {
             Db {
                 write,
                 read,
-                sqlite_file: sqlite_file(url),
+                point: point::PointReader::for_url(url),
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut opt = ConnectOptions::new(url.to_string());
@@ -65,7 +65,7 @@ impl Db {
             Db {
                 write: pool.clone(),
                 read: pool,
-                sqlite_file: None,
+                point: None,
             }
         } else {
             anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:, got {url:?}");
@@ -77,14 +77,57 @@ impl Db {
     /// checkpoint every 200 ms), so that the writer's commits do not stop to do it. Left to the
     /// writer, a checkpoint came every 1,000 pages and took a tenth of a push's time. The writer
     /// still checkpoints by itself if the WAL ever passes `WAL_SAFETY_PAGES` (a stalled
-    /// background task). `None` on PostgreSQL and for in-memory databases.
+    /// background thread). `None` on PostgreSQL and for in-memory databases.
     ///
-    /// The checkpoints run on a connection of their own, not on the read pool: a pooled reader
-    /// used every 200 ms would never sit idle long enough to be closed (see `POOL_IDLE`).
-    /// Aborting the returned task stops them.
-    pub fn spawn_checkpointer(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let path = self.sqlite_file.clone()?;
-        Some(tokio::spawn(checkpoint_in_background(path)))
+    /// The checkpoints run on a connection and a thread of their own, not on the read pool: a
+    /// pooled reader used every 200 ms would never sit idle long enough to be closed (see
+    /// `POOL_IDLE`), and a checkpoint's file writes and fsync would otherwise hold a runtime
+    /// thread. Dropping the returned handle stops the thread.
+    pub fn spawn_checkpointer(&self) -> Option<Checkpointer> {
+        let path = self.point.as_ref()?.path().to_path_buf();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("thor-checkpoint".into())
+            .spawn(move || {
+                let conn = match point::open(&path, true, Duration::from_millis(100)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "background WAL checkpoints: cannot open the database; the writer will checkpoint by itself");
+                        return;
+                    }
+                };
+                // Logged when checkpoints start failing and when they work again, not five
+                // times a second.
+                let mut failing = false;
+                // Until the handle is dropped (the channel disconnects).
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    crate::perf::on_thread_wake();
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Ok(()) if failing => {
+                            failing = false;
+                            tracing::info!("background WAL checkpoints work again");
+                        }
+                        Ok(()) => {}
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "background WAL checkpoint failed; retrying every 200 ms");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+        match thread {
+            Ok(thread) => Some(Checkpointer {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the background WAL checkpoint thread");
+                None
+            }
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -93,9 +136,14 @@ impl Db {
             .context("applying migrations")
     }
 
-    /// Whether the database answers.
+    /// Whether the database answers. On a SQLite file the probe reads on the calling thread's
+    /// own connection (see [`point`]), not a pooled one: readiness probes every few seconds
+    /// (Docker, Kubernetes) would otherwise keep a pooled reader from ever going idle.
     pub async fn ping(&self) -> bool {
-        self.read.ping().await.is_ok()
+        let point = self.point.as_ref().and_then(|p| {
+            p.read(|c| c.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+        });
+        point.is_some() || self.read.ping().await.is_ok()
     }
 
     pub async fn close(self) {
@@ -104,51 +152,19 @@ impl Db {
     }
 }
 
-/// The file a `sqlite:` URL names; `None` for an in-memory database (private to its
-/// connection) or a URL that does not parse.
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    use std::str::FromStr;
-    if url.contains("mode=memory") || url.contains(":memory:") {
-        return None;
-    }
-    let opts = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    let path = opts.get_filename();
-    (!path.as_os_str().is_empty() && path.to_str() != Some(":memory:")).then(|| path.to_path_buf())
+/// The background checkpoint thread; dropping it stops the thread and waits for it.
+pub struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The loop of [`Db::spawn_checkpointer`]: logged when checkpoints start failing and when they
-/// work again, not five times a second.
-async fn checkpoint_in_background(path: std::path::PathBuf) {
-    use sea_orm::sqlx::{Connection, sqlite::SqliteConnectOptions};
-    let opts = SqliteConnectOptions::new()
-        .filename(&path)
-        .busy_timeout(Duration::from_millis(100));
-    let mut conn = match sea_orm::sqlx::SqliteConnection::connect_with(&opts).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "background WAL checkpoints: cannot open the database; the writer will checkpoint by itself");
-            return;
-        }
-    };
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        match sea_orm::sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
         {
-            Ok(_) if failing => {
-                failing = false;
-                tracing::info!("background WAL checkpoints work again");
-            }
-            Ok(_) => {}
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "background WAL checkpoint failed; retrying every 200 ms");
-            }
-            Err(_) => {}
+            tracing::error!("the background WAL checkpoint thread panicked");
         }
     }
 }
@@ -208,4 +224,69 @@ fn sqlite_options(url: &str, pool: u32, cache_kib: u32) -> ConnectOptions {
                 .row_buffer_size(1024)
         });
     opt
+}
+
+/// For a binary whose global allocator is mimalloc (the server's `main`, the benchmarks).
+/// SQLite allocates through glibc's malloc behind a global mutex (its memory statistics) by
+/// default. In `perf` of a first pull, glibc's malloc, `malloc_consolidate` and that mutex took
+/// a fifth of the server's time (sqlx copies every column value of every row). Here SQLite
+/// allocates from mimalloc like the rest of the server and keeps no statistics. Must run before
+/// SQLite is first used; if it is too late, SQLite keeps its defaults (logged).
+#[allow(unsafe_code)]
+pub fn sqlite_on_mimalloc() {
+    use libmimalloc_sys as mi;
+    use rusqlite::ffi;
+    use std::ffi::{c_int, c_void};
+
+    unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
+        // SAFETY: mimalloc's malloc takes any size; SQLite never asks for a negative one.
+        unsafe { mi::mi_malloc(n.max(0) as usize) }
+    }
+    unsafe extern "C" fn x_free(p: *mut c_void) {
+        // SAFETY: SQLite frees only what x_malloc/x_realloc returned.
+        unsafe { mi::mi_free(p) }
+    }
+    unsafe extern "C" fn x_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
+        // SAFETY: as above; `p` came from this allocator.
+        unsafe { mi::mi_realloc(p, n.max(0) as usize) }
+    }
+    unsafe extern "C" fn x_size(p: *mut c_void) -> c_int {
+        // SAFETY: `p` came from this allocator.
+        unsafe { mi::mi_usable_size(p) as c_int }
+    }
+    unsafe extern "C" fn x_roundup(n: c_int) -> c_int {
+        // SAFETY: a pure function of the size.
+        unsafe { mi::mi_good_size(n.max(0) as usize) as c_int }
+    }
+    unsafe extern "C" fn x_init(_: *mut c_void) -> c_int {
+        ffi::SQLITE_OK
+    }
+    unsafe extern "C" fn x_shutdown(_: *mut c_void) {}
+    let methods = ffi::sqlite3_mem_methods {
+        xMalloc: Some(x_malloc),
+        xFree: Some(x_free),
+        xRealloc: Some(x_realloc),
+        xSize: Some(x_size),
+        xRoundup: Some(x_roundup),
+        xInit: Some(x_init),
+        xShutdown: Some(x_shutdown),
+        pAppData: std::ptr::null_mut(),
+    };
+    // SAFETY: called from main before any connection exists (SQLite refuses the call, without
+    // harm, once it is initialised); SQLite copies
+    // the methods struct before sqlite3_config returns.
+    let (stats, malloc) = unsafe {
+        (
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int),
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_MALLOC,
+                &methods as *const ffi::sqlite3_mem_methods,
+            ),
+        )
+    };
+    if stats != ffi::SQLITE_OK || malloc != ffi::SQLITE_OK {
+        eprintln!(
+            "thor: SQLite keeps its defaults (sqlite3_config: statistics {stats}, allocator {malloc})"
+        );
+    }
 }

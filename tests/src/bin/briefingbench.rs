@@ -20,6 +20,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// On the server's runtime and allocator (`thor::perf`), so the figures are the server's.
 fn main() -> anyhow::Result<()> {
+    thor::db::sqlite_on_mimalloc();
     thor::perf::runtime()?.block_on(run())
 }
 
