@@ -983,11 +983,13 @@ async fn page(
             report::list_section(
                 state,
                 p,
-                &q.list,
-                q.van.unwrap_or(0),
-                q.gedaan,
-                date,
-                shift,
+                &report::ListView {
+                    filters: &q.list,
+                    van: q.van.unwrap_or(0),
+                    done: q.gedaan,
+                    date,
+                    shift,
+                },
                 &mut disclosure,
             )
             .await?,

@@ -130,18 +130,31 @@ fn visible_photos(
         .collect()
 }
 
+/// Which part of the list the page shows: the filters, the first report shown (paging), the
+/// report just reviewed (for the undo banner), and the day and shift of the briefing.
+#[derive(Clone, Copy)]
+pub struct ListView<'a> {
+    pub filters: &'a ListQuery,
+    pub van: u64,
+    pub done: Option<Uuid>,
+    pub date: NaiveDate,
+    pub shift: Option<Shift>,
+}
+
 /// The list section's context: filters with their choices, the rows, paging, the undo banner.
-#[allow(clippy::too_many_arguments)]
 pub async fn list_section(
     state: &AppState,
     p: &Principal,
-    lq: &ListQuery,
-    van: u64,
-    done: Option<Uuid>,
-    date: NaiveDate,
-    shift: Option<Shift>,
+    view: &ListView<'_>,
     disclosure: &mut Disclosure,
 ) -> Result<Value, ApiError> {
+    let ListView {
+        filters: lq,
+        van,
+        done,
+        date,
+        shift,
+    } = *view;
     let may_plate = access::reads_wpg_of(p, Kind::Violation);
     let status_key = if lq.status.is_empty() {
         "submitted"
