@@ -1246,29 +1246,29 @@ fn legend_symbol(leg: &mut String, sym: &LegendSym, lx: f64, cy: f64, lfs: f64, 
                 4
             );
         }
-        LegendSym::Shade(sh) => {
-            let _ = write!(
-                leg,
-                "<rect class=\"bs-wijk-s{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" stroke=\"#555\"/>",
-                num1(lx),
-                num1(cy - lfs * 0.45),
-                num1(lfs * 0.9),
-                num1(lfs * 0.9)
-            );
-        }
-        LegendSym::Dens(sh) => {
-            if *sh > 0 {
-                let _ = write!(
-                    leg,
-                    "<rect class=\"bs-d{sh}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
-                    num1(lx),
-                    num1(cy - lfs * 0.45),
-                    num1(lfs * 0.9),
-                    num1(lfs * 0.9)
-                );
-            }
-        }
+        LegendSym::Shade(sh) => legend_square(
+            leg,
+            &format!("bs-wijk-s{sh}"),
+            " stroke=\"#555\"",
+            lx,
+            cy,
+            lfs,
+        ),
+        LegendSym::Dens(sh) if *sh > 0 => legend_square(leg, &format!("bs-d{sh}"), "", lx, cy, lfs),
+        LegendSym::Dens(_) => {}
     }
+}
+
+/// A legend square of a shade class (wijk shade, density cell), centred on the row at `cy`.
+fn legend_square(leg: &mut String, class: &str, extra: &str, lx: f64, cy: f64, lfs: f64) {
+    let _ = write!(
+        leg,
+        "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"{extra}/>",
+        num1(lx),
+        num1(cy - lfs * 0.45),
+        num1(lfs * 0.9),
+        num1(lfs * 0.9)
+    );
 }
 
 /// Width of the horizontal chord through (x, y) inside the (projected) shape.

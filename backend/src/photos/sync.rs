@@ -20,7 +20,7 @@ use crate::sync::table::{
     Column, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable, from_millis,
     millis,
 };
-use crate::sync::typed::{self, SyncFields, Synced};
+use crate::sync::typed;
 
 use Kind::*;
 use Policy::*;
@@ -116,38 +116,7 @@ fn new_photo(id: &str, raw: &Map<String, Value>) -> ApiResult<NewPhoto> {
     })
 }
 
-impl Synced for photo::Entity {
-    fn id_column() -> photo::Column {
-        photo::Column::Id
-    }
-    fn server_rev_column() -> photo::Column {
-        photo::Column::ServerRev
-    }
-    fn deleted_seq_column() -> photo::Column {
-        photo::Column::DeletedSeq
-    }
-    fn team_column() -> photo::Column {
-        photo::Column::TeamId
-    }
-    fn window_column() -> photo::Column {
-        photo::Column::CreatedAt
-    }
-    fn sync_fields(m: &photo::Model) -> SyncFields<'_> {
-        SyncFields {
-            id: m.id,
-            server_rev: m.server_rev,
-            field_revs: &m.field_revs,
-            deleted: m.deleted_seq.is_some(),
-            team_id: m.team_id,
-            created_seq: m.created_seq,
-            created_device: m.created_device.as_deref(),
-            created_by: m.created_by,
-        }
-    }
-    fn canonical(m: &photo::Model) -> Map<String, Value> {
-        canonical_row(m)
-    }
-}
+typed::synced_entity!(photo, CreatedAt, canonical_row);
 
 #[async_trait]
 impl SyncTable for PhotosTable {

@@ -139,3 +139,44 @@ pub async fn window_exits<E: Synced>(
     let ids: Vec<Uuid> = q.into_tuple().all(txn).await?;
     Ok(ids.into_iter().map(|u| u.to_string()).collect())
 }
+
+/// Implements [`Synced`] for an entity module (`photo`, `violation`) whose model carries the sync
+/// columns under their usual names (`id`, `server_rev`, `field_revs`, `deleted_seq`, `team_id`,
+/// `created_seq`, `created_device`, `created_by`), given its window column and its canonical row.
+macro_rules! synced_entity {
+    ($m:ident, $window:ident, $canonical:path) => {
+        impl $crate::sync::typed::Synced for $m::Entity {
+            fn id_column() -> $m::Column {
+                $m::Column::Id
+            }
+            fn server_rev_column() -> $m::Column {
+                $m::Column::ServerRev
+            }
+            fn deleted_seq_column() -> $m::Column {
+                $m::Column::DeletedSeq
+            }
+            fn team_column() -> $m::Column {
+                $m::Column::TeamId
+            }
+            fn window_column() -> $m::Column {
+                $m::Column::$window
+            }
+            fn sync_fields(m: &$m::Model) -> $crate::sync::typed::SyncFields<'_> {
+                $crate::sync::typed::SyncFields {
+                    id: m.id,
+                    server_rev: m.server_rev,
+                    field_revs: &m.field_revs,
+                    deleted: m.deleted_seq.is_some(),
+                    team_id: m.team_id,
+                    created_seq: m.created_seq,
+                    created_device: m.created_device.as_deref(),
+                    created_by: m.created_by,
+                }
+            }
+            fn canonical(m: &$m::Model) -> serde_json::Map<String, serde_json::Value> {
+                $canonical(m)
+            }
+        }
+    };
+}
+pub(crate) use synced_entity;

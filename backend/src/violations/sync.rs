@@ -22,7 +22,7 @@ use crate::sync::table::{
     Column, Current, Kind, PullSlice, Pulled, PulledRow, PushCtx, SyncTable, Writable, from_millis,
     millis,
 };
-use crate::sync::typed::{self, SyncFields, Synced};
+use crate::sync::typed;
 
 /// The review workflow as a rank: a later state wins a concurrent edit.
 pub const STATUS_ORDER: &[(&str, u8)] = &[
@@ -263,38 +263,7 @@ fn new_violation(id: &str, raw: &Map<String, Value>) -> ApiResult<NewViolation> 
     })
 }
 
-impl Synced for violation::Entity {
-    fn id_column() -> violation::Column {
-        violation::Column::Id
-    }
-    fn server_rev_column() -> violation::Column {
-        violation::Column::ServerRev
-    }
-    fn deleted_seq_column() -> violation::Column {
-        violation::Column::DeletedSeq
-    }
-    fn team_column() -> violation::Column {
-        violation::Column::TeamId
-    }
-    fn window_column() -> violation::Column {
-        violation::Column::ObservedAt
-    }
-    fn sync_fields(m: &violation::Model) -> SyncFields<'_> {
-        SyncFields {
-            id: m.id,
-            server_rev: m.server_rev,
-            field_revs: &m.field_revs,
-            deleted: m.deleted_seq.is_some(),
-            team_id: m.team_id,
-            created_seq: m.created_seq,
-            created_device: m.created_device.as_deref(),
-            created_by: m.created_by,
-        }
-    }
-    fn canonical(m: &violation::Model) -> Map<String, Value> {
-        canonical_row(m)
-    }
-}
+typed::synced_entity!(violation, ObservedAt, canonical_row);
 
 #[async_trait]
 impl SyncTable for ViolationsTable {
